@@ -1,0 +1,36 @@
+"""Chat formats. The paper's Tulu 2 format, with exactly one BOS:
+
+    <s><|user|>
+    What is 3 + 4?
+    <|assistant|>
+    3 + 4 = 7.</s>
+
+The template renders BOS itself, so rendered text is tokenized with `add_special_tokens=False` (TRL and lm-eval do;
+harness.generation does) and a tokenizer that also adds BOS on its own never doubles it.
+"""
+
+from __future__ import annotations
+
+TULU_TEMPLATE = (
+    "{{ bos_token }}"
+    "{% for message in messages %}"
+    "{% if message['role'] == 'system' %}{{ '<|system|>\n' + message['content'] + '\n' }}"
+    "{% elif message['role'] == 'user' %}{{ '<|user|>\n' + message['content'] + '\n' }}"
+    "{% elif message['role'] == 'assistant' %}{{ '<|assistant|>\n' + message['content'] + eos_token + '\n' }}"
+    "{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% endif %}"
+)
+
+TEMPLATES = {"tulu": TULU_TEMPLATE}
+
+
+def apply_template(tokenizer, name: str | None) -> None:
+    """Force a named template onto `tokenizer` (null keeps the tokenizer's own)."""
+    if name is None:
+        if not tokenizer.chat_template:
+            raise ValueError(f"{tokenizer.name_or_path} has no chat template; set model.chat_template to one of {sorted(TEMPLATES)}")
+        return
+    if name not in TEMPLATES:
+        raise ValueError(f"unknown chat template {name!r}; valid: {sorted(TEMPLATES)} or null (the tokenizer's own)")
+    tokenizer.chat_template = TEMPLATES[name]

@@ -1,0 +1,69 @@
+"""The base (SFT) model of a run: built locally for `model=tiny`, loaded from the hub or a directory otherwise."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from harness.chat import apply_template
+from harness.stages import Stage
+from harness.tinydata import TINY_DIR
+
+
+@dataclass
+class ModelRef:
+    """Where a model's weights and tokenizer are, and the key of the stage that made them (if any)."""
+
+    path: str
+    revision: str | None = None
+    key: str | None = None
+
+
+def device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def torch_dtype(name: str) -> torch.dtype:
+    if device() == "cpu":
+        return torch.float32
+    return {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}[name]
+
+
+def _bundled_digest() -> str:
+    h = hashlib.sha256()
+    for path in sorted(TINY_DIR.glob("*.jsonl")):
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def base_model(model_cfg, stages_root: str) -> tuple[ModelRef, dict]:
+    """The SFT checkpoint a run starts from; builds (once) and caches the tiny model."""
+    if model_cfg.tiny is None:
+        if not model_cfg.path:
+            raise ValueError(f"model {model_cfg.name!r} sets neither `path` nor `tiny`")
+        return ModelRef(model_cfg.path, model_cfg.revision), {"reused": True}
+    from harness import tiny
+
+    spec = OmegaConf.to_object(model_cfg.tiny)
+    stage = Stage("model", {"tiny": OmegaConf.to_container(model_cfg.tiny), "data": _bundled_digest(),
+                            "chat_template": model_cfg.chat_template}, Path(stages_root))
+    result, reused = stage.run(lambda d: tiny.build(spec, d / "model"), label=f"tiny base model {stage.key}")
+    return ModelRef(str(stage.dir / "model"), key=stage.key), {**result, "reused": reused, "key": stage.key}
+
+
+def load_tokenizer(ref: ModelRef, chat_template: str | None):
+    tok = AutoTokenizer.from_pretrained(ref.path, revision=ref.revision)
+    apply_template(tok, chat_template)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def load_causal_lm(ref: ModelRef, dtype: str = "float32"):
+    model = AutoModelForCausalLM.from_pretrained(ref.path, revision=ref.revision, dtype=torch_dtype(dtype))
+    return model.to(device())

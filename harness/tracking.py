@@ -1,0 +1,135 @@
+"""MLflow tracking that never costs a run: if the store cannot be reached, one warning, and results go to disk only.
+
+Each harness run is one MLflow run: params = the flattened config, tags = the ablation axes, metrics =
+`train/...` (TRL's own curves via report_to=mlflow land in the same run), `eval/<benchmark>`, `category/<name>`,
+`average`; artifacts = the resolved config and the result JSON. A reward model trained inside a run logs into a nested
+child run (its trainer arguments would otherwise clash with the policy's params).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import urllib.request
+import warnings
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+MAX_PARAM_CHARS = 500
+
+
+def flatten(d: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(d, dict):
+        out = {}
+        for k, v in d.items():
+            out |= flatten(v, f"{prefix}{k}.")
+        return out
+    return {prefix[:-1]: d}
+
+
+class Tracker:
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.active = cfg.backend == "mlflow"
+        self.run_id: str | None = None
+        self._warned = False
+
+    # ----------------------------------------------------------------------------------------- safety
+    def _disable(self, exc: Exception) -> None:
+        self.active = False
+        if not self._warned:
+            self._warned = True
+            msg = (f"MLflow tracking at {self.cfg.uri} is unavailable ({type(exc).__name__}: {exc}); "
+                   "the run continues and writes its results to disk only")
+            warnings.warn(msg, stacklevel=3)
+            print(f"[harness] WARNING: {msg}")
+
+    def _safe(self, fn, *args, **kwargs):
+        if not self.active:
+            return None
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:  # tracking must never fail a run
+            self._disable(exc)
+            return None
+
+    def _probe(self) -> None:
+        uri = self.cfg.uri or ""
+        if uri.startswith(("http://", "https://")):
+            urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=self.cfg.timeout_s)
+
+    # ----------------------------------------------------------------------------------------- runs
+    def start(self, run_name: str, params: dict, tags: dict, parent_run_id: str | None = None) -> None:
+        if not self.active:
+            return
+        try:
+            self._probe()
+            import mlflow
+
+            os.environ["MLFLOW_TRACKING_URI"] = self.cfg.uri
+            os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+            os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(int(self.cfg.timeout_s)))
+            mlflow.set_tracking_uri(self.cfg.uri)
+            mlflow.set_experiment(self.cfg.experiment)
+            while mlflow.active_run():
+                mlflow.end_run()
+            run = mlflow.start_run(run_name=run_name, tags=tags, parent_run_id=parent_run_id)
+            self.run_id = run.info.run_id
+            flat = {k: str(v)[:MAX_PARAM_CHARS] for k, v in flatten(params).items()}
+            items = list(flat.items())
+            for i in range(0, len(items), 100):
+                mlflow.log_params(dict(items[i : i + 100]))
+        except Exception as exc:
+            self._disable(exc)
+
+    @property
+    def report_to(self) -> str:
+        """What TRL trainers should report to: into this run when it is live."""
+        return "mlflow" if self.active and self.run_id else "none"
+
+    def log_metrics(self, metrics: dict[str, float | None], step: int | None = None) -> None:
+        import mlflow
+
+        clean = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and v is not None}
+        if clean:
+            self._safe(mlflow.log_metrics, clean, step=step)
+
+    def log_history(self, history: list[dict], prefix: str = "") -> None:
+        """Training curves of a reused stage, under the names TRL logs live (as in the run that trained it)."""
+        for entry in history:
+            step = entry.get("step")
+            self.log_metrics({prefix + k: v for k, v in entry.items() if k not in ("step", "epoch")}, step=step)
+
+    def set_tags(self, tags: dict) -> None:
+        import mlflow
+
+        self._safe(mlflow.set_tags, {k: str(v) for k, v in tags.items()})
+
+    def log_dict(self, obj: Any, artifact_file: str) -> None:
+        import mlflow
+
+        self._safe(mlflow.log_dict, obj, artifact_file)
+
+    @contextlib.contextmanager
+    def child(self, run_name: str):
+        """A nested run for a sub-stage (e.g. reward-model training), so its trainer's params do not clash."""
+        if not self.active:
+            yield
+            return
+        import mlflow
+
+        started = self._safe(mlflow.start_run, run_name=run_name, nested=True)
+        try:
+            yield
+        finally:
+            if started is not None:
+                self._safe(mlflow.end_run)
+
+    def end(self, status: str = "FINISHED") -> None:
+        if self.run_id is None:
+            return
+        import mlflow
+
+        self._safe(mlflow.end_run, status=status)

@@ -1,0 +1,1 @@
+"""Policy and reward-model training stages."""

@@ -1,0 +1,70 @@
+"""What every TRL trainer of the harness shares: arguments from the recipe, step counting, resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from transformers import TrainerCallback
+
+from harness.batching import plan
+from harness.models import device
+
+# Optimiser steps performed by this process (not restored from a checkpoint): a reused stage adds none.
+STEPS_THIS_PROCESS = {"count": 0}
+
+
+class CountSteps(TrainerCallback):
+    def on_step_end(self, args, state, control, **kwargs):
+        STEPS_THIS_PROCESS["count"] += 1
+
+
+def trainer_kwargs(alg, out_dir: Path, dtype: str, report_to: str, run_name: str, seed: int) -> dict:
+    """TrainingArguments shared by TRL configs, from an OptimConfig-shaped recipe."""
+    batch = plan(alg.effective_batch_size, alg.per_device_batch_size)
+    on_gpu = device() == "cuda"
+    return dict(
+        output_dir=str(out_dir / "checkpoints"),
+        run_name=run_name,
+        per_device_train_batch_size=batch.per_device,
+        per_device_eval_batch_size=batch.per_device,
+        gradient_accumulation_steps=batch.accumulation,
+        num_train_epochs=alg.epochs,
+        max_steps=alg.max_steps,
+        learning_rate=alg.learning_rate,
+        lr_scheduler_type=alg.lr_scheduler,
+        warmup_steps=alg.warmup_ratio,  # a float in [0, 1) is a ratio of total steps
+        adam_beta1=alg.adam_beta1,
+        adam_beta2=alg.adam_beta2,
+        weight_decay=alg.weight_decay,
+        max_grad_norm=alg.max_grad_norm,
+        bf16=on_gpu and dtype == "bfloat16",
+        fp16=on_gpu and dtype == "float16",
+        use_cpu=not on_gpu,
+        activation_checkpointing=alg.activation_checkpointing,
+        gradient_checkpointing=False,
+        logging_steps=alg.logging_steps,
+        save_strategy="steps",
+        save_steps=alg.save_steps,
+        save_total_limit=2,
+        report_to=report_to,
+        seed=seed,
+        disable_tqdm=False,
+    )
+
+
+def batch_record(alg) -> dict:
+    b = plan(alg.effective_batch_size, alg.per_device_batch_size)
+    return {"effective_batch_size": b.effective, "per_device_batch_size": b.per_device,
+            "gradient_accumulation_steps": b.accumulation, "processes": b.processes}
+
+
+def save_log_history(trainer, out_dir: Path) -> None:
+    (out_dir / "log_history.json").write_text(json.dumps(trainer.state.log_history, indent=1))
+
+
+def free(*objects) -> None:
+    del objects
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

@@ -1,0 +1,57 @@
+"""DPO through TRL's DPOTrainer with the paper's recipe (conf/algorithm/dpo.yaml).
+
+Held-out preference pairs, when the dataset has them, are scored before and after training: the implicit reward
+margin (beta x log-ratio of chosen minus rejected) should grow if DPO moved the policy the right way.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from datasets import Dataset
+from trl import DPOConfig, DPOTrainer
+
+from harness.models import ModelRef, load_causal_lm, load_tokenizer
+from harness.stages import latest_checkpoint
+from harness.train.common import CountSteps, batch_record, save_log_history, trainer_kwargs
+
+
+def heldout_metrics(trainer: DPOTrainer, eval_ds: Dataset, prefix: str) -> dict:
+    m = trainer.evaluate(eval_ds, metric_key_prefix=prefix)
+    return {k: v for k, v in m.items() if k.endswith(("_loss", "rewards/margins", "rewards/accuracies"))}
+
+
+def train(alg, base: ModelRef, model_cfg, train_ds: Dataset, eval_ds: Dataset | None, out_dir: Path,
+          report_to: str, run_name: str, seed: int) -> dict:
+    tok = load_tokenizer(base, model_cfg.chat_template)
+    model = load_causal_lm(base, model_cfg.dtype)
+    args = DPOConfig(
+        **trainer_kwargs(alg, out_dir, model_cfg.dtype, report_to, run_name, seed),
+        beta=alg.beta,
+        loss_type=[alg.loss_type],
+        max_length=alg.max_length,
+        precompute_ref_log_probs=alg.precompute_ref_log_probs,
+    )
+    trainer = DPOTrainer(model=model, args=args, train_dataset=train_ds, processing_class=tok, callbacks=[CountSteps()])
+    resume = latest_checkpoint(out_dir / "checkpoints")
+    metrics = {}
+    if eval_ds is not None:  # scored once, before any step, and kept across a resume
+        before = out_dir / "heldout_before.json"
+        if not before.exists():
+            before.write_text(json.dumps(heldout_metrics(trainer, eval_ds, "heldout_before")))
+        metrics |= json.loads(before.read_text())
+    result = trainer.train(resume_from_checkpoint=resume)
+    if eval_ds is not None:
+        metrics |= heldout_metrics(trainer, eval_ds, "heldout_after")
+    trainer.save_model(str(out_dir / "model"))
+    tok.save_pretrained(out_dir / "model")
+    save_log_history(trainer, out_dir)
+    return {
+        **metrics,
+        "train_loss": result.training_loss,
+        "global_step": trainer.state.global_step,
+        "resumed_from": resume,
+        "train_rows": len(train_ds),
+        **batch_record(alg),
+    }
