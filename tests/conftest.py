@@ -1,0 +1,60 @@
+"""Shared fixtures: compose the real config, on CPU, offline, with one tiny base model built per session."""
+
+from __future__ import annotations
+
+import os
+
+# Any hub access is a bug in a test: everything runs on bundled or locally built data and models.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+from hydra import compose as hydra_compose  # noqa: E402
+from hydra import initialize_config_dir  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
+
+import harness.schema  # noqa: E402,F401  (registers the schemas)
+
+ROOT = Path(__file__).resolve().parent.parent
+CONF = ROOT / "conf"
+
+
+def compose(*overrides: str) -> DictConfig:
+    """The composed run config, exactly as `python -m harness <overrides>` would see it."""
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return hydra_compose("config", overrides=list(overrides))
+
+
+@pytest.fixture(scope="session")
+def shared_stages(tmp_path_factory) -> Path:
+    """One stage store per test session, so the tiny base model is built once."""
+    return tmp_path_factory.mktemp("stages")
+
+
+@pytest.fixture
+def home(tmp_path) -> Path:
+    return tmp_path
+
+
+@pytest.fixture
+def run_config(home, shared_stages):
+    """compose(...) for a run writing results under this test's tmp dir, sharing the session's stages."""
+
+    def make(*overrides: str) -> DictConfig:
+        return compose(f"paths.home={home}", f"paths.stages={shared_stages}", *overrides)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def tiny_base(shared_stages):
+    """The tiny SFT model (built once per session) as a ModelRef."""
+    from harness.models import base_model
+
+    cfg = compose(f"paths.stages={shared_stages}")
+    ref, _ = base_model(cfg.model, cfg.paths.stages)
+    return ref
