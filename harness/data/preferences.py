@@ -14,6 +14,8 @@ from pathlib import Path
 from datasets import Dataset, load_dataset
 from omegaconf import OmegaConf
 
+from harness.data.mirror import load_hub
+
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 REQUIRED_COLUMNS = ("chosen", "rejected")
 
@@ -56,7 +58,7 @@ def _raw(cfg, split: str, mirror: str | None) -> Dataset:
             raise ValueError(f"dataset {cfg.name!r} has no file for split {split!r}; files: {dict(cfg.files or {})}")
         return load_dataset("json", data_files=str(asset_path(cfg.files[split])), split="train")
     if cfg.source == "tulu25":
-        return load_dataset(cfg.hub_id, split=cfg.split, revision=cfg.revision)
+        return load_hub(cfg.hub_id, None, cfg.split, cfg.revision, mirror, f"python -m harness.data prefetch dataset={cfg.name}")
     raise ValueError(f"dataset {cfg.name!r}: unknown source {cfg.source!r}; valid: files, tulu25")
 
 

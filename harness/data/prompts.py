@@ -10,6 +10,7 @@ import json
 
 from datasets import Dataset, load_dataset
 
+from harness.data.mirror import load_hub
 from harness.data.preferences import asset_path
 
 
@@ -28,7 +29,7 @@ def load_prompts(cfg, mirror: str | None = None) -> Dataset:
     if cfg.source == "files":
         raw = load_dataset("json", data_files=str(asset_path(cfg.files[cfg.train_split])), split="train")
     elif cfg.source == "tulu25":
-        raw = load_dataset(cfg.hub_id, split=cfg.split, revision=cfg.revision)
+        raw = load_hub(cfg.hub_id, None, cfg.split, cfg.revision, mirror, f"python -m harness.data prefetch prompts={cfg.name}")
     else:
         raise ValueError(f"prompts {cfg.name!r}: unknown source {cfg.source!r}; valid: files, tulu25")
     rows = []

@@ -6,12 +6,12 @@ import json
 import random
 from pathlib import Path
 
-from datasets import load_dataset
+from harness.data.mirror import load_hub
 
 from harness.data.preferences import asset_path
 
 
-def load_rows(bench) -> list[dict]:
+def load_rows(bench, mirror: str | None = None) -> list[dict]:
     if bench.files:
         if bench.split not in bench.files:
             raise ValueError(f"benchmark {bench.name!r}: no file for split {bench.split!r}; files: {dict(bench.files)}")
@@ -21,7 +21,8 @@ def load_rows(bench) -> list[dict]:
         return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     if not bench.hub_id:
         raise ValueError(f"benchmark {bench.name!r} sets neither `files` nor `hub_id`")
-    return list(load_dataset(bench.hub_id, bench.hub_config, split=bench.split, revision=bench.revision))
+    return list(load_hub(bench.hub_id, bench.hub_config, bench.split, bench.revision, mirror,
+                         f"python -m harness.data prefetch eval=<suite with {bench.name}>"))
 
 
 def subset(rows: list[dict], limit: int | None, seed: int) -> list[dict]:

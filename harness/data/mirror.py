@@ -1,0 +1,74 @@
+"""Offline mirrors of hub datasets, for air-gapped compute nodes.
+
+    <mirror>/
+        manifest.json                                   one entry per mirrored split (hub id, config, split,
+                                                        revision, rows, sha256 of the file, file, fetched_at)
+        <hub_id>/<config>/<split>@<revision>.jsonl      the rows, as the hub serves them
+
+A connected machine writes the mirror (`python -m harness.data prefetch ...`); runs pointed at it (`paths.mirror=` or
+$HARNESS_MIRROR) read only from it and never touch the network. A missing entry is an error naming the command that
+fetches it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+
+from datasets import Dataset, load_dataset
+from filelock import FileLock
+
+MANIFEST = "manifest.json"
+
+
+class MirrorMissing(FileNotFoundError):
+    """The mirror has no copy of a split the run needs."""
+
+
+def entry_path(mirror: str | Path, hub_id: str, config: str | None, split: str, revision: str | None) -> Path:
+    return Path(mirror) / hub_id / (config or "default") / f"{split}@{revision or 'main'}.jsonl"
+
+
+def read_manifest(mirror: str | Path) -> list[dict]:
+    path = Path(mirror) / MANIFEST
+    return json.loads(path.read_text()) if path.exists() else []
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def add_to_mirror(mirror: str | Path, hub_id: str, config: str | None, split: str, revision: str | None, ds: Dataset) -> dict:
+    """Write `ds` as the mirror's copy of (hub_id, config, split, revision) and record it in the manifest."""
+    path = entry_path(mirror, hub_id, config, split, revision)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".jsonl.tmp")
+    ds.to_json(str(tmp), lines=True, force_ascii=False)
+    tmp.replace(path)
+    entry = {"hub_id": hub_id, "config": config, "split": split, "revision": revision, "rows": len(ds),
+             "sha256": _sha256(path), "file": str(path.relative_to(mirror)), "fetched_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    with FileLock(str(Path(mirror) / (MANIFEST + ".lock"))):
+        manifest = [e for e in read_manifest(mirror) if e["file"] != entry["file"]] + [entry]
+        (Path(mirror) / MANIFEST).write_text(json.dumps(sorted(manifest, key=lambda e: e["file"]), indent=1))
+    return entry
+
+
+def load_hub(hub_id: str, config: str | None, split: str, revision: str | None, mirror: str | None,
+             prefetch_hint: str = "python -m harness.data prefetch ...") -> Dataset:
+    """A hub split, from the mirror when one is set (never the network then), else from the hub."""
+    if mirror:
+        path = entry_path(mirror, hub_id, config, split, revision)
+        if not path.exists():
+            raise MirrorMissing(
+                f"{hub_id} (config {config or 'default'}, split {split}, revision {revision or 'main'}) is not in the "
+                f"offline mirror {mirror} (expected {path}). On a machine with network access run:\n"
+                f"    {prefetch_hint} paths.mirror={mirror}"
+            )
+        return load_dataset("json", data_files=str(path), split="train")
+    return load_dataset(hub_id, config, split=split, revision=revision)
