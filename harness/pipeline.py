@@ -30,7 +30,7 @@ NON_DETERMINING = {"paths", "tracking", "dry_run", "sweep"}
 ALGORITHM_NON_DETERMINING = {"logging_steps", "save_steps", "per_device_batch_size", "activation_checkpointing"}
 # Which axes each algorithm reads; the others are left out of its run's identity.
 AXES_USED = {
-    "none": ("model",),
+    "none": ("model", "algorithm"),
     "dpo": ("model", "dataset", "algorithm"),
     "ppo": ("model", "algorithm", "reward_model", "prompts"),
     "grpo": ("model", "algorithm", "reward_model", "prompts"),
@@ -156,6 +156,7 @@ def record(cfg, run_id: str, config_hash: str, stages: dict, benchmarks: dict, t
 
 def run(cfg: DictConfig) -> dict:
     check(cfg)
+    common.STEPS_THIS_PROCESS["count"] = 0
     config_hash = digest(determining_config(cfg), 16)
     run_id = run_id_of(cfg, config_hash)
     inputs = load_training_data(cfg)

@@ -15,6 +15,7 @@ from datasets import Dataset, load_dataset
 from omegaconf import OmegaConf
 
 from harness.data.mirror import load_hub
+from harness.errors import ConfigError
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 REQUIRED_COLUMNS = ("chosen", "rejected")
@@ -67,7 +68,7 @@ def load_preferences(cfg, split: str | None = None, mirror: str | None = None) -
     raw = _raw(cfg, split, mirror)
     missing = [c for c in REQUIRED_COLUMNS if c not in raw.column_names]
     if missing:
-        raise ValueError(
+        raise ConfigError(
             f"dataset {cfg.name!r} (split {split!r}) is missing column(s) {missing}: "
             f"expected {list(REQUIRED_COLUMNS)} (+ optional prompt, source, id), found {raw.column_names}"
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import torch
@@ -64,7 +65,6 @@ def save_log_history(trainer, out_dir: Path) -> None:
     (out_dir / "log_history.json").write_text(json.dumps(trainer.state.log_history, indent=1))
 
 
-def free(*objects) -> None:
-    del objects
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
+def drop_checkpoints(out_dir: Path) -> None:
+    """Once the final model is saved, resume checkpoints (optimizer states: ~12 bytes/parameter) are dead weight."""
+    shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)

@@ -14,12 +14,14 @@ from trl import DPOConfig, DPOTrainer
 
 from harness.models import ModelRef, load_causal_lm, load_tokenizer
 from harness.stages import latest_checkpoint
-from harness.train.common import CountSteps, batch_record, save_log_history, trainer_kwargs
+from harness.train.common import CountSteps, batch_record, drop_checkpoints, save_log_history, trainer_kwargs
 
 
 def heldout_metrics(trainer: DPOTrainer, eval_ds: Dataset, prefix: str) -> dict:
-    m = trainer.evaluate(eval_ds, metric_key_prefix=prefix)
-    return {k: v for k, v in m.items() if k.endswith(("_loss", "rewards/margins", "rewards/accuracies"))}
+    """Loss, implicit reward margin and accuracy on held-out pairs (TRL logs the reward stats as eval_rewards/...)."""
+    out = {f"{prefix}_loss": trainer.evaluate(eval_ds, metric_key_prefix=prefix)[f"{prefix}_loss"]}
+    logged = next(e for e in reversed(trainer.state.log_history) if "eval_rewards/margins" in e)
+    return out | {f"{prefix}_{k}": logged[f"eval_{k}"] for k in ("rewards/margins", "rewards/accuracies", "rewards/chosen", "rewards/rejected")}
 
 
 def train(alg, base: ModelRef, model_cfg, train_ds: Dataset, eval_ds: Dataset | None, out_dir: Path,
@@ -47,6 +49,7 @@ def train(alg, base: ModelRef, model_cfg, train_ds: Dataset, eval_ds: Dataset | 
     trainer.save_model(str(out_dir / "model"))
     tok.save_pretrained(out_dir / "model")
     save_log_history(trainer, out_dir)
+    drop_checkpoints(out_dir)
     return {
         **metrics,
         "train_loss": result.training_loss,

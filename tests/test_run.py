@@ -1,0 +1,153 @@
+"""The spine end to end at tiny size: tiny SFT model -> DPO (TRL) -> evaluation (lm-eval) -> results + MLflow."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from conftest import ROOT, compose
+from harness.errors import ConfigError
+from harness.pipeline import run
+from harness.results import read_index
+from harness.schema import CATEGORIES
+
+
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory, shared_stages):
+    """`python -m harness` with its embedded defaults, in-process, results under a fresh home."""
+    home = tmp_path_factory.mktemp("home")
+    cfg = compose(f"paths.home={home}", f"paths.stages={shared_stages}")
+    return cfg, run(cfg)
+
+
+def test_default_run_writes_complete_results(default_run):
+    cfg, result = default_run
+    on_disk = json.loads(Path(result["result_path"]).read_text())
+    for key in ("run_id", "config_hash", "axes", "config", "stages", "training", "benchmarks", "categories", "average", "provenance"):
+        assert key in on_disk, key
+    assert set(on_disk["categories"]) == set(CATEGORIES)
+    assert on_disk["axes"] | {} == {"model": "tiny", "dataset": "tiny", "algorithm": "dpo", "reward_model": "none",
+                                    "prompts": "none", "eval_suite": cfg.eval.suite}
+    for key, bench in on_disk["benchmarks"].items():
+        assert 0.0 <= bench["score"] <= 100.0, key
+        assert (Path(bench["dir"]) / bench["samples"]).exists(), key
+    prov = on_disk["provenance"]
+    assert prov["effective_batch_size"] == cfg.algorithm.effective_batch_size
+    assert prov["seed"] == 42 and prov["chat_template"] == "tulu" and prov["versions"]["trl"] == "1.16.0"
+    assert prov["git_commit"]
+    rows = read_index(Path(cfg.paths.results))
+    assert [r["run_id"] for r in rows] == [result["run_id"]]
+
+
+def test_dpo_moves_heldout_margin_the_right_way(default_run):
+    training = default_run[1]["training"]
+    before, after = training["heldout_before_rewards/margins"], training["heldout_after_rewards/margins"]
+    assert after > before + 1.0, (before, after)
+    assert training["heldout_after_rewards/accuracies"] > 0.9
+    assert training["steps_this_run"] == training["global_step"] > 0
+
+
+def test_same_config_twice_trains_nothing_and_scores_the_same(default_run):
+    cfg, first = default_run
+    second = run(cfg)
+    assert second["training"]["steps_this_run"] == 0
+    assert all(stage["reused"] for stage in second["stages"].values())
+    assert all(b["reused"] for b in second["benchmarks"].values())
+    assert {k: b["score"] for k, b in second["benchmarks"].items()} == {k: b["score"] for k, b in first["benchmarks"].items()}
+    assert second["run_id"] == first["run_id"]
+    assert len(read_index(Path(cfg.paths.results))) == 1  # the same run is recorded once
+
+
+def test_mlflow_holds_params_tags_and_metrics(default_run):
+    cfg, result = default_run
+    client = mlflow.tracking.MlflowClient(tracking_uri=cfg.tracking.uri)
+    run_ = client.get_run(result["mlflow_run_id"])
+    assert run_.info.status == "FINISHED"
+    assert run_.data.params["algorithm.beta"] == "0.1" and run_.data.params["dataset.name"] == "tiny"
+    assert {k: run_.data.tags[k] for k in ("model", "dataset", "algorithm", "config_hash")} == {
+        "model": "tiny", "dataset": "tiny", "algorithm": "dpo", "config_hash": result["config_hash"]}
+    metrics = run_.data.metrics
+    for key in result["benchmarks"]:
+        assert metrics[f"eval/{key}"] == pytest.approx(result["benchmarks"][key]["score"])
+    # TRL's own training curve (report_to=mlflow) landed in the same run
+    curve = client.get_metric_history(run_.info.run_id, "loss")
+    assert len(curve) >= result["training"]["global_step"] // cfg.algorithm.logging_steps
+    artifacts = {a.path for a in client.list_artifacts(run_.info.run_id)}
+    assert {"config.json", "result.json"} <= artifacts
+
+
+def test_unreachable_tracking_server_warns_once_and_keeps_results(run_config, capsys):
+    cfg = run_config("algorithm=none", "eval=smoke", "tracking.uri=http://127.0.0.1:9", "tracking.timeout_s=2")
+    with pytest.warns(UserWarning, match="MLflow tracking at http://127.0.0.1:9 is unavailable"):
+        result = run(cfg)
+    assert Path(result["result_path"]).exists() and result["mlflow_run_id"] is None
+    assert capsys.readouterr().out.count("WARNING: MLflow tracking") == 1
+
+
+# ----------------------------------------------------------------------------------------------- bad input
+def test_ppo_without_reward_model_is_refused_before_any_work(run_config):
+    cfg = run_config("algorithm=ppo", "reward_model=none")
+    with pytest.raises(ConfigError, match=r"algorithm=ppo needs a reward model but reward_model=none; choose one of"):
+        run(cfg)
+    assert not Path(cfg.paths.results, "runs").exists()
+
+
+def test_dpo_with_a_reward_model_is_refused(run_config):
+    with pytest.raises(ConfigError, match="algorithm=dpo learns from preference pairs directly"):
+        run(run_config("reward_model.name=uf_13b"))
+
+
+def test_dataset_missing_columns_is_named_before_training(run_config, tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"prompt": "hi", "chosen": [{"role": "assistant", "content": "a"}], "response_b": "b"}) + "\n")
+    cfg = run_config(f"dataset.files.train={bad}", "dataset.eval_split=null")
+    with pytest.raises(ConfigError, match=r"missing column\(s\) \['rejected'\].*found \['prompt', 'chosen', 'response_b'\]"):
+        run(cfg)
+    assert not list(Path(cfg.paths.stages).glob("policy/*"))
+
+
+def test_cli_unknown_option_lists_the_valid_ones(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "harness", "dataset=no_such_dataset", f"paths.home={tmp_path}"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode != 0
+    assert "Could not find 'dataset/no_such_dataset'" in out.stderr and "tiny" in out.stderr
+
+
+# ----------------------------------------------------------------------------------------------- kill and resume
+def test_killed_training_is_not_complete_and_resumes_from_its_checkpoint(tmp_path, shared_stages, tiny_base):
+    overrides = [f"paths.home={tmp_path}", f"paths.stages={shared_stages}", "algorithm.epochs=2",
+                 "algorithm.save_steps=4", "eval=smoke", "tracking=none", "seed=7"]
+    env = os.environ | {"PYTHONPATH": str(ROOT)}
+    log = tmp_path / "killed.log"
+    policy_dirs = Path(shared_stages) / "policy"
+    existing = set(policy_dirs.glob("*"))
+    with log.open("w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "harness", *overrides], cwd=ROOT, env=env,
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline, checkpoint = time.time() + 600, None
+        while time.time() < deadline and checkpoint is None and proc.poll() is None:
+            found = [p for d in set(policy_dirs.glob("*")) - existing for p in d.glob("checkpoints/checkpoint-*")
+                     if (p / "trainer_state.json").exists()]
+            checkpoint = found[0] if found else None
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert checkpoint is not None, "training never wrote a checkpoint:\n" + log.read_text()[-3000:]
+    stage_dir = checkpoint.parent.parent
+    assert not (stage_dir / "COMPLETE").exists()
+
+    resumed = run(compose(*overrides))
+    assert resumed["stages"]["policy"]["dir"] == str(stage_dir)
+    assert resumed["training"]["resumed_from"] is not None
+    assert (stage_dir / "COMPLETE").exists()
+    fresh = run(compose(*overrides[:-1], "seed=8"))  # same recipe, uninterrupted
+    assert resumed["training"]["global_step"] == fresh["training"]["global_step"]
+    assert resumed["training"]["steps_this_run"] < resumed["training"]["global_step"]
