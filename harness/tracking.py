@@ -72,6 +72,8 @@ class Tracker:
             os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
             os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(int(self.cfg.timeout_s)))
             mlflow.set_tracking_uri(self.cfg.uri)
+            if mlflow.get_experiment_by_name(self.cfg.experiment) is None and self.cfg.artifact_location:
+                mlflow.create_experiment(self.cfg.experiment, artifact_location=self.cfg.artifact_location)
             mlflow.set_experiment(self.cfg.experiment)
             while mlflow.active_run():
                 mlflow.end_run()
