@@ -38,8 +38,8 @@ def cmd_prefetch(args) -> int:
     print(f"[harness.data] {len(points)} run configuration(s) read {len(sources)} hub split(s); mirror: {mirror}")
     for line in prefetch(sources, mirror, force=args.force):
         s = line["source"]
-        rows = f"{line['rows']} rows" if "rows" in line else "already present"
-        print(f"  {line['status']:<8} {s.hub_id} [{s.config or 'default'}] {s.split}@{s.revision or 'main'}: {rows}")
+        rows = f": {line['rows']} rows" if "rows" in line else ""
+        print(f"  {line['status']:<8} {s.hub_id} [{s.config or 'default'}] {s.split}@{s.revision or 'main'}{rows}")
     return 0
 
 

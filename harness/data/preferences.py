@@ -145,7 +145,7 @@ def _converted(cfg, mirror: str | None, report: DataReport):
         if not isinstance(item, converters.Skip):
             yield item
         elif item.bad:
-            report.drop(item.reason, f"upstream row {i}", {})
+            report.drop(item.reason, f"upstream item {i}", item.detail)
         else:
             report.skip(item.reason)
 

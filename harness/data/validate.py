@@ -64,7 +64,7 @@ class DataReport:
         if seen and self.bad / seen > max_bad_fraction:
             shown = "\n".join(f"    row {b['index']}: {b['reason']}: {b['row']}" for b in self.first_bad)
             raise DataError(
-                f"dataset {self.name!r}: {self.bad} of {seen} {self.kind} are invalid ({self.bad / seen:.1%} > "
+                f"{'dataset' if self.kind == 'pairs' else 'prompt set'} {self.name!r}: {self.bad} of {seen} {self.kind} are invalid ({self.bad / seen:.1%} > "
                 f"max_bad_fraction={max_bad_fraction}); by reason: {self.dropped}. First bad rows:\n{shown}"
             )
 

@@ -20,7 +20,7 @@ from harness.data.converters.base import Converter, Skip, pair, single_turn
 def convert(rows, ctx):
     for r in rows:
         if r["preference"] not in (1, 2):
-            yield Skip("bad_preference", bad=True)
+            yield Skip("bad_preference", bad=True, detail=f"preference={r['preference']!r}: {r['instruction']!r}")
             continue
         prompt = r["instruction"] if not r.get("input") else f"{r['instruction']}\n\n{r['input']}"
         better, worse = (r["output_1"], r["output_2"]) if r["preference"] == 1 else (r["output_2"], r["output_1"])

@@ -18,6 +18,8 @@ class Skip:
 
     reason: str
     bad: bool = False
+    # What the row was (shown with the first bad rows when loading stops).
+    detail: str = ""
 
 
 @dataclass

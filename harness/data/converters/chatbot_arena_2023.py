@@ -30,7 +30,7 @@ def convert(rows, ctx):
         elif r["winner"] == "model_b":
             yield pair(stripped(r["conversation_b"]), stripped(r["conversation_a"]))
         else:
-            yield Skip("unknown_winner", bad=True)
+            yield Skip("unknown_winner", bad=True, detail=f"winner={r['winner']!r}")
 
 
 CONVERTER = Converter(convert, columns=("winner", "conversation_a", "conversation_b"))

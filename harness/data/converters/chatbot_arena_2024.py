@@ -40,7 +40,7 @@ def convert(rows, ctx):
             continue
         prompts, a, b = _turns(r["prompt"]), _turns(r["response_a"]), _turns(r["response_b"])
         if prompts is None or a is None or b is None or r["winner_model_a"] == r["winner_model_b"]:
-            yield Skip("unparseable", bad=True)
+            yield Skip("unparseable", bad=True, detail=f"prompt={r['prompt']!r:.80}")
             continue
         conv_a, conv_b = _conversation(prompts, a), _conversation(prompts, b)
         yield pair(conv_a, conv_b) if r["winner_model_a"] == 1 else pair(conv_b, conv_a)

@@ -41,7 +41,7 @@ def convert(rows, ctx):
         chosen, rejected = parse_turns(r["chosen"]), parse_turns(r["rejected"])
         n = shared_prefix(chosen, rejected)
         if n >= len(chosen) or n >= len(rejected):
-            yield Skip("no_diverging_turn", bad=True)
+            yield Skip("no_diverging_turn", bad=True, detail=f"chosen={r['chosen']!r:.80}")
             continue
         yield pair(chosen[: n + 1], rejected[: n + 1])
 

@@ -24,7 +24,7 @@ def convert(rows, ctx):
         answers = sorted((a for a in r["answers"] or [] if a.get("rank") is not None), key=lambda a: a["rank"])
         lower = [a for a in answers[1:] if a["rank"] > answers[0]["rank"]]
         if not lower:
-            yield Skip("no_lower_ranked_answer", bad=True)
+            yield Skip("no_lower_ranked_answer", bad=True, detail=f"prompt={r['prompt']!r:.80}")
             continue
         rejected = ctx.rng.choice(lower)
         yield pair(turns + [msg("assistant", answers[0]["answer"])], turns + [msg("assistant", rejected["answer"])])

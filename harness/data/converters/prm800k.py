@@ -27,7 +27,7 @@ def convert(rows, ctx):
     for r in rows:  # first-seen order of the (shuffled) rows, so the seed fixes which problem draws first
         problem = (r["question"] or {}).get("problem")
         if not problem:
-            yield Skip("missing_problem", bad=True)
+            yield Skip("missing_problem", bad=True, detail=f"labeler={r.get('labeler')!r}")
             continue
         problems.setdefault(problem, []).append(r)
     for problem, samples in problems.items():

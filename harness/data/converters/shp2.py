@@ -19,7 +19,7 @@ from harness.data.converters.base import Converter, Skip, pair, single_turn
 def convert(rows, ctx):
     for r in rows:
         if r["labels"] not in (0, 1):
-            yield Skip("bad_label", bad=True)
+            yield Skip("bad_label", bad=True, detail=f"labels={r['labels']!r}, post_id={r.get('post_id')!r}")
             continue
         a, b = r["human_ref_A"], r["human_ref_B"]
         better, worse = (a, b) if r["labels"] == 1 else (b, a)
