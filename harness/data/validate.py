@@ -100,7 +100,7 @@ class DataReport:
 
 
 def _short(row, limit: int = 160) -> str:
-    text = json.dumps(row, ensure_ascii=False, default=str)
+    text = row if isinstance(row, str) else json.dumps(row, ensure_ascii=False, default=str)
     return text if len(text) <= limit else text[:limit] + "..."
 
 
