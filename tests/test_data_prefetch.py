@@ -34,7 +34,7 @@ def test_bundled_data_needs_nothing_from_the_hub():
 
 def _sweep_file(tmp_path):
     path = tmp_path / "grid.yaml"
-    path.write_text("# @package _global_\ndefaults:\n  - override /prompts: uf\nsweep: grid\n"
+    path.write_text("# @package _global_\ndefaults:\n  - override /prompts: uf\n  - override /hydra/launcher: slurm\nsweep: grid\n"
                     "hydra:\n  sweeper:\n    params:\n      dataset: hh_rlhf,nectar\n      dataset.revision: r1\n")
     return path
 

@@ -46,7 +46,9 @@ def sweep_overrides(path: str | Path) -> list[list[str]]:
     params = ((spec.pop("hydra", None) or {}).get("sweeper") or {}).get("params") or {}
     fixed += [f"{key}={value}" for key, value in _flatten(spec)]
     swept = [f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}" for k, v in params.items()]
-    parsed = OverridesParser.create().parse_overrides(fixed + swept)
+    # Launcher and other Hydra settings do not change what a run reads.
+    data_overrides = [o for o in fixed + swept if not o.startswith(("hydra/", "hydra."))]
+    parsed = OverridesParser.create().parse_overrides(data_overrides)
     return BasicSweeper.split_arguments(parsed, max_batch_size=None)[0]
 
 
@@ -55,7 +57,7 @@ def _flatten(node: dict, prefix: str = ""):
         if isinstance(value, dict):
             yield from _flatten(value, f"{prefix}{key}.")
         elif not isinstance(value, list):
-            yield f"{prefix}{key}", value
+            yield f"{prefix}{key}", "null" if value is None else str(value).lower() if isinstance(value, bool) else value
 
 
 def hub_fetch(source: HubSplit) -> Dataset:
