@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from conftest import compose
-from test_data_support import FIXTURES, mirror_rows, read_jsonl, tulu_pair
+from test_data_support import FIXTURES, mirror_rows, tulu_pair
 
 from harness.data import mixture
 from harness.data.mirror import HubSplit, MirrorMissing
@@ -135,3 +135,25 @@ def test_offline_without_any_mirror_names_the_prefetch_command():
 def test_unknown_source_lists_the_valid_ones():
     with pytest.raises(DataError, match=r"unknown source 'hub'; valid: \['tulu25', 'upstream', 'files', 'mixture'\]"):
         prepare_preferences(compose("dataset=orca", "dataset.source=hub").dataset)
+
+
+# protocol.md, "Preference data": the released split names of allenai/tulu-2.5-preference-data.
+RELEASED_SPLITS = {"shp_2", "stack_exchange_paired", "stack_exchange_60k", "prm800k_pairs_phase2", "chatbot_arena_2023",
+                   "chatbot_arena_2024", "alpaca_farm_human_pref", "alpaca_farm_gpt4_pref", "capybara", "hh_rlhf",
+                   "hh_rlhf_60k", "helpsteer", "orca_dpo_pairs", "nectar", "nectar_60k", "ultrafeedback_overall",
+                   "ultrafeedback_mean_aspects", "preference_big_mixture"}
+CONTRACT = {"tiny", "shp2", "stack_exchange", "prm800k", "chatbot_arena_2023", "chatbot_arena_2024", "alpaca_farm_human",
+            "alpaca_farm_gpt4", "hh_rlhf", "helpsteer", "capybara", "orca", "nectar", "ultrafeedback_overall",
+            "ultrafeedback_fg", "stack_exchange_60k", "hh_rlhf_60k", "nectar_60k", "mix"}
+
+
+def test_every_contract_dataset_defaults_to_a_released_split_and_has_an_upstream_route():
+    from harness.checks import options
+    from harness.data import converters
+
+    assert set(options("dataset")) == CONTRACT
+    for name in sorted(CONTRACT - {"tiny"}):
+        cfg = compose(f"dataset={name}").dataset
+        assert cfg.source == "tulu25" and cfg.split in RELEASED_SPLITS and cfg.revision is None, name
+        assert cfg.mixture or (cfg.upstream_hub_id and cfg.converter in converters.CONVERTERS), name
+    assert {compose(f"dataset={n}").dataset.split for n in CONTRACT - {"tiny"}} == RELEASED_SPLITS

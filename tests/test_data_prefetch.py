@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 
 from conftest import compose
+from datasets import Dataset
 from test_data_support import FIXTURES, read_jsonl, tulu_pair
 
 from harness.data import __main__ as cli
 from harness.data.mirror import HubSplit, read_manifest
 from harness.data.prefetch import prefetch, run_sources, sweep_overrides
 from harness.data.preferences import prepare_preferences
-from datasets import Dataset
 
 UF_OVERALL = HubSplit("HuggingFaceH4/ultrafeedback_binarized", None, "train_prefs", None)
 UF_FG = HubSplit("argilla/ultrafeedback-binarized-preferences-cleaned", None, "train", None)

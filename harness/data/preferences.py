@@ -17,7 +17,6 @@ subsample. Given a stages directory, the result is cached by identity (harness.d
 from __future__ import annotations
 
 import hashlib
-import json
 import random
 from pathlib import Path
 
@@ -27,7 +26,8 @@ from omegaconf import OmegaConf
 from harness.data import converters, mixture
 from harness.data.cache import cached
 from harness.data.mirror import HubSplit, entry_sha256
-from harness.data.validate import DataError, DataReport, Prepared, messages_or_none, pair_problem, token_lengths
+from harness.data.validate import (DataError, DataReport, Prepared, content_id, messages_or_none, pair_problem,
+                                   token_lengths)
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 SOURCES = ("tulu25", "upstream", "files", "mixture")
@@ -68,10 +68,9 @@ def normalize(row: dict, default_source: str) -> tuple[dict | None, str | None]:
     reason = pair_problem(prompt, chosen, rejected)
     if reason:
         return None, reason
-    key = json.dumps([prompt, chosen, rejected], sort_keys=True)
-    return {"prompt": prompt, "chosen": chosen, "rejected": rejected,
-            "source": row.get("source") if isinstance(row.get("source"), str) and row.get("source") else default_source,
-            "id": str(row["id"]) if row.get("id") is not None else hashlib.sha1(key.encode()).hexdigest()[:16]}, None
+    source = row.get("source") if isinstance(row.get("source"), str) and row.get("source") else default_source
+    return {"prompt": prompt, "chosen": chosen, "rejected": rejected, "source": source,
+            "id": content_id(row, prompt, chosen, rejected)}, None
 
 
 def normalize_pair(row: dict, source: str) -> dict:
@@ -83,7 +82,8 @@ def normalize_pair(row: dict, source: str) -> dict:
 
 # ------------------------------------------------------------------------------------------------ sources
 def prefetch_hint(cfg) -> str:
-    return f"python -m harness.data prefetch dataset={cfg.name}" + ("" if cfg.source == "tulu25" else f" dataset.source={cfg.source}")
+    source = "" if cfg.source == "tulu25" else f" dataset.source={cfg.source}"
+    return f"python -m harness.data prefetch dataset={cfg.name}{source}"
 
 
 def upstream_split(cfg) -> HubSplit:

@@ -13,7 +13,6 @@ Given a tokenizer, prompts longer than `max_prompt_tokens` (1024 in the paper) a
 from __future__ import annotations
 
 import hashlib
-import json
 
 from datasets import Dataset, Features, Value, load_dataset
 from omegaconf import OmegaConf
@@ -21,7 +20,8 @@ from omegaconf import OmegaConf
 from harness.data.cache import cached
 from harness.data.mirror import HubSplit, entry_sha256
 from harness.data.preferences import MESSAGES, asset_path, cache_spec, identity, prepare_preferences, subsample
-from harness.data.validate import DataError, DataReport, Prepared, messages_or_none, prompt_problem, token_lengths
+from harness.data.validate import (DataError, DataReport, Prepared, content_id, messages_or_none, prompt_problem,
+                                   token_lengths)
 
 SOURCES = ("tulu25", "files", "from_dataset")
 FEATURES = Features({"prompt": MESSAGES, "source": Value("string"), "id": Value("string")})
@@ -83,8 +83,7 @@ def _build(cfg, mirror: str | None, dataset_cfg, cache: str | None) -> Prepared:
             report.drop(reason, i, row)
             continue
         source = row.get("source") if isinstance(row.get("source"), str) and row.get("source") else cfg.name
-        rows.append({"prompt": msgs, "source": source,
-                     "id": str(row["id"]) if row.get("id") is not None else hashlib.sha1(json.dumps(msgs).encode()).hexdigest()[:16]})
+        rows.append({"prompt": msgs, "source": source, "id": content_id(row, msgs)})
     report.rows = len(rows)
     report.check(cfg.max_bad_fraction)
     if not rows:
@@ -128,7 +127,8 @@ def drop_long_prompts(prepared: Prepared, tokenizer, max_tokens: int, max_bad_fr
 def prepare_prompts(cfg, mirror: str | None = None, dataset_cfg=None, tokenizer=None, cache: str | None = None) -> Prepared:
     """Rows and report for a prompts config; with a tokenizer, the prompt-length filter too."""
     spec = _spec(cfg, mirror, dataset_cfg) if cache else None
-    prepared = cached(spec and {"kind": "prompts", **spec}, cache, lambda: _build(cfg, mirror, dataset_cfg, cache), f"prompts {cfg.name}")
+    build = lambda: _build(cfg, mirror, dataset_cfg, cache)  # noqa: E731
+    prepared = cached(spec and {"kind": "prompts", **spec}, cache, build, f"prompts {cfg.name}")
     if tokenizer is not None:
         prepared = drop_long_prompts(prepared, tokenizer, cfg.max_prompt_tokens, cfg.max_bad_fraction)
     return prepared

@@ -13,6 +13,7 @@ they are counted as `skipped`. Counts become run metrics (`DataReport.metrics`).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 
@@ -63,8 +64,9 @@ class DataReport:
         seen = self.rows + self.bad
         if seen and self.bad / seen > max_bad_fraction:
             shown = "\n".join(f"    row {b['index']}: {b['reason']}: {b['row']}" for b in self.first_bad)
+            what = "dataset" if self.kind == "pairs" else "prompt set"
             raise DataError(
-                f"{'dataset' if self.kind == 'pairs' else 'prompt set'} {self.name!r}: {self.bad} of {seen} {self.kind} are invalid ({self.bad / seen:.1%} > "
+                f"{what} {self.name!r}: {self.bad} of {seen} {self.kind} are invalid ({self.bad / seen:.1%} > "
                 f"max_bad_fraction={max_bad_fraction}); by reason: {self.dropped}. First bad rows:\n{shown}"
             )
 
@@ -102,6 +104,13 @@ class DataReport:
 def _short(row, limit: int = 160) -> str:
     text = row if isinstance(row, str) else json.dumps(row, ensure_ascii=False, default=str)
     return text if len(text) <= limit else text[:limit] + "..."
+
+
+def content_id(row: dict, *content) -> str:
+    """The row's own id, else a stable hash of its content."""
+    if row.get("id") is not None:
+        return str(row["id"])
+    return hashlib.sha1(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def messages_or_none(value) -> list[dict] | None:

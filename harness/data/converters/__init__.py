@@ -11,6 +11,17 @@ come from protocol.md ("Preference data") and the conversion script the tulu-2.5
 - output rows have the tulu-2.5 layout (`chosen` / `rejected` whole conversations) and go through the same
   normalisation and validation as the released splits (empty messages and sides not ending with an assistant turn
   are dropped and counted).
+
+What was checked, and how (no network here; nothing was downloaded):
+- column layouts from the dataset cards / loading scripts: SHP-2, Nectar, Capybara, the AlpacaFarm loading script's
+  features and `preference` split, the 55k arena set's columns, the 2023 arena schema (via datasets that re-publish it
+  unchanged); HH-RLHF, StackExchange, HelpSteer, Orca, UltraFeedback (both) and PRM800k from the columns the paper's
+  script reads;
+- the tulu-2.5 split names from the hub's parquet conversion and the Tulu 2.5 model cards; their `chosen` / `rejected`
+  / `source` columns from protocol.md and the script's output. Not checked: how many rows each converter yields
+  against the released split (each config's `paper_rows` is Table 1's count).
+Inferred (said in the module): HelpSteer's sort direction, AlpacaFarm's instruction + input join, ties as the only
+Chatbot Arena filter, Orca's dropped system prompt (as the script did).
 """
 
 from __future__ import annotations

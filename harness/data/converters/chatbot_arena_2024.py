@@ -46,4 +46,5 @@ def convert(rows, ctx):
         yield pair(conv_a, conv_b) if r["winner_model_a"] == 1 else pair(conv_b, conv_a)
 
 
-CONVERTER = Converter(convert, columns=("prompt", "response_a", "response_b", "winner_model_a", "winner_model_b", "winner_tie"))
+CONVERTER = Converter(convert, columns=("prompt", "response_a", "response_b", "winner_model_a", "winner_model_b",
+                                       "winner_tie"))
