@@ -158,6 +158,15 @@ def subsample(ds: Dataset, n: int | None, seed: int) -> Dataset:
     return ds.shuffle(seed=seed).select(range(n)).flatten_indices()
 
 
+def limited(ds: Dataset, report: DataReport, n: int | None, seed: int) -> Prepared:
+    """`max_samples` applied, and recorded in the report."""
+    if n is not None and len(ds) > n:
+        report.subsampled_from = len(ds)
+        ds = subsample(ds, n, seed)
+    report.rows = len(ds)
+    return Prepared(ds, report)
+
+
 def _build(cfg, split: str, mirror: str | None) -> Prepared:
     report = DataReport(cfg.name)
     rows = []
@@ -171,12 +180,7 @@ def _build(cfg, split: str, mirror: str | None) -> Prepared:
     report.check(cfg.max_bad_fraction)
     if not rows:
         raise DataError(f"dataset {cfg.name!r} (source {cfg.source}, split {split}) yielded no rows")
-    ds = Dataset.from_list(rows, features=FEATURES)
-    if cfg.max_samples is not None and len(ds) > cfg.max_samples:
-        report.subsampled_from = len(ds)
-        ds = subsample(ds, cfg.max_samples, cfg.seed)
-        report.rows = len(ds)
-    return Prepared(ds, report)
+    return limited(Dataset.from_list(rows, features=FEATURES), report, cfg.max_samples, cfg.seed)
 
 
 def identity(cfg) -> dict:

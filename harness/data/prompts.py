@@ -19,7 +19,7 @@ from omegaconf import OmegaConf
 
 from harness.data.cache import cached
 from harness.data.mirror import HubSplit, entry_sha256
-from harness.data.preferences import MESSAGES, asset_path, cache_spec, identity, prepare_preferences, subsample
+from harness.data.preferences import MESSAGES, asset_path, cache_spec, identity, limited, prepare_preferences
 from harness.data.validate import (DataError, DataReport, Prepared, content_id, messages_or_none, prompt_problem,
                                    token_lengths)
 
@@ -88,12 +88,7 @@ def _build(cfg, mirror: str | None, dataset_cfg, cache: str | None) -> Prepared:
     report.check(cfg.max_bad_fraction)
     if not rows:
         raise DataError(f"prompts {cfg.name!r} (source {cfg.source}) yielded no rows")
-    ds = Dataset.from_list(rows, features=FEATURES)
-    if cfg.max_samples is not None and len(ds) > cfg.max_samples:
-        report.subsampled_from = len(ds)
-        ds = subsample(ds, cfg.max_samples, cfg.seed)
-        report.rows = len(ds)
-    return Prepared(ds, report)
+    return limited(Dataset.from_list(rows, features=FEATURES), report, cfg.max_samples, cfg.seed)
 
 
 def _spec(cfg, mirror: str | None, dataset_cfg) -> dict | None:
