@@ -19,7 +19,7 @@ from harness.chat import TEMPLATES
 from harness.checks import check
 from harness.eval.categories import average, category_scores
 from harness.eval.suite import run_suite
-from harness.models import ModelRef, base_model
+from harness.models import ModelRef, base_model, load_tokenizer
 from harness.results import git_commit, index_row, provenance_versions, summary_table, upsert_index, write_result
 from harness.stages import Stage, digest
 from harness.tracking import Tracker
@@ -77,10 +77,26 @@ def run_id_of(cfg, config_hash: str) -> str:
 def load_training_data(cfg) -> TrainingData:
     """Load (and so validate) everything training reads, before any stage starts."""
     if cfg.algorithm.name == "dpo":
-        train = data.load_preferences(cfg.dataset, mirror=cfg.paths.mirror)
-        heldout = data.load_preferences(cfg.dataset, split=cfg.dataset.eval_split, mirror=cfg.paths.mirror) if cfg.dataset.eval_split else None
-        return TrainingData(train, heldout)
+        load = lambda split: data.prepare_preferences(cfg.dataset, split, cfg.paths.mirror, cfg.paths.stages)  # noqa: E731
+        train = load(None)
+        heldout = load(cfg.dataset.eval_split) if cfg.dataset.eval_split else None
+        return TrainingData(train.dataset, heldout and heldout.dataset, {"prepared": (train, heldout)})
     return TrainingData()
+
+
+def fit_training_data(cfg, inputs: TrainingData, base: ModelRef) -> TrainingData:
+    """Drop pairs longer than the recipe's max length (needs the base model's tokenizer); their counts, and the
+    loader's, become training metrics."""
+    if "prepared" not in inputs.extra:
+        return inputs
+    tok = load_tokenizer(base, cfg.model.chat_template)
+    tok_id = {"model": base.key or [base.path, base.revision], "chat_template": cfg.model.chat_template}
+    fit = lambda p: data.drop_overlength(p, tok, cfg.algorithm.max_length, cfg.dataset.max_bad_fraction, tok_id,  # noqa: E731
+                                         cfg.paths.stages)
+    train, heldout = inputs.extra["prepared"]
+    train, heldout = fit(train), heldout and fit(heldout)
+    counts = train.report.metrics("data") | (heldout.report.metrics("heldout_data") if heldout else {})
+    return TrainingData(train.dataset, heldout and heldout.dataset, {"data_counts": counts})
 
 
 def policy_spec(cfg, base: ModelRef) -> dict:
@@ -168,7 +184,9 @@ def run(cfg: DictConfig) -> dict:
     tracker.start(run_id, params=determining_config(cfg), tags={k: str(v) for k, v in tags.items()})
     try:
         base, base_info = base_model(cfg.model, cfg.paths.stages)
+        inputs = fit_training_data(cfg, inputs, base)
         policy, policy_info = train_policy(cfg, base, inputs, tracker, run_id)
+        policy_info |= inputs.extra.get("data_counts", {})
         benchmarks = run_suite(cfg.eval, policy, policy_identity(policy), cfg.model, cfg.paths.stages)
         stages = {"model": base_info | {"path": base.path}, "policy": policy_info}
         result = record(cfg, run_id, config_hash, stages, benchmarks, tracker)

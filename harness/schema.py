@@ -96,7 +96,16 @@ class DatasetConfig:
     upstream_hub_id: Optional[str] = None
     upstream_config: Optional[str] = None
     upstream_split: Optional[str] = None
+    # Pinned revision of the upstream dataset; null follows main.
+    upstream_revision: Optional[str] = None
+    # Upstream data not loadable by hub id (a URL or hf:// path of a JSON/JSON-lines file), read with the json builder.
+    upstream_data_files: Optional[str] = None
+    # Upstream rows kept (seeded shuffle, then the first N) before conversion: the paper's conversion script caps
+    # every source at 500k (protocol: SHP-2 and StackExchange "capped at 500k"); null keeps all.
+    upstream_max_rows: Optional[int] = 500000
     converter: Optional[str] = None
+    # Converter-specific settings (documented in each converter module).
+    converter_options: dict[str, Any] = field(default_factory=dict)
     # Rows in the paper (Table 1), for reports and sanity checks.
     paper_rows: Optional[int] = None
 
@@ -117,6 +126,8 @@ class PromptsConfig:
     seed: int = 42
     # Prompts longer than this many tokens are dropped (protocol: 1024).
     max_prompt_tokens: int = 1024
+    # Share of invalid prompts (empty, not ending with a user turn, over-length) above which loading stops.
+    max_bad_fraction: float = 0.1
 
 
 # --------------------------------------------------------------------------------------------- algorithms

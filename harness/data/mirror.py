@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 from datasets import Dataset, load_dataset
 from filelock import FileLock
@@ -24,7 +26,25 @@ MANIFEST = "manifest.json"
 
 
 class MirrorMissing(FileNotFoundError):
-    """The mirror has no copy of a split the run needs."""
+    """The mirror has no copy of a split the run needs (or the machine is offline and has no mirror)."""
+
+
+class HubSplit(NamedTuple):
+    """One split of a hub dataset: the unit the mirror stores. `data_files` (a URL or hf:// path) is for sources that
+    are not loadable by hub id (PRM800k lives on GitHub; AlpacaFarm is a loading script, which datasets 4+ refuses)."""
+
+    hub_id: str
+    config: str | None
+    split: str
+    revision: str | None
+    data_files: str | None = None
+
+    def load(self, mirror: str | None, prefetch_hint: str = "python -m harness.data prefetch ...") -> Dataset:
+        return load_hub(self.hub_id, self.config, self.split, self.revision, mirror, prefetch_hint, self.data_files)
+
+
+def offline() -> bool:
+    return any(os.environ.get(v, "").lower() in ("1", "true", "yes") for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
 
 
 def entry_path(mirror: str | Path, hub_id: str, config: str | None, split: str, revision: str | None) -> Path:
@@ -60,15 +80,33 @@ def add_to_mirror(mirror: str | Path, hub_id: str, config: str | None, split: st
 
 
 def load_hub(hub_id: str, config: str | None, split: str, revision: str | None, mirror: str | None,
-             prefetch_hint: str = "python -m harness.data prefetch ...") -> Dataset:
+             prefetch_hint: str = "python -m harness.data prefetch ...", data_files: str | None = None) -> Dataset:
     """A hub split, from the mirror when one is set (never the network then), else from the hub."""
+    what = f"{hub_id} (config {config or 'default'}, split {split}, revision {revision or 'main'})"
     if mirror:
         path = entry_path(mirror, hub_id, config, split, revision)
         if not path.exists():
             raise MirrorMissing(
-                f"{hub_id} (config {config or 'default'}, split {split}, revision {revision or 'main'}) is not in the "
-                f"offline mirror {mirror} (expected {path}). On a machine with network access run:\n"
-                f"    {prefetch_hint} paths.mirror={mirror}"
+                f"{what} is not in the offline mirror {mirror} (expected {path}). On a machine with network access "
+                f"run:\n    {prefetch_hint} paths.mirror={mirror}"
             )
         return load_dataset("json", data_files=str(path), split="train")
-    return load_dataset(hub_id, config, split=split, revision=revision)
+    try:
+        if data_files:
+            return load_dataset("json", data_files=data_files, split="train")
+        return load_dataset(hub_id, config, split=split, revision=revision)
+    except Exception as e:
+        if not offline():
+            raise
+        # Offline and not in the HF cache: say how to get it instead of the hub client's connection error.
+        raise MirrorMissing(
+            f"{what} is needed but the hub is offline (HF_HUB_OFFLINE / HF_DATASETS_OFFLINE) and no mirror is set. On "
+            f"a machine with network access run:\n    {prefetch_hint} paths.mirror=<dir>\nthen run with "
+            f"paths.mirror=<dir> (or HARNESS_MIRROR=<dir>). ({type(e).__name__}: {e})"
+        ) from e
+
+
+def entry_sha256(mirror: str | Path, hub_id: str, config: str | None, split: str, revision: str | None) -> str | None:
+    """Checksum the manifest records for an entry (None if absent): part of a cached dataset's identity."""
+    file = str(entry_path(mirror, hub_id, config, split, revision).relative_to(mirror))
+    return next((e["sha256"] for e in read_manifest(mirror) if e["file"] == file), None)

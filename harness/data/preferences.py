@@ -1,24 +1,42 @@
 """Load a preference dataset into the one schema training uses.
 
-Normalised row: `prompt`, `chosen`, `rejected` (lists of {role, content}; the two completions end with an assistant
-turn and share the prompt), plus `source` and a stable `id`.
-Sources: the released tulu-2.5 splits (as the paper), or local JSON-lines files in that schema.
+    python -m harness.data describe dataset=hh_rlhf                          # the released split
+    python -m harness.data describe dataset=hh_rlhf dataset.source=upstream  # re-derived from Anthropic/hh-rlhf
+
+Normalised row: `prompt`, `chosen`, `rejected` (lists of {role, content}; both completions end with an assistant turn
+and follow the same prompt), `source`, and a stable `id` (hash of the content unless the row has one).
+Sources (`dataset.source`):
+    tulu25    the released, converted split of allenai/tulu-2.5-preference-data (what the paper trained on)
+    upstream  re-derived from the original hub dataset by a converter (harness.data.converters)
+    files     local JSON lines in the tulu-2.5 schema
+    mixture   the weighted list `dataset.mixture` of other dataset entries (harness.data.mixture)
+All of them go through the same normalisation and validation (harness.data.validate), then the seeded `max_samples`
+subsample. Given a stages directory, the result is cached by identity (harness.data.cache).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
+import random
 from pathlib import Path
 
-from datasets import Dataset, load_dataset
+from datasets import Dataset, Features, List, Value, load_dataset
 from omegaconf import OmegaConf
 
-from harness.data.mirror import load_hub
-from harness.errors import ConfigError
+from harness.data import converters, mixture
+from harness.data.cache import cached
+from harness.data.mirror import HubSplit, entry_sha256
+from harness.data.validate import (DataError, DataReport, Prepared, content_id, messages_or_none, pair_problem,
+                                   token_lengths)
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
+SOURCES = ("tulu25", "upstream", "files", "mixture")
 REQUIRED_COLUMNS = ("chosen", "rejected")
+MESSAGES = List({"role": Value("string"), "content": Value("string")})
+FEATURES = Features({"prompt": MESSAGES, "chosen": MESSAGES, "rejected": MESSAGES, "source": Value("string"),
+                     "id": Value("string")})
+# Config keys that do not change the rows a dataset yields.
+NOT_IDENTITY = ("label", "paper_rows", "max_bad_fraction")
 
 
 def asset_path(path: str) -> Path:
@@ -27,61 +45,211 @@ def asset_path(path: str) -> Path:
     return p if p.is_absolute() else ASSETS / p
 
 
-def _messages(value) -> list[dict]:
-    if isinstance(value, str):
+# ------------------------------------------------------------------------------------------------ normalisation
+def _side(value) -> list[dict] | None:
+    if isinstance(value, str):  # a bare completion
         return [{"role": "assistant", "content": value}]
-    return [{"role": m["role"], "content": m["content"]} for m in value]
+    return messages_or_none(value)
 
 
-def normalize_pair(row: dict, source: str) -> dict:
-    """tulu-2.5 rows hold two whole conversations; the prompt is their shared prefix."""
-    chosen, rejected = _messages(row["chosen"]), _messages(row["rejected"])
-    if "prompt" in row and isinstance(row["prompt"], list):
-        prompt = _messages(row["prompt"])
-    else:
+def normalize(row: dict, default_source: str) -> tuple[dict | None, str | None]:
+    """(normalised row, None) or (None, reason it is bad). Rows holding two whole conversations (tulu-2.5) are split
+    at the longest run of turns they share; an explicit `prompt` message list is taken as is."""
+    chosen, rejected = _side(row.get("chosen")), _side(row.get("rejected"))
+    explicit = row.get("prompt")
+    prompt = messages_or_none(explicit) if isinstance(explicit, list) else None
+    if chosen is None or rejected is None or (isinstance(explicit, list) and prompt is None):
+        return None, "missing_field"
+    if prompt is None:
         n = 0
         while n < min(len(chosen), len(rejected)) - 1 and chosen[n] == rejected[n]:
             n += 1
         prompt, chosen, rejected = chosen[:n], chosen[n:], rejected[n:]
-    key = json.dumps([prompt, chosen, rejected], sort_keys=True)
-    return {
-        "prompt": prompt,
-        "chosen": chosen,
-        "rejected": rejected,
-        "source": row.get("source") or source,
-        "id": row.get("id") or hashlib.sha1(key.encode()).hexdigest()[:16],
-    }
+    reason = pair_problem(prompt, chosen, rejected)
+    if reason:
+        return None, reason
+    source = row.get("source") if isinstance(row.get("source"), str) and row.get("source") else default_source
+    return {"prompt": prompt, "chosen": chosen, "rejected": rejected, "source": source,
+            "id": content_id(row, prompt, chosen, rejected)}, None
 
 
-def _raw(cfg, split: str, mirror: str | None) -> Dataset:
+def normalize_pair(row: dict, source: str) -> dict:
+    out, reason = normalize(row, source)
+    if out is None:
+        raise ValueError(f"invalid preference pair ({reason}): {row}")
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ sources
+def prefetch_hint(cfg) -> str:
+    source = "" if cfg.source == "tulu25" else f" dataset.source={cfg.source}"
+    return f"python -m harness.data prefetch dataset={cfg.name}{source}"
+
+
+def upstream_split(cfg) -> HubSplit:
+    if not cfg.upstream_hub_id or not cfg.converter:
+        raise DataError(f"dataset {cfg.name!r} has no upstream source (upstream_hub_id / converter unset); "
+                        f"valid sources for it: tulu25" + (", mixture" if cfg.mixture else ""))
+    return HubSplit(cfg.upstream_hub_id, cfg.upstream_config, cfg.upstream_split or "train", cfg.upstream_revision,
+                    cfg.upstream_data_files)
+
+
+def hub_sources(cfg) -> list[HubSplit]:
+    """Every hub split loading `cfg` reads: what prefetch mirrors and what a cache key checksums."""
+    if cfg.source == "tulu25":
+        return [HubSplit(cfg.hub_id, None, cfg.split, cfg.revision)]
+    if cfg.source == "upstream" and not cfg.mixture:
+        options = OmegaConf.to_container(cfg.converter_options, resolve=True)
+        return [upstream_split(cfg), *converters.get(cfg.converter).extras(options)]
+    if cfg.source in ("mixture", "upstream"):
+        return [s for component in mixture.components(cfg) for s in hub_sources(component)]
+    return []
+
+
+def _check_columns(raw: Dataset, expected, cfg, where: str) -> None:
+    missing = [c for c in expected if c not in raw.column_names]
+    if missing:
+        raise DataError(f"dataset {cfg.name!r} ({where}): missing column(s) {missing}; expected {list(expected)}, "
+                        f"found {raw.column_names}")
+
+
+def _rows(cfg, split: str, mirror: str | None, report: DataReport):
+    """Raw rows in the tulu-2.5 layout, from whichever source the config names."""
     if cfg.source == "files":
         if not cfg.files or split not in cfg.files:
-            raise ValueError(f"dataset {cfg.name!r} has no file for split {split!r}; files: {dict(cfg.files or {})}")
-        return load_dataset("json", data_files=str(asset_path(cfg.files[split])), split="train")
+            raise DataError(f"dataset {cfg.name!r} has no file for split {split!r}; files: {dict(cfg.files or {})}")
+        raw = load_dataset("json", data_files=str(asset_path(cfg.files[split])), split="train")
+        _check_columns(raw, REQUIRED_COLUMNS, cfg, f"file {cfg.files[split]}")
+        return iter(raw)
+    if split != cfg.train_split:
+        raise DataError(f"dataset {cfg.name!r} (source {cfg.source}) has only its training split "
+                        f"{cfg.train_split!r}, not {split!r}")
     if cfg.source == "tulu25":
-        return load_hub(cfg.hub_id, None, cfg.split, cfg.revision, mirror, f"python -m harness.data prefetch dataset={cfg.name}")
-    raise ValueError(f"dataset {cfg.name!r}: unknown source {cfg.source!r}; valid: files, tulu25")
+        raw = HubSplit(cfg.hub_id, None, cfg.split, cfg.revision).load(mirror, prefetch_hint(cfg))
+        _check_columns(raw, REQUIRED_COLUMNS, cfg, f"{cfg.hub_id} split {cfg.split}")
+        return iter(raw)
+    return _converted(cfg, mirror, report)
 
 
-def load_preferences(cfg, split: str | None = None, mirror: str | None = None) -> Dataset:
-    split = split or cfg.train_split
-    raw = _raw(cfg, split, mirror)
-    missing = [c for c in REQUIRED_COLUMNS if c not in raw.column_names]
-    if missing:
-        raise ConfigError(
-            f"dataset {cfg.name!r} (split {split!r}) is missing column(s) {missing}: "
-            f"expected {list(REQUIRED_COLUMNS)} (+ optional prompt, source, id), found {raw.column_names}"
-        )
-    rows = [normalize_pair(r, cfg.name) for r in raw]
-    ds = Dataset.from_list(rows)
-    if cfg.max_samples and len(ds) > cfg.max_samples:
-        ds = ds.shuffle(seed=cfg.seed).select(range(cfg.max_samples))
-    return ds
+def _converted(cfg, mirror: str | None, report: DataReport):
+    conv = converters.get(cfg.converter)
+    source = upstream_split(cfg)
+    raw = source.load(mirror, prefetch_hint(cfg))
+    _check_columns(raw, conv.columns, cfg, f"upstream {source.hub_id} split {source.split}")
+    raw = raw.shuffle(seed=cfg.seed)  # the paper's script shuffled (seed 42), then capped, before converting
+    if cfg.upstream_max_rows is not None and len(raw) > cfg.upstream_max_rows:
+        raw = raw.select(range(cfg.upstream_max_rows))
+    ctx = converters.Context(random.Random(cfg.seed), OmegaConf.to_container(cfg.converter_options, resolve=True),
+                             lambda extra: extra.load(mirror, prefetch_hint(cfg)))
+    for i, item in enumerate(conv.convert(iter(raw), ctx)):
+        if not isinstance(item, converters.Skip):
+            yield item
+        elif item.bad:
+            report.drop(item.reason, f"upstream item {i}", item.detail)
+        else:
+            report.skip(item.reason)
+
+
+# ------------------------------------------------------------------------------------------------ loading
+def subsample(ds: Dataset, n: int | None, seed: int) -> Dataset:
+    """A seeded random subset of n rows (Table 2 and the Mix use 60,908-row subsets); all rows when n is None."""
+    if n is None or len(ds) <= n:
+        return ds
+    return ds.shuffle(seed=seed).select(range(n)).flatten_indices()
+
+
+def limited(ds: Dataset, report: DataReport, n: int | None, seed: int) -> Prepared:
+    """`max_samples` applied, and recorded in the report."""
+    if n is not None and len(ds) > n:
+        report.subsampled_from = len(ds)
+        ds = subsample(ds, n, seed)
+    report.rows = len(ds)
+    return Prepared(ds, report)
+
+
+def _build(cfg, split: str, mirror: str | None) -> Prepared:
+    report = DataReport(cfg.name)
+    rows = []
+    for i, row in enumerate(_rows(cfg, split, mirror, report)):
+        out, reason = normalize(row, cfg.name)
+        if out is None:
+            report.drop(reason, i, row)
+        else:
+            rows.append(out)
+    report.rows = len(rows)
+    report.check(cfg.max_bad_fraction)
+    if not rows:
+        raise DataError(f"dataset {cfg.name!r} (source {cfg.source}, split {split}) yielded no rows")
+    return limited(Dataset.from_list(rows, features=FEATURES), report, cfg.max_samples, cfg.seed)
 
 
 def identity(cfg) -> dict:
-    """What determines the rows a dataset config yields: the config, plus the bytes of local files."""
-    ident = {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k not in ("label", "paper_rows", "max_bad_fraction")}
+    """What determines the rows a dataset config yields: the config, plus the bytes of local files (and, for a
+    mixture, its components)."""
+    ident = {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k not in NOT_IDENTITY}
     if cfg.source == "files":
         ident["file_sha256"] = {split: hashlib.sha256(asset_path(p).read_bytes()).hexdigest() for split, p in (cfg.files or {}).items()}
+    if cfg.source == "mixture" or (cfg.source == "upstream" and cfg.mixture):
+        ident["components"] = [identity(c) for c in mixture.components(cfg)]
     return ident
+
+
+def cache_spec(cfg, split: str, mirror: str | None) -> dict | None:
+    """The cache key's content; None (do not cache) when a hub split is read unpinned and not from a mirror, since
+    `main` can move under the same config."""
+    sums = {}
+    for s in hub_sources(cfg):
+        if mirror:
+            sums["/".join(map(str, s[:4]))] = entry_sha256(mirror, *s[:4])
+        elif s.revision is None:
+            return None
+    return {"dataset": identity(cfg), "split": split, "mirror_sha256": sums}
+
+
+def prepare_preferences(cfg, split: str | None = None, mirror: str | None = None, cache: str | None = None) -> Prepared:
+    """Rows and report for a dataset config (and split); cached under `cache` (a stages directory) when given."""
+    split = split or cfg.train_split
+    if cfg.source not in SOURCES:
+        raise DataError(f"dataset {cfg.name!r}: unknown source {cfg.source!r}; valid: {list(SOURCES)}")
+    if cfg.source == "mixture" or (cfg.source == "upstream" and cfg.mixture):
+        build = lambda: mixture.prepare(cfg, split, mirror, cache, prepare_preferences)  # noqa: E731
+    else:
+        build = lambda: _build(cfg, split, mirror)  # noqa: E731
+    return cached(cache_spec(cfg, split, mirror), cache, build, f"{cfg.name}/{split}")
+
+
+def load_preferences(cfg, split: str | None = None, mirror: str | None = None, cache: str | None = None) -> Dataset:
+    return prepare_preferences(cfg, split, mirror, cache).dataset
+
+
+# ------------------------------------------------------------------------------------------------ tokenizer-dependent
+def pair_token_lengths(ds: Dataset, tokenizer, batch_size: int = 512) -> tuple[list[int], list[int], list[int]]:
+    """Tokens of (prompt, prompt + chosen, prompt + rejected) per pair, rendered as the trainer renders them."""
+    prompt, chosen, rejected = [], [], []
+    for start in range(0, len(ds), batch_size):
+        batch = ds[start:start + batch_size]
+        prompt += token_lengths(tokenizer, batch["prompt"], add_generation_prompt=True)
+        chosen += token_lengths(tokenizer, [p + c for p, c in zip(batch["prompt"], batch["chosen"])])
+        rejected += token_lengths(tokenizer, [p + r for p, r in zip(batch["prompt"], batch["rejected"])])
+    return prompt, chosen, rejected
+
+
+def drop_overlength(prepared: Prepared, tokenizer, max_length: int, max_bad_fraction: float,
+                    tokenizer_id: dict | None = None, cache: str | None = None) -> Prepared:
+    """Drop pairs whose prompt + chosen or prompt + rejected exceeds `max_length` tokens, counting them as
+    `over_length` in the report (cached on the rows' key, the tokenizer and the length)."""
+
+    def build() -> Prepared:
+        report = DataReport(**prepared.report.to_dict())
+        _, chosen, rejected = pair_token_lengths(prepared.dataset, tokenizer)
+        keep = [i for i, (c, r) in enumerate(zip(chosen, rejected)) if max(c, r) <= max_length]
+        for i in (i for i, (c, r) in enumerate(zip(chosen, rejected)) if max(c, r) > max_length):
+            report.drop("over_length", i, {"id": prepared.dataset[i]["id"], "tokens": max(chosen[i], rejected[i]),
+                                           "max_length": max_length})
+        report.rows = len(keep)
+        report.check(max_bad_fraction)
+        return Prepared(prepared.dataset.select(keep).flatten_indices(), report)
+
+    spec = None if prepared.key is None or tokenizer_id is None else {
+        "of": prepared.key, "tokenizer": tokenizer_id, "max_length": max_length}
+    return cached(spec, cache, build, f"{prepared.report.name} max_length={max_length}")

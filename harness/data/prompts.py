@@ -1,43 +1,133 @@
-"""Policy prompts for PPO / GRPO (Table 4, Figure 3): one user turn (or a conversation prefix) per row.
+"""Policy prompts for PPO / GRPO (Table 4, Figure 3): one conversation prefix ending with a user turn per row.
+
+    python -m harness.data describe prompts=uf
 
 Normalised row: `prompt` (list of {role, content} ending with a user turn), `id`, `source`.
+Sources (`prompts.source`):
+    tulu25        a split of allenai/tulu-2.5-prompts (conf/prompts/{uf,gsm8k,math,mixed}.yaml)
+    files         local JSON lines (conf/prompts/tiny.yaml)
+    from_dataset  the prompts of the run's own preference dataset (Table 2's PPO): pass `dataset_cfg`
+Given a tokenizer, prompts longer than `max_prompt_tokens` (1024 in the paper) are dropped and counted.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 
-from datasets import Dataset, load_dataset
+from datasets import Dataset, Features, Value, load_dataset
+from omegaconf import OmegaConf
 
-from harness.data.mirror import load_hub
-from harness.data.preferences import asset_path
+from harness.data.cache import cached
+from harness.data.mirror import HubSplit, entry_sha256
+from harness.data.preferences import MESSAGES, asset_path, cache_spec, identity, limited, prepare_preferences
+from harness.data.validate import (DataError, DataReport, Prepared, content_id, messages_or_none, prompt_problem,
+                                   token_lengths)
+
+SOURCES = ("tulu25", "files", "from_dataset")
+FEATURES = Features({"prompt": MESSAGES, "source": Value("string"), "id": Value("string")})
+# Columns a prompt can come from, in the order they are tried. The released tulu-2.5-prompts layout is not documented
+# on its card; the paper's PPO loader (hamishivi/EasyLM, TuluPromptDataset) accepted these, so they all are.
+PROMPT_COLUMNS = ("messages", "prompt", "instruction", "history_messages", "conversation", "chosen")
 
 
-def _prompt_messages(row: dict) -> list[dict]:
-    for key in ("messages", "prompt"):
+def prompt_messages(row: dict) -> list[dict] | None:
+    """The prompt turns of a row (a trailing assistant turn, e.g. a reference answer, is removed); None if absent."""
+    for key in PROMPT_COLUMNS:
         value = row.get(key)
-        if isinstance(value, list):
-            msgs = [{"role": m["role"], "content": m["content"]} for m in value]
-            return msgs[:-1] if msgs and msgs[-1]["role"] == "assistant" else msgs
         if isinstance(value, str):
             return [{"role": "user", "content": value}]
-    raise ValueError(f"prompt row has neither `messages` nor `prompt`: columns {sorted(row)}")
+        if isinstance(value, list):
+            msgs = messages_or_none(value)
+            if msgs and msgs[-1]["role"] == "assistant":
+                msgs = msgs[:-1]
+            return msgs
+    return None
 
 
-def load_prompts(cfg, mirror: str | None = None) -> Dataset:
+def prefetch_hint(cfg) -> str:
+    return f"python -m harness.data prefetch prompts={cfg.name}"
+
+
+def hub_sources(cfg) -> list[HubSplit]:
+    return [HubSplit(cfg.hub_id, None, cfg.split, cfg.revision)] if cfg.source == "tulu25" else []
+
+
+def _raw(cfg, mirror: str | None, dataset_cfg, cache: str | None) -> list[dict]:
     if cfg.source == "files":
+        if not cfg.files or cfg.train_split not in cfg.files:
+            raise DataError(f"prompts {cfg.name!r} have no file for split {cfg.train_split!r}; files: {dict(cfg.files or {})}")
         raw = load_dataset("json", data_files=str(asset_path(cfg.files[cfg.train_split])), split="train")
     elif cfg.source == "tulu25":
-        raw = load_hub(cfg.hub_id, None, cfg.split, cfg.revision, mirror, f"python -m harness.data prefetch prompts={cfg.name}")
+        raw = HubSplit(cfg.hub_id, None, cfg.split, cfg.revision).load(mirror, prefetch_hint(cfg))
+    elif cfg.source == "from_dataset":
+        if dataset_cfg is None:
+            raise DataError(f"prompts {cfg.name!r} (source from_dataset) need the run's dataset config: "
+                            f"load_prompts(cfg.prompts, dataset_cfg=cfg.dataset)")
+        pairs = prepare_preferences(dataset_cfg, mirror=mirror, cache=cache).dataset
+        return [{"prompt": p, "source": s} for p, s in zip(pairs["prompt"], pairs["source"])]
     else:
-        raise ValueError(f"prompts {cfg.name!r}: unknown source {cfg.source!r}; valid: files, tulu25")
+        raise DataError(f"prompts {cfg.name!r}: unknown source {cfg.source!r}; valid: {list(SOURCES)}")
+    if not any(c in raw.column_names for c in PROMPT_COLUMNS):
+        raise DataError(f"prompts {cfg.name!r}: no prompt column; expected one of {list(PROMPT_COLUMNS)}, "
+                        f"found {raw.column_names}")
+    return list(raw)
+
+
+def _build(cfg, mirror: str | None, dataset_cfg, cache: str | None) -> Prepared:
+    report = DataReport(cfg.name, kind="prompts")
     rows = []
-    for r in raw:
-        msgs = _prompt_messages(r)
-        rows.append({"prompt": msgs, "source": r.get("source") or cfg.name,
-                     "id": r.get("id") or hashlib.sha1(json.dumps(msgs).encode()).hexdigest()[:16]})
-    ds = Dataset.from_list(rows)
-    if cfg.max_samples and len(ds) > cfg.max_samples:
-        ds = ds.shuffle(seed=cfg.seed).select(range(cfg.max_samples))
-    return ds
+    for i, row in enumerate(_raw(cfg, mirror, dataset_cfg, cache)):
+        msgs = prompt_messages(row)
+        reason = prompt_problem(msgs)
+        if reason:
+            report.drop(reason, i, row)
+            continue
+        source = row.get("source") if isinstance(row.get("source"), str) and row.get("source") else cfg.name
+        rows.append({"prompt": msgs, "source": source, "id": content_id(row, msgs)})
+    report.rows = len(rows)
+    report.check(cfg.max_bad_fraction)
+    if not rows:
+        raise DataError(f"prompts {cfg.name!r} (source {cfg.source}) yielded no rows")
+    return limited(Dataset.from_list(rows, features=FEATURES), report, cfg.max_samples, cfg.seed)
+
+
+def _spec(cfg, mirror: str | None, dataset_cfg) -> dict | None:
+    config = OmegaConf.to_container(cfg, resolve=True)
+    ident = {"prompts": {k: v for k, v in config.items() if k not in ("label", "max_bad_fraction", "max_prompt_tokens")}}
+    if cfg.source == "files":
+        ident["file_sha256"] = hashlib.sha256(asset_path(cfg.files[cfg.train_split]).read_bytes()).hexdigest()
+    if cfg.source == "from_dataset":
+        inner = cache_spec(dataset_cfg, dataset_cfg.train_split, mirror) if dataset_cfg is not None else None
+        return None if inner is None else ident | {"dataset": identity(dataset_cfg), "dataset_cache": inner}
+    for s in hub_sources(cfg):
+        if mirror:
+            ident["mirror_sha256"] = entry_sha256(mirror, *s[:4])
+        elif s.revision is None:
+            return None
+    return ident
+
+
+def drop_long_prompts(prepared: Prepared, tokenizer, max_tokens: int, max_bad_fraction: float) -> Prepared:
+    """Drop prompts over `max_tokens` tokens (rendered with the generation prompt, as the policy sees them)."""
+    report = DataReport(**prepared.report.to_dict())
+    lengths = token_lengths(tokenizer, prepared.dataset["prompt"], add_generation_prompt=True)
+    keep = [i for i, n in enumerate(lengths) if n <= max_tokens]
+    for i in (i for i, n in enumerate(lengths) if n > max_tokens):
+        report.drop("over_length", i, {"id": prepared.dataset[i]["id"], "tokens": lengths[i], "max": max_tokens})
+    report.rows = len(keep)
+    report.check(max_bad_fraction)
+    return Prepared(prepared.dataset.select(keep).flatten_indices(), report, prepared.key)
+
+
+def prepare_prompts(cfg, mirror: str | None = None, dataset_cfg=None, tokenizer=None, cache: str | None = None) -> Prepared:
+    """Rows and report for a prompts config; with a tokenizer, the prompt-length filter too."""
+    spec = _spec(cfg, mirror, dataset_cfg) if cache else None
+    build = lambda: _build(cfg, mirror, dataset_cfg, cache)  # noqa: E731
+    prepared = cached(spec and {"kind": "prompts", **spec}, cache, build, f"prompts {cfg.name}")
+    if tokenizer is not None:
+        prepared = drop_long_prompts(prepared, tokenizer, cfg.max_prompt_tokens, cfg.max_bad_fraction)
+    return prepared
+
+
+def load_prompts(cfg, mirror: str | None = None, dataset_cfg=None, tokenizer=None, cache: str | None = None) -> Dataset:
+    return prepare_prompts(cfg, mirror, dataset_cfg, tokenizer, cache).dataset

@@ -1,0 +1,75 @@
+"""Data commands, composed with the same Hydra overrides a run takes.
+
+    python -m harness.data prefetch dataset=hh_rlhf prompts=uf eval=paper paths.mirror=/data/mirror
+    python -m harness.data prefetch --sweep sweeps/table1.yaml --sweep sweeps/table4.yaml paths.mirror=/data/mirror
+    python -m harness.data describe dataset=hh_rlhf model=tulu2_13b [prompts=uf]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from hydra import compose, initialize_config_dir  # noqa: E402
+
+from harness import schema  # noqa: E402,F401  (registers the config schemas)
+from harness.checks import CONF_DIR  # noqa: E402
+
+
+def compose_run(overrides: list[str]):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides))
+
+
+def cmd_prefetch(args) -> int:
+    from harness.data.prefetch import prefetch, run_sources, sweep_overrides
+
+    points = [list(args.overrides)] if not args.sweep else [
+        point + list(args.overrides) for path in args.sweep for point in sweep_overrides(path)]
+    configs = [compose_run(p) for p in points]
+    mirror = configs[0].paths.mirror
+    if not mirror:
+        print("prefetch needs a mirror directory: add paths.mirror=<dir> (or set HARNESS_MIRROR)", file=sys.stderr)
+        return 2
+    sources = list(dict.fromkeys(s for cfg in configs for s in run_sources(cfg)))
+    print(f"[harness.data] {len(points)} run configuration(s) read {len(sources)} hub split(s); mirror: {mirror}")
+    for line in prefetch(sources, mirror, force=args.force):
+        s = line["source"]
+        rows = f": {line['rows']} rows" if "rows" in line else ""
+        print(f"  {line['status']:<8} {s.hub_id} [{s.config or 'default'}] {s.split}@{s.revision or 'main'}{rows}")
+    return 0
+
+
+def cmd_describe(args) -> int:
+    from harness.data.describe import describe_dataset, describe_prompts
+    from harness.models import base_model, load_tokenizer
+
+    cfg = compose_run(args.overrides)
+    base, _ = base_model(cfg.model, cfg.paths.stages)
+    tokenizer = load_tokenizer(base, cfg.model.chat_template)
+    tokenizer_id = {"model": base.key or [base.path, base.revision], "chat_template": cfg.model.chat_template}
+    print(describe_dataset(cfg, tokenizer, tokenizer_id))
+    if any(o.startswith("prompts=") for o in args.overrides):
+        print(describe_prompts(cfg, tokenizer))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m harness.data", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    pre = sub.add_parser("prefetch", help="write the offline mirror for a run or a sweep (needs network)")
+    pre.add_argument("--sweep", action="append", default=[], help="a sweep override file (repeatable)")
+    pre.add_argument("--force", action="store_true", help="fetch again even if the mirror has the entry")
+    pre.add_argument("overrides", nargs="*", help="Hydra overrides, as for `python -m harness`")
+    desc = sub.add_parser("describe", help="rows, drops by reason and token lengths of a dataset")
+    desc.add_argument("overrides", nargs="*", help="Hydra overrides, as for `python -m harness`")
+    args = parser.parse_args(argv)
+    return {"prefetch": cmd_prefetch, "describe": cmd_describe}[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

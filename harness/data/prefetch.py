@@ -1,0 +1,79 @@
+"""Prefetch: copy every hub split a run (or a whole sweep) reads into the offline mirror, on a connected machine.
+
+    python -m harness.data prefetch dataset=hh_rlhf prompts=uf eval=paper paths.mirror=/data/mirror
+    python -m harness.data prefetch --sweep sweeps/table1.yaml paths.mirror=/data/mirror
+
+What a run reads: its preference dataset (`dataset.source` decides released split, upstream set or mixture
+components), the reward model's training dataset when it names one, its policy prompts, and, for each benchmark of
+its `eval` suite with a `hub_id`, (hub_id, hub_config, split, revision). Entries already in the mirror are kept unless
+`--force`. A sweep file is a Hydra override file (`defaults: [override /group: entry]`, `hydra.sweeper.params`); its
+grid is expanded with Hydra's own override parser and every point is prefetched.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from datasets import Dataset
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import OmegaConf
+
+from harness.data import mixture, preferences, prompts
+from harness.data.mirror import HubSplit, add_to_mirror, entry_path
+
+
+def run_sources(cfg) -> list[HubSplit]:
+    """Every hub split the run composed as `cfg` may read, without duplicates."""
+    needed = preferences.hub_sources(cfg.dataset) + prompts.hub_sources(cfg.prompts)
+    rm_data = cfg.reward_model.get("dataset")
+    if rm_data:
+        needed += preferences.hub_sources(mixture.dataset_config(rm_data))
+    for bench in cfg.eval.benchmarks.values():
+        if bench.hub_id and not bench.files:
+            needed.append(HubSplit(bench.hub_id, bench.hub_config, bench.split, bench.revision))
+    return list(dict.fromkeys(needed))
+
+
+def sweep_overrides(path: str | Path) -> list[list[str]]:
+    """The override list of every point of a sweep file's grid."""
+    spec = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+    fixed = []
+    for entry in spec.pop("defaults", None) or []:
+        if isinstance(entry, dict):
+            fixed += [f"{key.removeprefix('override').strip().lstrip('/')}={value}" for key, value in entry.items()]
+    params = ((spec.pop("hydra", None) or {}).get("sweeper") or {}).get("params") or {}
+    fixed += [f"{key}={value}" for key, value in _flatten(spec)]
+    swept = [f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}" for k, v in params.items()]
+    # Launcher and other Hydra settings do not change what a run reads.
+    data_overrides = [o for o in fixed + swept if not o.startswith(("hydra/", "hydra."))]
+    parsed = OverridesParser.create().parse_overrides(data_overrides)
+    return BasicSweeper.split_arguments(parsed, max_batch_size=None)[0]
+
+
+def _flatten(node: dict, prefix: str = ""):
+    for key, value in node.items():
+        if isinstance(value, dict):
+            yield from _flatten(value, f"{prefix}{key}.")
+        elif not isinstance(value, list):
+            yield f"{prefix}{key}", "null" if value is None else str(value).lower() if isinstance(value, bool) else value
+
+
+def hub_fetch(source: HubSplit) -> Dataset:
+    """Download a split from the hub (never from a mirror)."""
+    return source.load(mirror=None)
+
+
+def prefetch(sources: list[HubSplit], mirror: str, fetch: Callable[[HubSplit], Dataset] = hub_fetch,
+             force: bool = False) -> list[dict]:
+    """Write each source into the mirror (manifest last per entry); returns what was done, one line per source."""
+    done = []
+    for source in sources:
+        path = entry_path(mirror, source.hub_id, source.config, source.split, source.revision)
+        if path.exists() and not force:
+            done.append({"source": source, "status": "present", "file": str(path)})
+            continue
+        entry = add_to_mirror(mirror, source.hub_id, source.config, source.split, source.revision, fetch(source))
+        done.append({"source": source, "status": "fetched", "rows": entry["rows"], "file": str(path)})
+    return done

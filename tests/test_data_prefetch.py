@@ -1,0 +1,92 @@
+"""Prefetch: what a run or a sweep needs from the hub, written into a mirror that runs then read offline."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import compose
+from datasets import Dataset
+from test_data_support import FIXTURES, read_jsonl, tulu_pair
+
+from harness.data import __main__ as cli
+from harness.data.mirror import HubSplit, read_manifest
+from harness.data.prefetch import prefetch, run_sources, sweep_overrides
+from harness.data.preferences import prepare_preferences
+
+UF_OVERALL = HubSplit("HuggingFaceH4/ultrafeedback_binarized", None, "train_prefs", None)
+UF_FG = HubSplit("argilla/ultrafeedback-binarized-preferences-cleaned", None, "train", None)
+
+
+def test_a_run_needs_its_data_prompts_reward_model_data_and_benchmarks():
+    cfg = compose("dataset=ultrafeedback_overall", "dataset.source=upstream", "prompts=uf", "eval=paper",
+                  "reward_model.dataset=helpsteer")
+    assert run_sources(cfg) == [
+        UF_OVERALL, UF_FG,  # the upstream set and the converter's allow-list
+        HubSplit("allenai/tulu-2.5-prompts", None, "ultrafeedback_prompts", None),
+        HubSplit("allenai/tulu-2.5-preference-data", None, "helpsteer", None),  # the reward model's data
+        HubSplit("openai/gsm8k", "main", "test", None),  # eval=paper's benchmark with a hub_id
+    ]
+
+
+def test_bundled_data_needs_nothing_from_the_hub():
+    assert run_sources(compose()) == []
+
+
+def _sweep_file(tmp_path):
+    path = tmp_path / "grid.yaml"
+    path.write_text("# @package _global_\ndefaults:\n  - override /prompts: uf\n  - override /hydra/launcher: slurm\nsweep: grid\n"
+                    "hydra:\n  sweeper:\n    params:\n      dataset: hh_rlhf,nectar\n      dataset.revision: r1\n")
+    return path
+
+
+def test_sweep_file_expands_to_every_grid_point(tmp_path):
+    points = sweep_overrides(_sweep_file(tmp_path))
+    assert points == [["prompts=uf", "sweep=grid", "dataset=hh_rlhf", "dataset.revision=r1"],
+                      ["prompts=uf", "sweep=grid", "dataset=nectar", "dataset.revision=r1"]]
+
+
+def test_prefetch_writes_the_mirror_and_runs_then_read_it_offline(tmp_path):
+    mirror = tmp_path / "mirror"
+    files = {UF_OVERALL: FIXTURES / "ultrafeedback_overall" / "rows.jsonl", UF_FG: FIXTURES / "ultrafeedback_fg" / "rows.jsonl"}
+    fetched = []
+
+    def fetch(source):  # stands in for the hub download: the same rows the hub would serve
+        fetched.append(source)
+        return Dataset.from_list(read_jsonl(files[source]))
+
+    cfg = compose("dataset=ultrafeedback_overall", "dataset.source=upstream", f"paths.mirror={mirror}")
+    done = prefetch(run_sources(cfg), str(mirror), fetch)
+    assert [d["status"] for d in done] == ["fetched", "fetched"] and fetched == [UF_OVERALL, UF_FG]
+    manifest = {e["hub_id"]: e for e in read_manifest(mirror)}
+    assert manifest[UF_OVERALL.hub_id]["rows"] == 3 and manifest[UF_FG.hub_id]["rows"] == 3
+    assert len(manifest[UF_OVERALL.hub_id]["sha256"]) == 64
+    assert [d["status"] for d in prefetch(run_sources(cfg), str(mirror), fetch)] == ["present", "present"]
+    assert len(fetched) == 2  # nothing downloaded twice
+    rows = prepare_preferences(cfg.dataset, mirror=str(mirror)).dataset  # HF_HUB_OFFLINE is set for every test
+    assert len(rows) == 2
+
+
+def test_cli_prefetch_of_a_sweep_reports_what_the_mirror_holds(tmp_path, capsys):
+    mirror = tmp_path / "mirror"
+    sources = {HubSplit("allenai/tulu-2.5-preference-data", None, s, "r1") for s in ("hh_rlhf", "nectar")}
+    sources.add(HubSplit("allenai/tulu-2.5-prompts", None, "ultrafeedback_prompts", None))
+    prefetch(sorted(sources), str(mirror), lambda s: Dataset.from_list([tulu_pair("q", "a", "b")]))
+    assert cli.main(["prefetch", "--sweep", str(_sweep_file(tmp_path)), f"paths.mirror={mirror}"]) == 0
+    out = capsys.readouterr().out
+    assert "2 run configuration(s) read 3 hub split(s)" in out
+    assert out.count("present") == 3 and "fetched" not in out
+
+
+def test_cli_prefetch_without_a_mirror_says_how_to_set_one(monkeypatch, capsys):
+    monkeypatch.delenv("HARNESS_MIRROR", raising=False)
+    assert cli.main(["prefetch", "dataset=hh_rlhf"]) == 2
+    assert "paths.mirror=<dir>" in capsys.readouterr().err
+
+
+def test_manifest_lists_each_entry_once_after_a_refetch(tmp_path):
+    source = HubSplit("allenai/tulu-2.5-preference-data", None, "capybara", None)
+    for n in (2, 3):
+        prefetch([source], str(tmp_path), lambda s: Dataset.from_list([tulu_pair(f"q{i}", "a", "b") for i in range(n)]), force=True)
+    entries = read_manifest(tmp_path)
+    assert len(entries) == 1 and entries[0]["rows"] == 3
+    assert json.loads((tmp_path / "manifest.json").read_text()) == entries

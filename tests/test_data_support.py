@@ -1,0 +1,36 @@
+"""Shared helpers for the data tests: write fixture rows into an offline mirror, as prefetch does after downloading."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from datasets import Dataset
+
+from harness.data.mirror import HubSplit, add_to_mirror
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "data"
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def mirror_rows(mirror: Path, source: HubSplit, rows: list[dict] | Path) -> HubSplit:
+    """Put `rows` (or a JSON-lines file) into `mirror` as the copy of `source`."""
+    rows = read_jsonl(rows) if isinstance(rows, Path) else rows
+    add_to_mirror(mirror, source.hub_id, source.config, source.split, source.revision, Dataset.from_list(rows))
+    return source
+
+
+def tulu_pair(prompt: str, chosen: str, rejected: str, source: str = "fixture") -> dict:
+    """One row in the released tulu-2.5 layout (whole conversations)."""
+    user = {"role": "user", "content": prompt}
+    return {"chosen": [user, {"role": "assistant", "content": chosen}],
+            "rejected": [user, {"role": "assistant", "content": rejected}], "source": source}
+
+
+def pairs_only(ds) -> list[dict]:
+    """Rows without `id` / `source`, sorted, for comparing with hand-written expectations."""
+    rows = [{k: r[k] for k in ("prompt", "chosen", "rejected")} for r in ds]
+    return sorted(rows, key=lambda r: json.dumps(r, sort_keys=True))
