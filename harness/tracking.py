@@ -112,16 +112,21 @@ class Tracker:
             with contextlib.suppress(MlflowException):  # a concurrent run created it meanwhile
                 mlflow.create_experiment(self.cfg.experiment, artifact_location=local_artifact_root(self.cfg.uri))
         experiment = mlflow.set_experiment(self.cfg.experiment)
-        publish_views(mlflow.MlflowClient(), experiment)
+        try:
+            publish_views(mlflow.MlflowClient(), experiment)
+        except Exception as exc:  # views are a convenience: the run is logged without them
+            log.warning("could not save the MLflow views of experiment %s: %s", self.cfg.experiment, exc)
         return experiment
 
     @staticmethod
     def _sweep_parent(client, experiment_id: str, sweep: str, lock_dir: str | None) -> str:
-        query = f"tags.sweep = '{sweep}' and tags.{SWEEP_PARENT_TAG} = '{sweep}'"
+        lock = contextlib.nullcontext()
         if lock_dir:
             Path(lock_dir).mkdir(parents=True, exist_ok=True)
-        with FileLock(str(Path(lock_dir) / ".mlflow-sweep.lock")) if lock_dir else contextlib.nullcontext():
-            found = client.search_runs([experiment_id], query, max_results=1, order_by=["attributes.start_time ASC"])
+            lock = FileLock(str(Path(lock_dir) / ".mlflow-sweep.lock"))
+        with lock:
+            found = client.search_runs([experiment_id], f"tags.{SWEEP_PARENT_TAG} = '{sweep}'", max_results=1,
+                                       order_by=["attributes.start_time ASC"])
             if found:
                 return found[0].info.run_id
             parent = client.create_run(experiment_id, run_name=f"sweep {sweep}",

@@ -114,7 +114,7 @@ TABLE1_DATASETS = {  # paper row label -> conf/dataset entry
     "UltraF. (overall)": "ultrafeedback_overall", "UltraF. (fine-grained)": "ultrafeedback_fg",
 }
 TABLE1 = Table(
-    "table1", "Table 1: DPO on each preference dataset (Tulu 2 13B)", "table1_preference_data.csv",
+    "table1", "Table 1: DPO on each preference dataset", "table1_preference_data.csv",
     ("source",), category_columns(),
     (row("Llama 2 base", **LLAMA2_BASE), row("Tulu 2 (SFT)", **SFT),
      *(row(label, **dpo(ds)) for label, ds in TABLE1_DATASETS.items())),

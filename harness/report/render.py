@@ -84,8 +84,8 @@ def to_markdown(result: TableResult) -> str:
     head = [*label_columns, *(c.key for c in t.columns)]
     lines = [f"# {t.title}", "",
              f"Base model `{result.model}`, main evaluation suite `{result.suite}`. Each cell: reproduced value "
-             f"(paper, reproduced - paper); ×n: the mean of n runs; `{MISSING}`: no run yet; `{NOT_IN_PAPER}`: not in "
-             "the paper.", "",
+             f"(paper, reproduced - paper); ×n: the mean of n runs (for a difference, the runs on both sides); "
+             f"`{MISSING}`: no run yet; `{NOT_IN_PAPER}`: not in the paper.", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for fields in table_rows(result):
         lines.append("| " + " | ".join([*(fields[c] for c in label_columns),

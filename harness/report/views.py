@@ -1,5 +1,5 @@
-"""Saved views of the MLflow runs page: one per table and figure, and one of every run, each with the ablation axes,
-the category scores and the Average as columns. Open
+"""Saved views of the MLflow runs page: one per table and figure, and one of every run, each with the table's scores
+and the ablation axes as columns. Open
 
     <tracking server>/#/experiments/<experiment id>/runs?viewStateShareKey=table1
 
@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 
-from harness.report.grid import BY_NAME, CATEGORIES_MEAN, Table, membership_tag
+from harness.report.grid import AXES, BY_NAME, CATEGORIES_MEAN, Table, membership_tag
 from harness.schema import CATEGORIES
 
 VIEW_TAG = "mlflow.sharedViewState."
-# The axes as the runs' params (the flattened run config), so the page shows which point of the grid a run is.
-AXIS_PARAMS = ("model.name", "dataset.name", "algorithm.name", "reward_model.name", "prompts.name", "eval.suite", "seed")
+# The run tags that say which point of the grid a run is (harness.pipeline.run sets them).
+AXIS_TAGS = (*AXES, "seed")
 SCORES = (*(f"category/{c}" for c in CATEGORIES), "average")
 
 
@@ -32,7 +32,7 @@ def table_metrics(table: Table) -> list[str]:
 def view_state(search_filter: str, metrics: list[str]) -> str:
     return json.dumps({
         "searchFilter": search_filter, "orderByKey": "attributes.start_time", "orderByAsc": False,
-        "selectedColumns": [f"params.`{p}`" for p in AXIS_PARAMS] + [f"metrics.`{m}`" for m in metrics],
+        "selectedColumns": [f"metrics.`{m}`" for m in metrics] + [f"tags.`{t}`" for t in AXIS_TAGS],
     }, sort_keys=True)
 
 
