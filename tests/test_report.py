@@ -300,14 +300,14 @@ def test_concurrent_first_runs_of_a_sweep_share_one_parent(paper_store):
 
     results, tracking = paper_store  # a store that exists: the race is for the sweep's parent, not the schema
     procs = [subprocess.Popen([sys.executable, "-c", CONCURRENT_RUN, str(results), str(i)],
-                              cwd=Path(__file__).resolve().parent.parent) for i in range(3)]
-    assert [p.wait(timeout=300) for p in procs] == [0, 0, 0]
+                              cwd=Path(__file__).resolve().parent.parent) for i in range(2)]
+    assert [p.wait(timeout=300) for p in procs] == [0, 0]
     client = MlflowClient(tracking.uri)
     exp = client.get_experiment_by_name("harness").experiment_id
     parents = client.search_runs([exp], "tags.sweep_parent = 's1'")
     assert len(parents) == 1
     children = client.search_runs([exp], f"tags.`mlflow.parentRunId` = '{parents[0].info.run_id}'")
-    assert sorted(r.data.tags["run_id"] for r in children) == ["run-0", "run-1", "run-2"]
+    assert sorted(r.data.tags["run_id"] for r in children) == ["run-0", "run-1"]
     # artifacts go beside the store, not into whatever directory a run started in
     assert client.get_experiment(exp).artifact_location == str(results / "mlartifacts")
 
