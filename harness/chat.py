@@ -22,7 +22,33 @@ TULU_TEMPLATE = (
     "{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% endif %}"
 )
 
-TEMPLATES = {"tulu": TULU_TEMPLATE}
+# Vicuna v1.1+ (FastChat's vicuna_v1.1 conversation): a system line, then "USER: ... ASSISTANT: ...</s>" turns.
+VICUNA_TEMPLATE = (
+    "{{ bos_token }}"
+    "{% if messages[0]['role'] == 'system' %}{{ messages[0]['content'] + ' ' }}"
+    "{% else %}{{ 'A chat between a curious user and an artificial intelligence assistant. The assistant gives "
+    "helpful, detailed, and polite answers to the user\\'s questions. ' }}{% endif %}"
+    "{% for message in messages %}"
+    "{% if message['role'] == 'user' %}{{ 'USER: ' + message['content'] + ' ' }}"
+    "{% elif message['role'] == 'assistant' %}{{ 'ASSISTANT: ' + message['content'] + eos_token }}"
+    "{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ 'ASSISTANT:' }}{% endif %}"
+)
+
+# Alpaca without the preamble, as Nous Hermes is trained: "### Instruction:\n...\n\n### Response:\n...</s>".
+ALPACA_TEMPLATE = (
+    "{{ bos_token }}"
+    "{% for message in messages %}"
+    "{% if message['role'] == 'system' %}{{ message['content'] + '\n\n' }}"
+    "{% elif message['role'] == 'user' %}{{ '### Instruction:\n' + message['content'] + '\n\n' }}"
+    "{% elif message['role'] == 'assistant' %}{{ '### Response:\n' + message['content'] + eos_token + '\n\n' }}"
+    "{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '### Response:\n' }}{% endif %}"
+)
+
+TEMPLATES = {"tulu": TULU_TEMPLATE, "vicuna": VICUNA_TEMPLATE, "alpaca": ALPACA_TEMPLATE}
 
 
 def apply_template(tokenizer, name: str | None) -> None:

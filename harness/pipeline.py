@@ -20,6 +20,7 @@ from harness.checks import check
 from harness.eval.categories import average, category_scores
 from harness.eval.suite import run_suite
 from harness.models import ModelRef, base_model, load_tokenizer
+from harness.report.grid import table_tags
 from harness.results import git_commit, index_row, provenance_versions, summary_table, upsert_index, write_result
 from harness.stages import Stage, digest
 from harness.tracking import Tracker
@@ -165,6 +166,7 @@ def record(cfg, run_id: str, config_hash: str, stages: dict, benchmarks: dict, t
     tracker.log_metrics({f"eval/{k}": v for k, v in scores.items()} | {f"category/{k}": v for k, v in categories.items()}
                         | {"average": result["average"]}
                         | {f"train/{k}": v for k, v in result["training"].items() if isinstance(v, (int, float))})
+    tracker.set_tags({"recorded_at": result["recorded_at"], "git_commit": result["provenance"]["git_commit"]})
     tracker.log_dict(result["config"], "config.json")
     tracker.log_dict(result, "result.json")
     return result
@@ -181,7 +183,9 @@ def run(cfg: DictConfig) -> dict:
         return {"run_id": run_id, "config_hash": config_hash, "dry_run": True}
     tracker = Tracker(cfg.tracking)
     tags = axes_of(cfg) | {"config_hash": config_hash, "seed": cfg.seed, "run_id": run_id} | ({"sweep": cfg.sweep} if cfg.sweep else {})
-    tracker.start(run_id, params=determining_config(cfg), tags={k: str(v) for k, v in tags.items()})
+    tags |= table_tags(axes_of(cfg))
+    tracker.start(run_id, params=determining_config(cfg), tags={k: str(v) for k, v in tags.items()},
+                  sweep=cfg.sweep, lock_dir=cfg.paths.results)
     try:
         base, base_info = base_model(cfg.model, cfg.paths.stages)
         inputs = fit_training_data(cfg, inputs, base)

@@ -302,8 +302,6 @@ class TrackingConfig:
     # Tracking URI; default: a SQLite store at an absolute path under results/.
     uri: Optional[str] = None
     experiment: str = "harness"
-    # Where a new experiment keeps its artifacts (absolute; MLflow's default is ./mlruns under the current directory).
-    artifact_location: Optional[str] = None
     # Seconds to wait for a remote tracking server before carrying on without it.
     timeout_s: float = 10.0
 

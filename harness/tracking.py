@@ -1,9 +1,11 @@
 """MLflow tracking that never costs a run: if the store cannot be reached, one warning, and results go to disk only.
 
-Each harness run is one MLflow run: params = the flattened config, tags = the ablation axes, metrics =
-`train/...` (TRL's own curves via report_to=mlflow land in the same run), `eval/<benchmark>`, `category/<name>`,
-`average`; artifacts = the resolved config and the result JSON. A reward model trained inside a run logs into a nested
-child run (its trainer arguments would otherwise clash with the policy's params).
+Each harness run is one MLflow run: params = the flattened config, tags = the ablation axes and the paper tables the
+run fills (`table`, `table_<n>`: harness.report.grid.table_tags), metrics = `train/...` (TRL's own curves via
+report_to=mlflow land in the same run), `eval/<benchmark>`, `category/<name>`, `average`; artifacts = the resolved
+config and the result JSON. A reward model trained inside a run logs into a nested child run (its trainer arguments
+would otherwise clash with the policy's params). Runs of a sweep (`sweep=<id>`) nest under one parent run per sweep.
+The experiment carries saved views of the runs page, one per table (harness.report.views).
 """
 
 from __future__ import annotations
@@ -13,11 +15,23 @@ import logging
 import os
 import urllib.request
 import warnings
+from pathlib import Path
 from typing import Any
+
+from filelock import FileLock
 
 log = logging.getLogger(__name__)
 
 MAX_PARAM_CHARS = 500
+# Tag of a sweep's parent run (its value: the sweep id, as in its runs' `sweep` tag).
+SWEEP_PARENT_TAG = "sweep_parent"
+
+
+def local_artifact_root(uri: str | None) -> str | None:
+    """Artifacts beside a local SQLite store (MLflow's default is ./mlruns under whatever directory a run starts in)."""
+    if not uri or not uri.startswith("sqlite:///"):
+        return None
+    return str(Path(uri.removeprefix("sqlite:///")).resolve().parent / "mlartifacts")
 
 
 def flatten(d: Any, prefix: str = "") -> dict[str, Any]:
@@ -61,7 +75,10 @@ class Tracker:
             urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=self.cfg.timeout_s)
 
     # ----------------------------------------------------------------------------------------- runs
-    def start(self, run_name: str, params: dict, tags: dict, parent_run_id: str | None = None) -> None:
+    def start(self, run_name: str, params: dict, tags: dict, parent_run_id: str | None = None,
+              sweep: str | None = None, lock_dir: str | None = None) -> None:
+        """Start the run; with `sweep`, nested under that sweep's parent run (created by the sweep's first run;
+        `lock_dir`, a directory all the sweep's runs share, makes concurrent first runs create only one)."""
         if not self.active:
             return
         try:
@@ -72,11 +89,11 @@ class Tracker:
             os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
             os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(int(self.cfg.timeout_s)))
             mlflow.set_tracking_uri(self.cfg.uri)
-            if mlflow.get_experiment_by_name(self.cfg.experiment) is None and self.cfg.artifact_location:
-                mlflow.create_experiment(self.cfg.experiment, artifact_location=self.cfg.artifact_location)
-            mlflow.set_experiment(self.cfg.experiment)
+            experiment = self._experiment(mlflow)
             while mlflow.active_run():
                 mlflow.end_run()
+            if sweep:
+                parent_run_id = self._sweep_parent(mlflow.MlflowClient(), experiment.experiment_id, sweep, lock_dir)
             run = mlflow.start_run(run_name=run_name, tags=tags, parent_run_id=parent_run_id)
             self.run_id = run.info.run_id
             flat = {k: str(v)[:MAX_PARAM_CHARS] for k, v in flatten(params).items()}
@@ -85,6 +102,37 @@ class Tracker:
                 mlflow.log_params(dict(items[i : i + 100]))
         except Exception as exc:
             self._disable(exc)
+
+    def _experiment(self, mlflow):
+        from mlflow.exceptions import MlflowException
+
+        from harness.report.views import publish_views
+
+        if mlflow.get_experiment_by_name(self.cfg.experiment) is None:
+            with contextlib.suppress(MlflowException):  # a concurrent run created it meanwhile
+                mlflow.create_experiment(self.cfg.experiment, artifact_location=local_artifact_root(self.cfg.uri))
+        experiment = mlflow.set_experiment(self.cfg.experiment)
+        try:
+            publish_views(mlflow.MlflowClient(), experiment)
+        except Exception as exc:  # views are a convenience: the run is logged without them
+            log.warning("could not save the MLflow views of experiment %s: %s", self.cfg.experiment, exc)
+        return experiment
+
+    @staticmethod
+    def _sweep_parent(client, experiment_id: str, sweep: str, lock_dir: str | None) -> str:
+        lock = contextlib.nullcontext()
+        if lock_dir:
+            Path(lock_dir).mkdir(parents=True, exist_ok=True)
+            lock = FileLock(str(Path(lock_dir) / ".mlflow-sweep.lock"))
+        with lock:
+            found = client.search_runs([experiment_id], f"tags.{SWEEP_PARENT_TAG} = '{sweep}'", max_results=1,
+                                       order_by=["attributes.start_time ASC"])
+            if found:
+                return found[0].info.run_id
+            parent = client.create_run(experiment_id, run_name=f"sweep {sweep}",
+                                       tags={"sweep": sweep, SWEEP_PARENT_TAG: sweep})
+            client.set_terminated(parent.info.run_id)  # a container: its runs carry the work
+            return parent.info.run_id
 
     @property
     def report_to(self) -> str:

@@ -1,0 +1,38 @@
+"""Every table and figure of the report from a list of runs: build the cells, write CSV, Markdown and PNG."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.report import figures, render
+from harness.report.build import TableResult, build
+from harness.report.grid import FIGURES, TABLES
+from harness.report.runs import RunRecord
+
+
+def generate(runs: list[RunRecord], out: Path, model: str, suite: str) -> list[tuple[TableResult, list[Path]]]:
+    """Writes tables 1-5 (CSV, Markdown, runs CSV) and figures 1 and 3 (the same, plus PNG) under `out`."""
+    written = []
+    for table in (*TABLES, *FIGURES):
+        result = build(table, runs, model, suite)
+        files = render.write(result, Path(out))
+        if table in FIGURES:
+            files.append(figures.write(result, Path(out)))
+        written.append((result, files))
+    return written
+
+
+def summary(written: list[tuple[TableResult, list[Path]]], runs: list[RunRecord], model: str, suite: str) -> str:
+    lines, used = [], set()
+    for result, files in written:
+        cells = list(result.cells())
+        filled = sum(cell.value is not None for _, _, cell in cells)
+        used |= {c.run.run_id for _, _, cell in cells for c in cell.contributions}
+        lines.append(f"  {result.table.name:<8} {filled:>3}/{len(cells):<3} cells filled   "
+                     + " ".join(str(f) for f in files))
+    unused = [r for r in runs if r.run_id not in used]
+    if unused:
+        others = sorted({(r.axes["model"], r.axes["eval_suite"]) for r in unused})
+        lines.append(f"  {len(unused)} of {len(runs)} runs fill no cell of the grid for --model {model} --suite {suite} "
+                     f"(their model, suite: {', '.join(f'{m}, {s}' for m, s in others)})")
+    return "\n".join(lines)

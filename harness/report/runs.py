@@ -1,0 +1,91 @@
+"""The runs a report is built from, read from the results index on disk or from MLflow, as the same records.
+
+Disk: `results/index.jsonl` (harness.results). MLflow: every finished run that recorded results (its tags carry the
+axes and provenance, its metrics the scores; harness.pipeline.record). A configuration run several times in MLflow
+counts once, as its latest run, as the index keeps one row per run id.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.errors import ConfigError
+from harness.report.grid import AXES
+from harness.results import read_index
+
+METRIC_PREFIXES = ("eval/", "category/")
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    run_id: str
+    axes: dict[str, str]
+    # eval/<benchmark>, category/<name>, average: only the scores the run has.
+    metrics: dict[str, float]
+    config_hash: str
+    recorded_at: str
+    git_commit: str
+    seed: int
+
+
+def is_score(key: str) -> bool:
+    return key.startswith(METRIC_PREFIXES) or key == "average"
+
+
+def from_index_row(row: dict) -> RunRecord:
+    return RunRecord(
+        run_id=row["run_id"],
+        axes={a: str(row.get(a, "none")) for a in AXES},
+        metrics={k: float(v) for k, v in row.items() if is_score(k) and v is not None},
+        config_hash=row["config_hash"], recorded_at=row["recorded_at"], git_commit=row.get("git_commit", "unknown"),
+        seed=int(row["seed"]),
+    )
+
+
+def read_disk(results: Path) -> list[RunRecord]:
+    index = Path(results) / "index.jsonl"
+    if not index.exists():
+        raise ConfigError(f"no results index at {index}: run `python -m harness ...` first, or pass --results DIR "
+                          "(the results directory of your runs)")
+    return sorted((from_index_row(r) for r in read_index(Path(results))), key=lambda r: r.run_id)
+
+
+def from_mlflow_run(run) -> RunRecord:
+    tags = run.data.tags
+    return RunRecord(
+        run_id=tags["run_id"],
+        axes={a: tags.get(a, "none") for a in AXES},
+        metrics={k: float(v) for k, v in run.data.metrics.items() if is_score(k)},
+        config_hash=tags["config_hash"], recorded_at=tags["recorded_at"], git_commit=tags.get("git_commit", "unknown"),
+        seed=int(tags["seed"]),
+    )
+
+
+def read_mlflow(uri: str, experiment: str) -> list[RunRecord]:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        names = sorted(e.name for e in client.search_experiments())
+        raise ConfigError(f"no MLflow experiment {experiment!r} at {uri}; experiments there: {names}")
+    latest: dict[str, RunRecord] = {}
+    for run in _all_runs(client, exp.experiment_id):
+        if "recorded_at" not in run.data.tags or "run_id" not in run.data.tags:
+            continue  # a sweep's parent, a nested reward-model run, or a run that never recorded results
+        rec = from_mlflow_run(run)
+        if rec.run_id not in latest or rec.recorded_at >= latest[rec.run_id].recorded_at:  # runs come oldest first
+            latest[rec.run_id] = rec
+    return sorted(latest.values(), key=lambda r: r.run_id)
+
+
+def _all_runs(client, experiment_id: str):
+    token = None
+    while True:
+        page = client.search_runs([experiment_id], "attributes.status = 'FINISHED'", max_results=1000,
+                                  page_token=token, order_by=["attributes.start_time ASC"])
+        yield from page
+        token = page.token
+        if not token:
+            return

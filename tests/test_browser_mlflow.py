@@ -1,0 +1,135 @@
+"""Real runs in a real MLflow server, seen in a real browser (Debian's chromium, headless), and reported.
+
+Two runs of the tiny config through harness.pipeline.run (the SFT model evaluated; a 2-step DPO run) log to a SQLite
+store; `mlflow server` serves it on loopback; chromium renders the experiment's runs page through the saved views the
+harness writes (harness/report/views.py) and dumps the DOM.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from harness.pipeline import run
+from harness.report.__main__ import main
+from harness.report.runs import read_disk, read_mlflow
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--window-size=2400,1200", "--virtual-time-budget=20000", "--dump-dom"]
+# (the runs table renders only the columns inside the window: a wide one shows every column of a view)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_healthy(url: str, server: subprocess.Popen, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert server.poll() is None, f"mlflow server exited with {server.returncode}"
+        try:
+            if urllib.request.urlopen(url + "/health", timeout=5).read().strip() == b"OK":
+                return
+        except OSError:
+            time.sleep(1)
+    raise AssertionError(f"mlflow server at {url} not healthy after {timeout} s")
+
+
+@pytest.fixture(scope="module")
+def harness_runs(tmp_path_factory, shared_stages):
+    """(home, [SFT result, DPO result], tracking URI, server URL): the runs made while the server starts."""
+    from mlflow.tracking import MlflowClient
+
+    from conftest import compose
+
+    home = tmp_path_factory.mktemp("browser")
+    overrides = [f"paths.home={home}", f"paths.stages={shared_stages}"]
+    uri = f"sqlite:///{home}/results/mlflow.db"
+    (home / "results").mkdir()
+    MlflowClient(uri).search_experiments()  # the store's schema exists before the server and the runs open it
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--host",
+                               "127.0.0.1", "--port", str(port), "--workers", "1"], cwd=home,
+                              stdout=subprocess.DEVNULL, stderr=open(home / "server.log", "w"), start_new_session=True)
+    try:
+        results = [run(compose(*overrides, "algorithm=none")),
+                   run(compose(*overrides, "algorithm.max_steps=2"))]
+        url = f"http://127.0.0.1:{port}"
+        wait_healthy(url, server)
+        yield home, results, uri, url
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)  # the server and the workers it started
+        server.wait(timeout=30)
+
+
+def runs_page(url: str, experiment_id: str, view: str, profile: Path) -> str:
+    chromium = shutil.which("chromium")
+    assert chromium, "Debian's chromium is needed: apt-get install -y chromium (.ci/run installs it)"
+    page = f"{url}/#/experiments/{experiment_id}/runs?viewStateShareKey={view}"
+    out = subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", page],
+                         capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout
+
+
+def test_the_runs_page_shows_the_runs_and_their_scores(harness_runs, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    _, (sft, dpo), uri, url = harness_runs
+    experiment_id = MlflowClient(uri).get_experiment_by_name("harness").experiment_id
+    dom = runs_page(url, experiment_id, "harness", tmp_path / "profile-all")
+    assert sft["run_id"] in dom and dpo["run_id"] in dom
+    for column in ("eval/gsm8k", "category/reasoning", "algorithm", "eval_suite"):
+        assert f">{column}<" in dom, column  # a column header of the view (the tiny suite has no Average)
+
+    # Table 1's view filters on the runs' table tags: the SFT model is Table 1's "Tulu 2 (SFT)" row (of the tiny
+    # grid); DPO on the tiny dataset is in no table.
+    dom = runs_page(url, experiment_id, "table1", tmp_path / "profile-t1")
+    assert sft["run_id"] in dom and dpo["run_id"] not in dom
+    assert ">category/reasoning<" in dom and ">eval/gsm8k<" not in dom  # Table 1's columns: categories
+
+
+def test_real_runs_carry_axes_tables_and_consistent_metric_names(harness_runs):
+    from mlflow.tracking import MlflowClient
+
+    _, (sft, dpo), uri, _ = harness_runs
+    client = MlflowClient(uri)
+    sft_run = client.get_run(sft["mlflow_run_id"])
+    assert {k: sft_run.data.tags[k] for k in ("model", "algorithm", "dataset", "eval_suite", "table", "table_1")} == \
+        {"model": "tiny", "algorithm": "none", "dataset": "none", "eval_suite": "tiny", "table": "1", "table_1": "1"}
+    dpo_run = client.get_run(dpo["mlflow_run_id"])
+    assert "table" not in dpo_run.data.tags and dpo_run.data.tags["dataset"] == "tiny"
+    for r in (sft_run, dpo_run):
+        scores = {k for k in r.data.metrics if k.startswith(("eval/", "category/")) or k == "average"}
+        assert scores == {"eval/gsm8k", "category/reasoning"}  # the tiny suite: GSM8k only; average needs 6
+        assert r.data.tags["recorded_at"] and r.data.tags["git_commit"]
+
+
+def test_reports_of_real_runs_are_the_same_from_disk_and_mlflow(harness_runs, tmp_path):
+    home, (sft, dpo), uri, _ = harness_runs
+    results = home / "results"
+    assert read_mlflow(uri, "harness") == read_disk(results)
+    for source in ("disk", "mlflow"):
+        assert main(["--source", source, "--results", str(results), "--out", str(tmp_path / source), "--model", "tiny"]) == 0
+    for name in ("table1.csv", "table1.md", "table4.csv", "table5_runs.csv", "figure1.csv"):
+        assert (tmp_path / "disk" / name).read_text() == (tmp_path / "mlflow" / name).read_text(), name
+    table4 = {(r["reward_model"], r["prompts"]): r for r in csv.DictReader(open(tmp_path / "disk" / "table4.csv"))}
+    sft_row = table4[("Tulu 2 SFT", "-")]
+    assert (sft_row["gsm_acc"], sft_row["gsm_acc_n"]) == (f"{sft['benchmarks']['gsm8k']['score']:.1f}", "1")
+    assert sft_row["coding"] == "missing"  # the tiny suite has no coding benchmark
+    behind = list(csv.DictReader(open(tmp_path / "disk" / "table4_runs.csv")))
+    assert [(r["run_id"], r["config_hash"], r["git_commit"]) for r in behind] == \
+        [(sft["run_id"], sft["config_hash"], sft["provenance"]["git_commit"])]
