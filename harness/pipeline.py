@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from datasets import Dataset
 from omegaconf import DictConfig, OmegaConf
 
-from harness import data
+from harness import data, rewardbench
 from harness.chat import TEMPLATES
 from harness.checks import check
 from harness.eval.categories import average, category_scores
@@ -23,7 +24,7 @@ from harness.models import ModelRef, base_model
 from harness.results import git_commit, index_row, provenance_versions, summary_table, upsert_index, write_result
 from harness.stages import Stage, digest
 from harness.tracking import Tracker
-from harness.train import common
+from harness.train import common, reward
 
 # Config keys that never change what a run computes (where things go, how they are logged, how big a micro-batch is).
 NON_DETERMINING = {"paths", "tracking", "dry_run", "sweep"}
@@ -34,6 +35,7 @@ AXES_USED = {
     "dpo": ("model", "dataset", "algorithm"),
     "ppo": ("model", "algorithm", "reward_model", "prompts"),
     "grpo": ("model", "algorithm", "reward_model", "prompts"),
+    "best_of_n": ("model", "algorithm", "reward_model"),
 }
 AXES = ("model", "dataset", "algorithm", "reward_model", "prompts")
 
@@ -43,13 +45,17 @@ class TrainingData:
     train: Any = None
     heldout: Any = None
     extra: dict = field(default_factory=dict)
+    # The run's reward model (harness.train.reward.RewardModelPlan), when it uses one.
+    reward_model: Any = None
 
 
 def axes_used(cfg) -> tuple[str, ...]:
     used = AXES_USED.get(cfg.algorithm.name, AXES)
-    if getattr(cfg.algorithm, "table2", False):
-        used = (*used, "dataset")
-    return used
+    if getattr(cfg.algorithm, "table2", False):  # Table 2: the reward model and the prompts come from the dataset
+        used = (*(a for a in used if a != "prompts"), "dataset")
+    if not uses_reward_model(cfg):  # e.g. GRPO on the verifiable GSM8k reward alone
+        return tuple(a for a in used if a != "reward_model")
+    return used if "reward_model" in used else (*used, "reward_model")  # e.g. evaluating a reward model
 
 
 def axes_of(cfg) -> dict[str, str]:
@@ -63,7 +69,8 @@ def determining_config(cfg) -> dict:
     full = OmegaConf.to_container(cfg, resolve=True)
     used = axes_used(cfg)
     out = {k: v for k, v in full.items() if k not in NON_DETERMINING and (k not in AXES or k in used)}
-    out["algorithm"] = {k: v for k, v in out["algorithm"].items() if k not in ALGORITHM_NON_DETERMINING}
+    if "algorithm" in out:  # algorithm=none reads no algorithm axis
+        out["algorithm"] = {k: v for k, v in out["algorithm"].items() if k not in ALGORITHM_NON_DETERMINING}
     out["eval"] = {k: v for k, v in out["eval"].items() if k != "batch_size"}
     return out
 
@@ -76,32 +83,69 @@ def run_id_of(cfg, config_hash: str) -> str:
 # ------------------------------------------------------------------------------------------------- stages
 def load_training_data(cfg) -> TrainingData:
     """Load (and so validate) everything training reads, before any stage starts."""
+    table2 = getattr(cfg.algorithm, "table2", False)
+    rm_plan = reward.plan(cfg, table2) if uses_reward_model(cfg) else None
     if cfg.algorithm.name == "dpo":
         train = data.load_preferences(cfg.dataset, mirror=cfg.paths.mirror)
         heldout = data.load_preferences(cfg.dataset, split=cfg.dataset.eval_split, mirror=cfg.paths.mirror) if cfg.dataset.eval_split else None
         return TrainingData(train, heldout)
-    return TrainingData()
+    if cfg.algorithm.name in ("ppo", "grpo"):
+        prompts = prompts_of(data.load_preferences(cfg.dataset, mirror=cfg.paths.mirror)) if table2 else data.load_prompts(cfg.prompts, mirror=cfg.paths.mirror)
+        return TrainingData(prompts, reward_model=rm_plan)
+    return TrainingData(reward_model=rm_plan)
 
 
-def policy_spec(cfg, base: ModelRef) -> dict:
+def uses_reward_model(cfg) -> bool:
+    alg = cfg.algorithm
+    if alg.name in ("ppo", "best_of_n") or (alg.name == "grpo" and alg.reward != "gsm8k"):
+        return True
+    return bool(rewardbench.split_suite(cfg.eval)[1])
+
+
+def prompts_of(pairs) -> Dataset:
+    """Table 2's policy prompts: the distinct prompts of the run's preference data, in order."""
+    seen, rows = set(), []
+    for r in pairs:
+        key = json.dumps(r["prompt"], sort_keys=True)
+        if key not in seen:
+            seen.add(key)
+            rows.append({"prompt": r["prompt"], "id": r["id"], "source": r["source"]})
+    return Dataset.from_list(rows)
+
+
+def policy_spec(cfg, base: ModelRef, rm=None) -> dict:
     alg = {k: v for k, v in OmegaConf.to_container(cfg.algorithm, resolve=True).items() if k not in ALGORITHM_NON_DETERMINING}
     spec = {"base": base.key or {"path": base.path, "revision": base.revision}, "chat_template": cfg.model.chat_template,
             "algorithm": alg, "seed": cfg.seed}
     if "dataset" in axes_used(cfg):
         spec["dataset"] = data.identity(cfg.dataset)
+    if "prompts" in axes_used(cfg):
+        spec["prompts"] = data.identity(cfg.prompts)
+    if rm is not None:
+        spec["reward_model"] = rm.identity
     return spec
 
 
-def train_policy(cfg, base: ModelRef, inputs: TrainingData, tracker: Tracker, run_id: str) -> tuple[ModelRef, dict]:
+def train_policy(cfg, base: ModelRef, inputs: TrainingData, tracker: Tracker, run_id: str, rm=None) -> tuple[ModelRef, dict]:
     name = cfg.algorithm.name
-    if name == "none":
+    if name in ("none", "best_of_n"):  # best-of-N samples from the SFT model at evaluation time
         return base, {"reused": True, "path": base.path}
-    stage = Stage("policy", policy_spec(cfg, base), Path(cfg.paths.stages))
+    stage = Stage("policy", policy_spec(cfg, base, rm), Path(cfg.paths.stages))
     if name == "dpo":
         from harness.train import dpo
 
         work = lambda d: dpo.train(cfg.algorithm, base, cfg.model, inputs.train, inputs.heldout, d,  # noqa: E731
                                    tracker.report_to, run_id, cfg.seed)
+    elif name == "ppo":
+        from harness.train import ppo
+
+        work = lambda d: ppo.train(cfg.algorithm, base, cfg.model, inputs.train, rm, d, tracker.log_metrics,  # noqa: E731
+                                   cfg.seed, cfg.prompts.max_prompt_tokens)
+    elif name == "grpo":
+        from harness.train import grpo
+
+        work = lambda d: grpo.train(cfg.algorithm, base, cfg.model, inputs.train, rm, d, tracker.report_to,  # noqa: E731
+                                    run_id, cfg.seed, cfg.prompts.max_prompt_tokens, cfg.paths.mirror)
     else:
         raise NotImplementedError(f"algorithm={name} is not available yet")
     result, reused = stage.run(work, label=f"{name} policy {stage.key}")
@@ -110,8 +154,25 @@ def train_policy(cfg, base: ModelRef, inputs: TrainingData, tracker: Tracker, ru
     return ModelRef(str(stage.dir / "model"), key=stage.key), {**result, "reused": reused, "key": stage.key, "dir": str(stage.dir)}
 
 
-def policy_identity(policy: ModelRef) -> dict:
-    return {"stage": policy.key} if policy.key else {"path": policy.path, "revision": policy.revision}
+def policy_identity(policy: ModelRef, cfg=None, rm=None) -> dict:
+    ident = {"stage": policy.key} if policy.key else {"path": policy.path, "revision": policy.revision}
+    if cfg is not None and cfg.algorithm.name == "best_of_n":  # the evaluated policy is the SFT model + picker
+        ident |= {"best_of_n": OmegaConf.to_container(cfg.algorithm, resolve=True), "reward_model": rm.identity}
+    return ident
+
+
+def evaluate(cfg, policy: ModelRef, rm) -> dict:
+    """The suite's policy benchmarks (through best-of-N for algorithm=best_of_n), then its reward-model benchmarks."""
+    policy_eval, rm_benchmarks = rewardbench.split_suite(cfg.eval)
+    wrap = None
+    if cfg.algorithm.name == "best_of_n":
+        from harness import bon
+
+        wrap = bon.wrapper(cfg.algorithm, rm)
+    out = run_suite(policy_eval, policy, policy_identity(policy, cfg, rm), cfg.model, cfg.paths.stages, wrap=wrap)
+    if rm_benchmarks:
+        out |= rewardbench.evaluate(rm_benchmarks, rm, cfg.paths.stages, cfg.eval.batch_size, cfg.paths.mirror)
+    return out
 
 
 # ------------------------------------------------------------------------------------------------- record
@@ -167,9 +228,10 @@ def run(cfg: DictConfig) -> dict:
     tracker.start(run_id, params=determining_config(cfg), tags={k: str(v) for k, v in tags.items()})
     try:
         base, base_info = base_model(cfg.model, cfg.paths.stages)
-        policy, policy_info = train_policy(cfg, base, inputs, tracker, run_id)
-        benchmarks = run_suite(cfg.eval, policy, policy_identity(policy), cfg.model, cfg.paths.stages)
-        stages = {"model": base_info | {"path": base.path}, "policy": policy_info}
+        rm = reward.obtain(inputs.reward_model, cfg.paths.stages, tracker, run_id) if inputs.reward_model else None
+        policy, policy_info = train_policy(cfg, base, inputs, tracker, run_id, rm)
+        benchmarks = evaluate(cfg, policy, rm)
+        stages = {"model": base_info | {"path": base.path}, "policy": policy_info} | ({"reward_model": rm.info} if rm else {})
         result = record(cfg, run_id, config_hash, stages, benchmarks, tracker)
     except BaseException:
         tracker.end("FAILED")
