@@ -48,8 +48,9 @@ class RewardModelPlan:
         return self.cfg.path is None
 
 
-def plan(cfg, table2: bool = False) -> RewardModelPlan:
-    """Resolve the run's reward model; training data is loaded (and so validated) now, before any stage starts."""
+def plan(cfg, table2: bool = False, load: bool = True) -> RewardModelPlan:
+    """Resolve the run's reward model; its training data is loaded (and so validated) now, before any stage starts
+    (`load=False`: configs only)."""
     from harness.checks import entry
 
     rm = cfg.reward_model
@@ -63,6 +64,8 @@ def plan(cfg, table2: bool = False) -> RewardModelPlan:
                           f"(its training data); set one, e.g. reward_model.dataset=ultrafeedback_fg")
     else:
         dataset_cfg = cfg.dataset if rm.dataset == cfg.dataset.name else entry("dataset", rm.dataset)
+    if not load:
+        return RewardModelPlan(rm, model_cfg, dataset_cfg)
     mirror = cfg.paths.mirror
     train = data.load_preferences(dataset_cfg, mirror=mirror)
     heldout = data.load_preferences(dataset_cfg, split=dataset_cfg.eval_split, mirror=mirror) if dataset_cfg.eval_split else None
@@ -229,3 +232,25 @@ class RewardScorer:
             else:  # an unfinished response: no end-of-turn the policy never wrote
                 texts.append(self.tok.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False) + text)
         return self.score_texts(texts)
+
+
+@torch.no_grad()
+def policy_score(policy: ModelRef, chat_template: str | None, prompts: list[list[dict]], scorer: RewardScorer,
+                 samples: int = 1, max_new_tokens: int = 64, temperature: float = 0.7, seed: int = 0) -> float:
+    """Mean reward-model score of a policy's sampled responses to `prompts` (seeded): how far training moved it."""
+    from transformers import GenerationConfig
+
+    from harness.models import load_causal_lm
+
+    tok = load_tokenizer(policy, chat_template)
+    tok.padding_side = "left"
+    model = load_causal_lm(policy).eval()
+    gen = GenerationConfig(do_sample=True, temperature=temperature, top_k=0, max_new_tokens=max_new_tokens,
+                           eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    torch.manual_seed(seed)
+    texts = [tok.apply_chat_template(p, add_generation_prompt=True, tokenize=False) for p in prompts] * samples
+    enc = tok(texts, add_special_tokens=False, padding=True, return_tensors="pt").to(model.device)
+    out = model.generate(**enc, generation_config=gen)[:, enc["input_ids"].shape[1]:]
+    responses = tok.batch_decode(out, skip_special_tokens=True)
+    scores = scorer.score_conversations([p + [{"role": "assistant", "content": r}] for p, r in zip(prompts * samples, responses)])
+    return float(scores.mean())
