@@ -170,3 +170,20 @@ def test_bad_batch_sizes_fail_with_a_clear_error(tiny_base, tiny_reward_model, t
         run_ppo(tmp_path, tiny_base, tiny_reward_model, "algorithm.rollout_batch_size=24")
     with pytest.raises(ConfigError, match="minibatch_size=8 differs from algorithm.effective_batch_size=16"):
         run_ppo(tmp_path, tiny_base, tiny_reward_model, "algorithm.minibatch_size=8")
+
+
+def test_prompts_too_long_for_the_budget_are_dropped(tiny_base):
+    from datasets import Dataset
+
+    from harness.errors import ConfigError
+    from harness.models import load_tokenizer
+
+    tok = load_tokenizer(tiny_base, "tulu")
+    rows = Dataset.from_list([{"prompt": [{"role": "user", "content": text}]} for text in ("Hi", "What is 3 + 4? " * 40)])
+    kept, ids = ppo.keep_short_prompts(rows, tok, 30)
+    assert [r["prompt"][0]["content"] for r in kept] == ["Hi"] and len(ids[0]) <= 30
+    with pytest.raises(ConfigError, match="all 2 prompts are longer than 3 tokens"):
+        ppo.keep_short_prompts(rows, tok, 3)
+    alg = compose("algorithm=ppo", "reward_model=tiny").algorithm
+    assert ppo.prompt_budget(alg, 1024) == alg.max_length - alg.max_new_tokens == 224  # tiny: 256 - 32
+    assert ppo.prompt_budget(compose("algorithm=ppo", "model=tulu2_13b").algorithm, 1024) == 1024  # paper: 2048 - 1024

@@ -24,7 +24,7 @@ from harness.errors import ConfigError
 from harness.models import ModelRef, load_causal_lm, load_tokenizer
 from harness.stages import latest_checkpoint
 from harness.train.common import CountSteps, batch_record, save_log_history, trainer_kwargs
-from harness.train.ppo import keep_short_prompts
+from harness.train.ppo import keep_short_prompts, prompt_budget
 from harness.train.reward import load_reward_model
 
 NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
@@ -99,7 +99,7 @@ def train(alg, base: ModelRef, model_cfg, prompts: Dataset, reward_model, out_di
     if alg.reward not in GRPO_REWARDS:
         raise ConfigError(f"algorithm.reward={alg.reward!r}; valid: {list(GRPO_REWARDS)}")
     tok = load_tokenizer(base, model_cfg.chat_template)
-    prompts, _ = keep_short_prompts(prompts, tok, max_prompt_tokens)
+    prompts, _ = keep_short_prompts(prompts, tok, prompt_budget(alg, max_prompt_tokens))
     funcs, processing = [], []
     if alg.reward in ("reward_model", "both"):
         funcs.append(load_reward_model(reward_model.ref, model_cfg.dtype))

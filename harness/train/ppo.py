@@ -1,7 +1,7 @@
 """The project's own PPO (TRL removed its PPO in 1.13), faithful to the paper's recipe (protocol, "PPO").
 
-    python -m harness algorithm=ppo reward_model=tiny                                    # tiny model, CPU, minutes
-    accelerate launch -m harness algorithm=ppo model=tulu2_13b reward_model=uf_13b prompts=uf   # many GPUs
+    python -m harness algorithm=ppo reward_model=tiny                       # tiny model, CPU, about a minute
+    python -m harness algorithm=ppo model=tulu2_13b reward_model=uf_13b prompts=uf
 
 One iteration samples one response per prompt for a rollout batch (temperature 0.7), scores it with the reward model
 at its last token (the EOS trick: a response that never ended gets -10 instead), subtracts a fixed per-token KL
@@ -9,8 +9,9 @@ penalty against the frozen SFT reference, estimates advantages by GAE against a 
 reward model, whitens them, and takes clipped policy and value steps over minibatches. Every choice is a field of
 `PPOConfig` (harness/schema.py) with the paper's value as default.
 
-Runs under accelerate: one CPU process here, data-parallel processes on GPUs (each samples its share of the rollout
-batch; `effective_batch_size` stays the examples per optimiser step, harness.batching). Checkpoints
+`PPOTrainer` runs under accelerate / torch.distributed: one CPU process here, data-parallel processes elsewhere (each
+samples its share of the rollout batch; `effective_batch_size` stays the examples per optimiser step across all of
+them, harness.batching; tests/test_ppo_distributed.py runs 2 processes). Checkpoints
 (`<stage>/checkpoints/checkpoint-<iteration>/`, `trainer_state.json` written last) hold models, optimiser, scheduler
 and RNG states, so a resumed run continues exactly where the interrupted one stopped.
 """
@@ -33,7 +34,7 @@ from trl.trainer.utils import entropy_from_logits, selective_log_softmax
 
 from harness.batching import plan
 from harness.errors import ConfigError
-from harness.models import ModelRef, load_causal_lm, load_tokenizer, torch_dtype
+from harness.models import ModelRef, device, load_causal_lm, load_tokenizer, torch_dtype
 from harness.stages import latest_checkpoint, write_atomic
 from harness.train.common import STEPS_THIS_PROCESS
 from harness.train.reward import RewardScorer, load_reward_model, token_scores
@@ -166,7 +167,7 @@ class PPOTrainer:
     def __init__(self, alg, base: ModelRef, model_cfg, prompts: Dataset, reward_model, out_dir: Path,
                  log: Callable[[dict, int], None], seed: int, max_prompt_tokens: int = 1024):
         self.alg, self.out_dir, self.log, self.seed = alg, Path(out_dir), log, seed
-        self.accelerator = Accelerator()
+        self.accelerator = Accelerator(cpu=device() == "cpu")  # cpu=True: several CPU processes form a gloo group
         world = self.accelerator.num_processes
         self.batch = plan(alg.effective_batch_size, alg.per_device_batch_size, world)
         check_sizes(alg, world)
@@ -190,7 +191,7 @@ class PPOTrainer:
         self.ref = load_causal_lm(base, model_cfg.dtype).eval().requires_grad_(False)
         for m in (policy, value, self.ref):
             no_dropout(m)
-        prompts, self.query_ids = keep_short_prompts(prompts, self.tok, max_prompt_tokens)
+        prompts, self.query_ids = keep_short_prompts(prompts, self.tok, prompt_budget(alg, max_prompt_tokens))
         self.prompts = [r["prompt"] for r in prompts]
         self.iterations = self.count_iterations(len(self.query_ids))
         updates = alg.ppo_epochs * (alg.rollout_batch_size // alg.effective_batch_size)
@@ -399,8 +400,14 @@ def keep_short_prompts(prompts: Dataset, tok, max_tokens: int) -> tuple[Dataset,
            for r in prompts]
     keep = [i for i, q in enumerate(ids) if len(q) <= max_tokens]
     if not keep:
-        raise ConfigError(f"every one of the {len(ids)} prompts is longer than prompts.max_prompt_tokens={max_tokens}")
+        raise ConfigError(f"all {len(ids)} prompts are longer than {max_tokens} tokens (prompts.max_prompt_tokens, and "
+                          "algorithm.max_length minus algorithm.max_new_tokens)")
     return prompts.select(keep), [ids[i] for i in keep]
+
+
+def prompt_budget(alg, max_prompt_tokens: int) -> int:
+    """Longest prompt kept: the prompt set's limit (protocol: 1024), and room for a full response in max_length."""
+    return min(max_prompt_tokens, alg.max_length - alg.max_new_tokens)
 
 
 def check_sizes(alg, processes: int) -> None:
