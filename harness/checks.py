@@ -33,14 +33,24 @@ def entry(group: str, name: str):
         return compose("config", overrides=[f"{group}={name}"])[group]
 
 
+def uses_reward_model(cfg) -> bool:
+    """A run reads a reward model to train (PPO; GRPO unless on the GSM8k reward alone), to pick (best-of-N), or to
+    evaluate it (RewardBench)."""
+    alg = cfg.algorithm
+    if alg.name in NEEDS_REWARD_MODEL and not (alg.name == "grpo" and alg.reward == "gsm8k"):
+        return True
+    return any(b.runner in REWARD_MODEL_RUNNERS for b in cfg.eval.benchmarks.values())
+
+
 def check(cfg) -> None:
     alg, rm = cfg.algorithm.name, cfg.reward_model.name
     if alg == "grpo" and cfg.algorithm.reward not in GRPO_REWARDS:
         raise ConfigError(f"algorithm.reward={cfg.algorithm.reward!r}; valid: {list(GRPO_REWARDS)}")
-    if alg in NEEDS_REWARD_MODEL and rm == "none" and not getattr(cfg.algorithm, "table2", False):
-        if not (alg == "grpo" and cfg.algorithm.reward == "gsm8k"):
-            valid = [o for o in options("reward_model") if o != "none"]
+    if uses_reward_model(cfg) and rm == "none" and not getattr(cfg.algorithm, "table2", False):
+        valid = [o for o in options("reward_model") if o != "none"]
+        if alg in NEEDS_REWARD_MODEL:
             raise ConfigError(f"algorithm={alg} needs a reward model but reward_model=none; choose one of {valid}")
+        raise ConfigError(f"eval={cfg.eval.suite} evaluates a reward model but reward_model=none; choose one of {valid}")
     if alg == "dpo" and rm != "none":
         raise ConfigError(
             f"algorithm=dpo learns from preference pairs directly and uses no reward model, but reward_model={rm}; "
@@ -57,9 +67,6 @@ def check(cfg) -> None:
         if bench.category not in CATEGORIES and not (bench.runner in REWARD_MODEL_RUNNERS and bench.category == "reward_model"):
             raise ConfigError(f"benchmark {key!r} has category {bench.category!r}; valid: {list(CATEGORIES)} "
                               f"(or reward_model for runners {list(REWARD_MODEL_RUNNERS)})")
-        if bench.runner in REWARD_MODEL_RUNNERS and rm == "none":
-            valid = [o for o in options("reward_model") if o != "none"]
-            raise ConfigError(f"benchmark {key!r} evaluates a reward model but reward_model=none; choose one of {valid}")
     if cfg.tracking.backend not in ("mlflow", "none"):
         raise ConfigError(f"tracking.backend={cfg.tracking.backend!r}; valid: ['mlflow', 'none']")
     if cfg.eval.backend not in ("hf", "vllm"):

@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from harness import data, rewardbench
 from harness.chat import TEMPLATES
-from harness.checks import check
+from harness.checks import check, uses_reward_model
 from harness.eval.categories import average, category_scores
 from harness.eval.suite import run_suite
 from harness.models import ModelRef, base_model
@@ -28,7 +28,8 @@ from harness.train import common, reward
 
 # Config keys that never change what a run computes (where things go, how they are logged, how big a micro-batch is).
 NON_DETERMINING = {"paths", "tracking", "dry_run", "sweep"}
-ALGORITHM_NON_DETERMINING = {"logging_steps", "save_steps", "per_device_batch_size", "activation_checkpointing"}
+ALGORITHM_NON_DETERMINING = {"logging_steps", "save_steps", "per_device_batch_size", "activation_checkpointing",
+                             "score_batch_size"}
 # Which axes each algorithm reads; the others are left out of its run's identity.
 AXES_USED = {
     "none": ("model",),
@@ -95,13 +96,6 @@ def load_training_data(cfg) -> TrainingData:
     return TrainingData(reward_model=rm_plan)
 
 
-def uses_reward_model(cfg) -> bool:
-    alg = cfg.algorithm
-    if alg.name in ("ppo", "best_of_n") or (alg.name == "grpo" and alg.reward != "gsm8k"):
-        return True
-    return bool(rewardbench.split_suite(cfg.eval)[1])
-
-
 def prompts_of(pairs) -> Dataset:
     """Table 2's policy prompts: the distinct prompts of the run's preference data, in order."""
     seen, rows = set(), []
@@ -157,7 +151,8 @@ def train_policy(cfg, base: ModelRef, inputs: TrainingData, tracker: Tracker, ru
 def policy_identity(policy: ModelRef, cfg=None, rm=None) -> dict:
     ident = {"stage": policy.key} if policy.key else {"path": policy.path, "revision": policy.revision}
     if cfg is not None and cfg.algorithm.name == "best_of_n":  # the evaluated policy is the SFT model + picker
-        ident |= {"best_of_n": OmegaConf.to_container(cfg.algorithm, resolve=True), "reward_model": rm.identity}
+        sampler = {k: v for k, v in OmegaConf.to_container(cfg.algorithm, resolve=True).items() if k not in ALGORITHM_NON_DETERMINING}
+        ident |= {"best_of_n": sampler, "reward_model": rm.identity}
     return ident
 
 

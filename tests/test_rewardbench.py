@@ -89,7 +89,7 @@ def test_rewardbench_score_reaches_results_outside_the_categories(run_config, ti
 
 
 def test_rewardbench_needs_a_reward_model():
-    with pytest.raises(ConfigError, match="evaluates a reward model but reward_model=none; choose one of"):
+    with pytest.raises(ConfigError, match=r"eval=rewardbench evaluates a reward model but reward_model=none; choose one of \['mix_13b'"):
         check(compose("algorithm=none", "eval=rewardbench"))
     cfg = compose("algorithm=none", "reward_model=uf_13b", "eval=rewardbench")
     check(cfg)
