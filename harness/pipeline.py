@@ -92,6 +92,10 @@ def load_training_data(cfg) -> TrainingData:
         return TrainingData(train, heldout)
     if cfg.algorithm.name in ("ppo", "grpo"):
         prompts = prompts_of(data.load_preferences(cfg.dataset, mirror=cfg.paths.mirror)) if table2 else data.load_prompts(cfg.prompts, mirror=cfg.paths.mirror)
+        if cfg.algorithm.name == "grpo":  # the GSM8k reward's gold answers, joined to the prompts now
+            from harness.train import grpo
+
+            prompts = grpo.with_answers(cfg.algorithm, prompts, cfg.paths.mirror)
         return TrainingData(prompts, reward_model=rm_plan)
     return TrainingData(reward_model=rm_plan)
 

@@ -56,6 +56,12 @@ def test_answers_are_joined_to_prompts_by_question_text():
     stray = Dataset.from_list([{"prompt": [{"role": "user", "content": "Name 3 colors."}], "id": "x", "source": "tiny"}])
     with pytest.raises(ConfigError, match="1 of 1 prompts match no GSM8k problem.*Name 3 colors"):
         grpo.attach_answers(stray, rows)
+    # a run pairing the GSM8k reward with other prompts fails while loading its inputs, before any stage
+    from harness import pipeline
+
+    cfg = compose("algorithm=grpo", "algorithm.reward=gsm8k", f"algorithm.answers_file={GSM8K_FIXTURE}")
+    with pytest.raises(ConfigError, match="128 of 128 prompts match no GSM8k problem"):
+        pipeline.load_training_data(cfg)
 
 
 def test_grpo_with_the_reward_model_raises_its_score(tiny_base, tiny_reward_model, tmp_path):

@@ -84,6 +84,13 @@ def attach_answers(prompts: Dataset, problems: list[dict]) -> Dataset:
     return prompts.add_column("answer", answers)
 
 
+def with_answers(alg, prompts: Dataset, mirror: str | None = None) -> Dataset:
+    """The prompts with the gold `answer` column the GSM8k reward reads (as they are for the reward model alone)."""
+    if alg.reward == "reward_model" or "answer" in prompts.column_names:
+        return prompts
+    return attach_answers(prompts, load_problems(alg, mirror))
+
+
 def load_problems(alg, mirror: str | None) -> list[dict]:
     if alg.answers_file:
         import json
@@ -105,7 +112,7 @@ def train(alg, base: ModelRef, model_cfg, prompts: Dataset, reward_model, out_di
         funcs.append(load_reward_model(reward_model.ref, model_cfg.dtype))
         processing.append(load_tokenizer(reward_model.ref, reward_model.chat_template))
     if alg.reward in ("gsm8k", "both"):
-        prompts = attach_answers(prompts, load_problems(alg, mirror))
+        prompts = with_answers(alg, prompts, mirror)
         funcs.append(gsm8k_reward)
         processing.append(None)
     args = GRPOConfig(
