@@ -14,9 +14,9 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from harness import data
+from harness import data, rewardbench
 from harness.chat import TEMPLATES
-from harness.checks import check
+from harness.checks import check, uses_reward_model
 from harness.eval.categories import average, category_scores
 from harness.eval.suite import run_suite
 from harness.models import ModelRef, base_model, load_tokenizer
@@ -24,17 +24,19 @@ from harness.report.grid import table_tags
 from harness.results import git_commit, index_row, provenance_versions, summary_table, upsert_index, write_result
 from harness.stages import Stage, digest
 from harness.tracking import Tracker
-from harness.train import common
+from harness.train import common, reward
 
 # Config keys that never change what a run computes (where things go, how they are logged, how big a micro-batch is).
 NON_DETERMINING = {"paths", "tracking", "dry_run", "sweep"}
-ALGORITHM_NON_DETERMINING = {"logging_steps", "save_steps", "per_device_batch_size", "activation_checkpointing"}
+ALGORITHM_NON_DETERMINING = {"logging_steps", "save_steps", "per_device_batch_size", "activation_checkpointing",
+                             "score_batch_size"}
 # Which axes each algorithm reads; the others are left out of its run's identity.
 AXES_USED = {
     "none": ("model", "algorithm"),
     "dpo": ("model", "dataset", "algorithm"),
     "ppo": ("model", "algorithm", "reward_model", "prompts"),
     "grpo": ("model", "algorithm", "reward_model", "prompts"),
+    "best_of_n": ("model", "algorithm", "reward_model"),
 }
 AXES = ("model", "dataset", "algorithm", "reward_model", "prompts")
 
@@ -44,13 +46,17 @@ class TrainingData:
     train: Any = None
     heldout: Any = None
     extra: dict = field(default_factory=dict)
+    # The run's reward model (harness.train.reward.RewardModelPlan), when it uses one.
+    reward_model: Any = None
 
 
 def axes_used(cfg) -> tuple[str, ...]:
     used = AXES_USED.get(cfg.algorithm.name, AXES)
-    if getattr(cfg.algorithm, "table2", False):
-        used = (*used, "dataset")
-    return used
+    if getattr(cfg.algorithm, "table2", False):  # Table 2: the reward model and the prompts come from the dataset
+        used = (*(a for a in used if a != "prompts"), "dataset")
+    if not uses_reward_model(cfg):  # e.g. GRPO on the verifiable GSM8k reward alone
+        return tuple(a for a in used if a != "reward_model")
+    return used if "reward_model" in used else (*used, "reward_model")  # e.g. evaluating a reward model
 
 
 def axes_of(cfg) -> dict[str, str]:
@@ -64,7 +70,8 @@ def determining_config(cfg) -> dict:
     full = OmegaConf.to_container(cfg, resolve=True)
     used = axes_used(cfg)
     out = {k: v for k, v in full.items() if k not in NON_DETERMINING and (k not in AXES or k in used)}
-    out["algorithm"] = {k: v for k, v in out["algorithm"].items() if k not in ALGORITHM_NON_DETERMINING}
+    if "algorithm" in out:  # algorithm=none reads no algorithm axis
+        out["algorithm"] = {k: v for k, v in out["algorithm"].items() if k not in ALGORITHM_NON_DETERMINING}
     out["eval"] = {k: v for k, v in out["eval"].items() if k != "batch_size"}
     return out
 
@@ -77,12 +84,24 @@ def run_id_of(cfg, config_hash: str) -> str:
 # ------------------------------------------------------------------------------------------------- stages
 def load_training_data(cfg) -> TrainingData:
     """Load (and so validate) everything training reads, before any stage starts."""
+    table2 = getattr(cfg.algorithm, "table2", False)
+    rm_plan = reward.plan(cfg, table2) if uses_reward_model(cfg) else None
     if cfg.algorithm.name == "dpo":
         load = lambda split: data.prepare_preferences(cfg.dataset, split, cfg.paths.mirror, cfg.paths.stages)  # noqa: E731
         train = load(None)
         heldout = load(cfg.dataset.eval_split) if cfg.dataset.eval_split else None
-        return TrainingData(train.dataset, heldout and heldout.dataset, {"prepared": (train, heldout)})
-    return TrainingData()
+        return TrainingData(train.dataset, heldout and heldout.dataset, {"prepared": (train, heldout)}, reward_model=rm_plan)
+    if cfg.algorithm.name in ("ppo", "grpo"):
+        prompts_cfg = cfg.prompts
+        if table2:  # Table 2: the policy's prompts are those of the run's own preference data
+            prompts_cfg = OmegaConf.merge(cfg.prompts, {"name": "from_dataset", "source": "from_dataset", "max_samples": None})
+        prompts = data.load_prompts(prompts_cfg, cfg.paths.mirror, dataset_cfg=cfg.dataset, cache=cfg.paths.stages)
+        if cfg.algorithm.name == "grpo":  # the GSM8k reward's gold answers, joined to the prompts now
+            from harness.train import grpo
+
+            prompts = grpo.with_answers(cfg.algorithm, prompts, cfg.paths.mirror)
+        return TrainingData(prompts, reward_model=rm_plan)
+    return TrainingData(reward_model=rm_plan)
 
 
 def fit_training_data(cfg, inputs: TrainingData, base: ModelRef) -> TrainingData:
@@ -97,28 +116,42 @@ def fit_training_data(cfg, inputs: TrainingData, base: ModelRef) -> TrainingData
     train, heldout = inputs.extra["prepared"]
     train, heldout = fit(train), heldout and fit(heldout)
     counts = train.report.metrics("data") | (heldout.report.metrics("heldout_data") if heldout else {})
-    return TrainingData(train.dataset, heldout and heldout.dataset, {"data_counts": counts})
+    return TrainingData(train.dataset, heldout and heldout.dataset, {"data_counts": counts}, reward_model=inputs.reward_model)
 
 
-def policy_spec(cfg, base: ModelRef) -> dict:
+def policy_spec(cfg, base: ModelRef, rm=None) -> dict:
     alg = {k: v for k, v in OmegaConf.to_container(cfg.algorithm, resolve=True).items() if k not in ALGORITHM_NON_DETERMINING}
     spec = {"base": base.key or {"path": base.path, "revision": base.revision}, "chat_template": cfg.model.chat_template,
             "algorithm": alg, "seed": cfg.seed}
     if "dataset" in axes_used(cfg):
         spec["dataset"] = data.identity(cfg.dataset)
+    if "prompts" in axes_used(cfg):
+        spec["prompts"] = data.identity(cfg.prompts)
+    if rm is not None:
+        spec["reward_model"] = rm.identity
     return spec
 
 
-def train_policy(cfg, base: ModelRef, inputs: TrainingData, tracker: Tracker, run_id: str) -> tuple[ModelRef, dict]:
+def train_policy(cfg, base: ModelRef, inputs: TrainingData, tracker: Tracker, run_id: str, rm=None) -> tuple[ModelRef, dict]:
     name = cfg.algorithm.name
-    if name == "none":
+    if name in ("none", "best_of_n"):  # best-of-N samples from the SFT model at evaluation time
         return base, {"reused": True, "path": base.path}
-    stage = Stage("policy", policy_spec(cfg, base), Path(cfg.paths.stages))
+    stage = Stage("policy", policy_spec(cfg, base, rm), Path(cfg.paths.stages))
     if name == "dpo":
         from harness.train import dpo
 
         work = lambda d: dpo.train(cfg.algorithm, base, cfg.model, inputs.train, inputs.heldout, d,  # noqa: E731
                                    tracker.report_to, run_id, cfg.seed)
+    elif name == "ppo":
+        from harness.train import ppo
+
+        work = lambda d: ppo.train(cfg.algorithm, base, cfg.model, inputs.train, rm, d, tracker.log_metrics,  # noqa: E731
+                                   cfg.seed, cfg.prompts.max_prompt_tokens)
+    elif name == "grpo":
+        from harness.train import grpo
+
+        work = lambda d: grpo.train(cfg.algorithm, base, cfg.model, inputs.train, rm, d, tracker.report_to,  # noqa: E731
+                                    run_id, cfg.seed, cfg.prompts.max_prompt_tokens, cfg.paths.mirror)
     else:
         raise NotImplementedError(f"algorithm={name} is not available yet")
     result, reused = stage.run(work, label=f"{name} policy {stage.key}")
@@ -127,8 +160,26 @@ def train_policy(cfg, base: ModelRef, inputs: TrainingData, tracker: Tracker, ru
     return ModelRef(str(stage.dir / "model"), key=stage.key), {**result, "reused": reused, "key": stage.key, "dir": str(stage.dir)}
 
 
-def policy_identity(policy: ModelRef) -> dict:
-    return {"stage": policy.key} if policy.key else {"path": policy.path, "revision": policy.revision}
+def policy_identity(policy: ModelRef, cfg=None, rm=None) -> dict:
+    ident = {"stage": policy.key} if policy.key else {"path": policy.path, "revision": policy.revision}
+    if cfg is not None and cfg.algorithm.name == "best_of_n":  # the evaluated policy is the SFT model + picker
+        sampler = {k: v for k, v in OmegaConf.to_container(cfg.algorithm, resolve=True).items() if k not in ALGORITHM_NON_DETERMINING}
+        ident |= {"best_of_n": sampler, "reward_model": rm.identity}
+    return ident
+
+
+def evaluate(cfg, policy: ModelRef, rm) -> dict:
+    """The suite's policy benchmarks (through best-of-N for algorithm=best_of_n), then its reward-model benchmarks."""
+    policy_eval, rm_benchmarks = rewardbench.split_suite(cfg.eval)
+    wrap = None
+    if cfg.algorithm.name == "best_of_n":
+        from harness import bon
+
+        wrap = bon.wrapper(cfg.algorithm, rm)
+    out = run_suite(policy_eval, policy, policy_identity(policy, cfg, rm), cfg.model, cfg.paths.stages, wrap=wrap)
+    if rm_benchmarks:
+        out |= rewardbench.evaluate(rm_benchmarks, rm, cfg.paths.stages, cfg.eval.batch_size, cfg.paths.mirror)
+    return out
 
 
 # ------------------------------------------------------------------------------------------------- record
@@ -189,10 +240,11 @@ def run(cfg: DictConfig) -> dict:
     try:
         base, base_info = base_model(cfg.model, cfg.paths.stages)
         inputs = fit_training_data(cfg, inputs, base)
-        policy, policy_info = train_policy(cfg, base, inputs, tracker, run_id)
+        rm = reward.obtain(inputs.reward_model, cfg.paths.stages, tracker, run_id) if inputs.reward_model else None
+        policy, policy_info = train_policy(cfg, base, inputs, tracker, run_id, rm)
         policy_info |= inputs.extra.get("data_counts", {})
-        benchmarks = run_suite(cfg.eval, policy, policy_identity(policy), cfg.model, cfg.paths.stages)
-        stages = {"model": base_info | {"path": base.path}, "policy": policy_info}
+        benchmarks = evaluate(cfg, policy, rm)
+        stages = {"model": base_info | {"path": base.path}, "policy": policy_info} | ({"reward_model": rm.info} if rm else {})
         result = record(cfg, run_id, config_hash, stages, benchmarks, tracker)
     except BaseException:
         tracker.end("FAILED")

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, OmegaConf
+from omegaconf import II, MISSING, OmegaConf
 
 # The paper's six categories, in table order.
 CATEGORIES = ("factuality", "reasoning", "coding", "truthfulness", "safety", "inst_following")
@@ -179,28 +179,47 @@ class DPOConfig(OptimConfig):
 
 @dataclass
 class PPOConfig(OptimConfig):
-    """The project's own PPO (harness.train.ppo); defaults are the paper's (protocol, PPO)."""
+    """The project's own PPO (harness.train.ppo); defaults are the paper's (protocol, PPO).
+
+    Steps: one PPO *iteration* samples `rollout_batch_size` responses and takes (rollout / minibatch) x ppo_epochs
+    optimiser steps of `effective_batch_size` (= the paper's minibatch, 64) examples each.
+    """
 
     name: str = "ppo"
-    # Prompts per rollout batch (one response each) and per gradient minibatch.
+    # PPO iterations to run (rollout batches: the paper's ~118 "steps"); overrides epochs when > 0.
+    max_steps: int = -1
+    # Checkpoint every N PPO iterations.
+    save_steps: int = 10
+    # Prompts per rollout batch across all processes (protocol: 512), one response each.
     rollout_batch_size: int = 512
-    minibatch_size: int = 64
+    # The paper's minibatch: examples per optimiser step, i.e. `effective_batch_size` (kept equal; checked).
+    minibatch_size: int = II(".effective_batch_size")
+    # Passes over each rollout batch (protocol: 1).
     ppo_epochs: int = 1
+    # Response length and sampling temperature (protocol: up to 1024 new tokens at 0.7). Log-probabilities are taken
+    # at the same temperature, so the ratio is that of the sampling distribution.
     max_new_tokens: int = 1024
     temperature: float = 0.7
+    # Prompts generated at once per process (memory only: not part of the recipe).
+    generation_batch_size: int = 16
     # Fixed per-token KL coefficient (0.0325 with the 70B reward models, conf/algorithm_rm); no adaptive control.
     kl_coef: float = 0.05
     # A response without EOS is scored this instead of the reward model's score (the "EOS trick"); null disables.
     missing_eos_penalty: Optional[float] = -10.0
+    # Standardise the reward-model scores over the rollout batch (protocol: no).
     normalize_reward: bool = False
+    # Whiten the per-token rewards (KL penalty + score) over the rollout batch, mean kept (protocol: no).
     whiten_rewards: bool = False
+    # Whiten advantages over the rollout batch (protocol: yes).
     whiten_advantages: bool = True
+    # GAE discount and lambda (protocol: 1.0, 0.95).
     gamma: float = 1.0
     lam: float = 0.95
+    # Clip ranges of the policy ratio and of the value update, and the value-loss weight (protocol: 0.2, 0.2, 0.1).
     cliprange: float = 0.2
     cliprange_value: float = 0.2
     vf_coef: float = 0.1
-    # Value model starts from the reward model (else from the policy).
+    # Value model starts from the reward model (protocol), else from the SFT policy with a new scalar head.
     value_from_reward_model: bool = True
     # Table 2 semantics: the reward model is trained on the run's dataset and prompts come from it.
     table2: bool = False
@@ -208,37 +227,84 @@ class PPOConfig(OptimConfig):
 
 @dataclass
 class GRPOConfig(OptimConfig):
+    """GRPO through TRL's GRPOTrainer (harness.train.grpo). Not in the paper: an extension run with PPO's budget."""
+
     name: str = "grpo"
+    # Completions per prompt (the group); effective_batch_size (completions per step) must be a multiple of it.
     num_generations: int = 8
     max_new_tokens: int = 1024
     temperature: float = 0.7
-    # KL against the SFT reference; > 0 so GRPO is comparable with PPO.
+    # KL against the SFT reference; > 0 so GRPO is comparable with PPO (TRL's default is 0).
     beta: float = 0.05
     # reward_model | gsm8k (verifiable answer correctness) | both
     reward: str = "reward_model"
+    # TRL's loss aggregation and reward scaling (TRL 1.16 defaults: dapo, group) and ratio clip.
+    loss_type: str = "dapo"
+    scale_rewards: str = "group"
+    epsilon: float = 0.2
+    # Where the GSM8k reward finds gold answers, joined to the prompts by question text: a hub split (openai/gsm8k
+    # train for the tulu-2.5 gsm8k prompts) or a local JSON-lines file in its schema (question, answer).
+    answers_hub_id: str = "openai/gsm8k"
+    answers_config: Optional[str] = "main"
+    answers_split: str = "train"
+    answers_file: Optional[str] = None
+    # Table 2 semantics, as for PPO: the reward model is trained on the run's dataset and prompts come from it.
+    table2: bool = False
+
+
+@dataclass
+class BestOfNConfig:
+    """Best-of-N as an evaluation-time policy (harness.bon): the SFT model samples N, the reward model keeps one."""
+
+    name: str = "best_of_n"
+    # Samples per prompt and their temperature (protocol: 16 at 0.7).
+    n: int = 16
+    temperature: float = 0.7
+    top_p: float = 1.0
+    # Candidates the reward model scores at once (memory only).
+    score_batch_size: int = 16
 
 
 # --------------------------------------------------------------------------------------------- reward model
 @dataclass
 class RewardModelConfig:
+    """A reward model: trained here from an SFT model (harness.train.reward; a stage of its own), or an existing one."""
+
     # Key used in run names and tables; "none" for algorithms that need no reward model.
     name: str = "none"
     label: str = ""
-    # An existing reward model (hub id or directory); null trains one.
+    # An existing sequence-classification reward model (hub id or directory); null trains one.
     path: Optional[str] = None
+    revision: Optional[str] = None
+    # Chat format an existing reward model reads ("tulu", or null: its tokenizer's own); a trained one uses its base
+    # model's.
+    chat_template: Optional[str] = "tulu"
     # Base model config name (conf/model) the reward model is trained from; null: the run's model.
     base_model: Optional[str] = None
-    # Training data (a conf/dataset entry) when trained here.
+    # Training data (a conf/dataset entry) when trained here; `algorithm.table2=true` replaces it by the run's dataset.
     dataset: Optional[str] = None
-    # Protocol: lr 1e-5 decaying linearly to 1e-6, warmup 0.03, 1 epoch, effective batch 512, max length 4096.
+    # Protocol: lr 1e-5 decaying linearly to 1e-6 (a polynomial schedule of power 1), warmup 0.03, 1 epoch,
+    # effective batch 512, pairs over 4096 tokens dropped; AdamW beta2 0.95, clip 1.0, no weight decay.
     learning_rate: float = 1e-5
     final_learning_rate: float = 1e-6
+    lr_scheduler: str = "polynomial"
     warmup_ratio: float = 0.03
     epochs: float = 1.0
     max_steps: int = -1
     effective_batch_size: int = 512
     per_device_batch_size: int = 1
     max_length: int = 4096
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.95
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    # Seed of reward-model training: its own, so every run naming this reward model reuses one stage.
+    seed: int = 42
+    # Not part of the recipe (memory, logging, checkpoints).
+    activation_checkpointing: bool = True
+    logging_steps: int = 1
+    save_steps: int = 50
+    # Parameters in billions (the sweep planner's cost model).
     params_b: float = 0.0
 
 
@@ -348,7 +414,8 @@ def register() -> None:
     for group, kinds in {
         "model": {"model": ModelConfig},
         "dataset": {"dataset": DatasetConfig},
-        "algorithm": {"none": NoTrainingConfig, "dpo": DPOConfig, "ppo": PPOConfig, "grpo": GRPOConfig},
+        "algorithm": {"none": NoTrainingConfig, "dpo": DPOConfig, "ppo": PPOConfig, "grpo": GRPOConfig,
+                      "best_of_n": BestOfNConfig},
         "reward_model": {"reward_model": RewardModelConfig},
         "prompts": {"prompts": PromptsConfig},
         "eval": {"eval": EvalConfig, "benchmark": BenchmarkConfig},

@@ -58,3 +58,13 @@ def tiny_base(shared_stages):
     cfg = compose(f"paths.stages={shared_stages}")
     ref, _ = base_model(cfg.model, cfg.paths.stages)
     return ref
+
+
+@pytest.fixture(scope="session")
+def tiny_reward_model(shared_stages, tiny_base):
+    """The tiny reward model (conf/reward_model/tiny.yaml, trained once per session) as a RewardModel."""
+    from harness.tracking import Tracker
+    from harness.train import reward
+
+    cfg = compose(f"paths.stages={shared_stages}", "algorithm=ppo", "reward_model=tiny", "tracking=none")
+    return reward.obtain(reward.plan(cfg), cfg.paths.stages, Tracker(cfg.tracking), "tests")

@@ -21,8 +21,9 @@ RUNNERS = {"lm_eval": lm_eval_runner.run}
 class LazyPolicy:
     """Loads the policy (as an lm-eval model) only if some benchmark still needs to run."""
 
-    def __init__(self, ref: ModelRef, model_cfg, batch_size: int):
+    def __init__(self, ref: ModelRef, model_cfg, batch_size: int, wrap=None):
         self.ref, self.model_cfg, self.batch_size, self._lm = ref, model_cfg, batch_size, None
+        self.wrap = wrap  # e.g. harness.bon: an lm-eval LM around the policy's (best-of-N)
 
     @property
     def lm(self):
@@ -32,6 +33,8 @@ class LazyPolicy:
             tok = load_tokenizer(self.ref, self.model_cfg.chat_template)
             model = load_causal_lm(self.ref, self.model_cfg.dtype)
             self._lm = HFLM(pretrained=model, tokenizer=tok, batch_size=self.batch_size)
+            if self.wrap is not None:
+                self._lm = self.wrap(self._lm)
         return self._lm
 
 
@@ -39,9 +42,9 @@ def benchmark_stage(bench, policy_id: dict, root: Path) -> Stage:
     return Stage("eval", {"policy": policy_id, "benchmark": OmegaConf.to_container(bench, resolve=True)}, root)
 
 
-def run_suite(eval_cfg, policy: ModelRef, policy_id: dict, model_cfg, stages_root: str) -> dict[str, dict]:
+def run_suite(eval_cfg, policy: ModelRef, policy_id: dict, model_cfg, stages_root: str, wrap=None) -> dict[str, dict]:
     """Benchmark key -> {score, metrics, n, samples, dir, reused} or {error} when it failed."""
-    lazy = LazyPolicy(policy, model_cfg, eval_cfg.batch_size)
+    lazy = LazyPolicy(policy, model_cfg, eval_cfg.batch_size, wrap)
     out = {}
     for key, bench in eval_cfg.benchmarks.items():
         if bench.runner not in RUNNERS:

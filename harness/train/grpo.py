@@ -1,0 +1,140 @@
+"""GRPO through TRL's GRPOTrainer (an extension beyond the paper, comparable with its PPO).
+
+    python -m harness algorithm=grpo reward_model=tiny                                  # tiny model, CPU
+    python -m harness algorithm=grpo algorithm.reward=gsm8k prompts=gsm8k model=tulu2_13b   # Figure 3's math setting
+
+Rewards (`algorithm.reward`): `reward_model` (a sequence classifier; TRL re-renders prompt + completion with the
+reward model's own tokenizer and chat template), `gsm8k` (verifiable: 1 when the completion's final number equals the
+gold answer, else 0), or `both` (summed). KL: beta > 0 against the frozen SFT reference, which TRL rebuilds from the
+policy's `_name_or_path`; the policy is therefore always loaded from its saved directory or hub id.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from datasets import Dataset
+from trl import GRPOConfig, GRPOTrainer
+
+from harness.checks import GRPO_REWARDS
+from harness.data.mirror import load_hub
+from harness.data.preferences import asset_path
+from harness.errors import ConfigError
+from harness.models import ModelRef, load_causal_lm, load_tokenizer
+from harness.stages import latest_checkpoint
+from harness.train.common import CountSteps, batch_record, save_log_history, trainer_kwargs
+from harness.train.ppo import keep_short_prompts, prompt_budget
+from harness.train.reward import load_reward_model
+
+NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
+
+
+# ------------------------------------------------------------------------------------------------- GSM8k reward
+def final_number(text: str) -> float | None:
+    """The last number in a text (GSM8k's answer convention; thousands separators dropped)."""
+    found = NUMBER.findall(text)
+    if not found:
+        return None
+    try:
+        return float(found[-1].replace(",", "").rstrip("."))
+    except ValueError:
+        return None
+
+
+def gold_answer(solution: str) -> float:
+    """openai/gsm8k solutions end with `#### <answer>`."""
+    if "####" not in solution:
+        raise ValueError(f"GSM8k solution without '#### <answer>': {solution[-80:]!r}")
+    value = final_number(solution.split("####")[-1])
+    if value is None:
+        raise ValueError(f"GSM8k solution with no number after '####': {solution[-80:]!r}")
+    return value
+
+
+def gsm8k_reward(completions, answer, **kwargs) -> list[float]:
+    """1.0 when a completion's final number equals the gold answer, else 0.0 (TRL reward-function signature)."""
+    out = []
+    for completion, gold in zip(completions, answer):
+        text = completion[-1]["content"] if isinstance(completion, list) else completion
+        pred = final_number(text)
+        out.append(1.0 if pred is not None and abs(pred - float(gold)) < 1e-6 else 0.0)
+    return out
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.split())
+
+
+def attach_answers(prompts: Dataset, problems: list[dict]) -> Dataset:
+    """Add the gold `answer` of each prompt, found by its question text (exactly, else contained in the prompt)."""
+    gold = {_norm(p["question"]): gold_answer(p["answer"]) for p in problems}
+    answers, missing = [], []
+    for row in prompts:
+        text = _norm(row["prompt"][-1]["content"])
+        value = gold.get(text)
+        if value is None:
+            value = next((a for q, a in gold.items() if q in text), None)
+        if value is None:
+            missing.append(text)
+        answers.append(value)
+    if missing:
+        raise ConfigError(f"algorithm.reward=gsm8k: {len(missing)} of {len(prompts)} prompts match no GSM8k problem "
+                          f"(first: {missing[0][:100]!r}); use GSM8k prompts (prompts=gsm8k) or set algorithm.answers_*")
+    return prompts.add_column("answer", answers)
+
+
+def with_answers(alg, prompts: Dataset, mirror: str | None = None) -> Dataset:
+    """The prompts with the gold `answer` column the GSM8k reward reads (as they are for the reward model alone)."""
+    if alg.reward == "reward_model" or "answer" in prompts.column_names:
+        return prompts
+    return attach_answers(prompts, load_problems(alg, mirror))
+
+
+def load_problems(alg, mirror: str | None) -> list[dict]:
+    if alg.answers_file:
+        import json
+
+        return [json.loads(line) for line in asset_path(alg.answers_file).read_text().splitlines() if line.strip()]
+    return list(load_hub(alg.answers_hub_id, alg.answers_config, alg.answers_split, None, mirror,
+                         "python -m harness.data prefetch ... (openai/gsm8k train)"))
+
+
+# ------------------------------------------------------------------------------------------------- training
+def train(alg, base: ModelRef, model_cfg, prompts: Dataset, reward_model, out_dir: Path, report_to: str, run_name: str,
+          seed: int, max_prompt_tokens: int, mirror: str | None = None) -> dict:
+    if alg.reward not in GRPO_REWARDS:
+        raise ConfigError(f"algorithm.reward={alg.reward!r}; valid: {list(GRPO_REWARDS)}")
+    tok = load_tokenizer(base, model_cfg.chat_template)
+    prompts, _ = keep_short_prompts(prompts, tok, prompt_budget(alg, max_prompt_tokens))
+    funcs, processing = [], []
+    if alg.reward in ("reward_model", "both"):
+        funcs.append(load_reward_model(reward_model.ref, model_cfg.dtype))
+        processing.append(load_tokenizer(reward_model.ref, reward_model.chat_template))
+    if alg.reward in ("gsm8k", "both"):
+        prompts = with_answers(alg, prompts, mirror)
+        funcs.append(gsm8k_reward)
+        processing.append(None)
+    args = GRPOConfig(
+        **trainer_kwargs(alg, out_dir, model_cfg.dtype, report_to, run_name, seed),
+        num_generations=alg.num_generations,
+        max_completion_length=alg.max_new_tokens,
+        temperature=alg.temperature,
+        beta=alg.beta,
+        loss_type=alg.loss_type,
+        scale_rewards=alg.scale_rewards,
+        epsilon=alg.epsilon,
+    )
+    # Loaded from its directory or hub id, so TRL rebuilds the reference from the same `_name_or_path`.
+    model = load_causal_lm(base, model_cfg.dtype)
+    trainer = GRPOTrainer(model=model, reward_funcs=funcs, args=args, train_dataset=prompts, processing_class=tok,
+                          reward_processing_classes=processing, callbacks=[CountSteps()])
+    resume = latest_checkpoint(out_dir / "checkpoints")
+    result = trainer.train(resume_from_checkpoint=resume)
+    trainer.save_model(str(out_dir / "model"))
+    tok.save_pretrained(out_dir / "model")
+    save_log_history(trainer, out_dir)
+    rewards = [h["reward"] for h in trainer.state.log_history if "reward" in h]
+    return {"train_loss": result.training_loss, "global_step": trainer.state.global_step, "resumed_from": resume,
+            "prompts": len(prompts), "reward_first": rewards[0] if rewards else None,
+            "reward_last": rewards[-1] if rewards else None, **batch_record(alg)}

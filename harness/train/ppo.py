@@ -1,0 +1,430 @@
+"""The project's own PPO (TRL removed its PPO in 1.13), faithful to the paper's recipe (protocol, "PPO").
+
+    python -m harness algorithm=ppo reward_model=tiny                       # tiny model, CPU, about a minute
+    python -m harness algorithm=ppo model=tulu2_13b reward_model=uf_13b prompts=uf
+
+One iteration samples one response per prompt for a rollout batch (temperature 0.7), scores it with the reward model
+at its last token (the EOS trick: a response that never ended gets -10 instead), subtracts a fixed per-token KL
+penalty against the frozen SFT reference, estimates advantages by GAE against a value model initialised from the
+reward model, whitens them, and takes clipped policy and value steps over minibatches. Every choice is a field of
+`PPOConfig` (harness/schema.py) with the paper's value as default.
+
+`PPOTrainer` runs under accelerate / torch.distributed: one CPU process here, data-parallel processes elsewhere (each
+samples its share of the rollout batch; `effective_batch_size` stays the examples per optimiser step across all of
+them, harness.batching; tests/test_ppo_distributed.py runs 2 processes). Checkpoints
+(`<stage>/checkpoints/checkpoint-<iteration>/`, `trainer_state.json` written last) hold models, optimiser, scheduler
+and RNG states, so a resumed run continues exactly where the interrupted one stopped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from accelerate import Accelerator
+from datasets import Dataset
+from transformers import AutoModelForSequenceClassification, GenerationConfig, get_scheduler
+from trl.trainer.utils import entropy_from_logits, selective_log_softmax
+
+from harness.batching import plan
+from harness.errors import ConfigError
+from harness.models import ModelRef, device, load_causal_lm, load_tokenizer, torch_dtype
+from harness.stages import latest_checkpoint, write_atomic
+from harness.train.common import STEPS_THIS_PROCESS
+from harness.train.reward import RewardScorer, load_reward_model, token_scores
+
+KEEP_CHECKPOINTS = 2
+
+
+# ------------------------------------------------------------------------------------------------- the arithmetic
+def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return (x * mask).sum() / mask.sum().clamp(min=1)
+
+
+def masked_whiten(x: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True) -> torch.Tensor:
+    """(x - mean) / std over the masked entries (unbiased variance); shift_mean=False keeps the mean."""
+    mean = masked_mean(x, mask)
+    n = mask.sum()
+    var = masked_mean((x - mean) ** 2, mask) * (n / (n - 1) if n > 1 else 1.0)
+    out = (x - mean) * torch.rsqrt(var + 1e-8)
+    return (out if shift_mean else out + mean) * mask
+
+
+def eos_trick(scores: torch.Tensor, ended: torch.Tensor, penalty: float | None) -> torch.Tensor:
+    """A response that never wrote EOS is scored `penalty` instead of the reward model's score (protocol: -10)."""
+    return scores if penalty is None else torch.where(ended, scores, torch.full_like(scores, penalty))
+
+
+def per_token_rewards(scores, logprobs, ref_logprobs, mask, kl_coef: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """-kl_coef x (log pi - log pi_ref) on every response token, plus the sequence's score on its last token.
+    Returns (rewards, per-token KL)."""
+    kl = (logprobs - ref_logprobs) * mask
+    rewards = -kl_coef * kl
+    last = mask.sum(1).long() - 1
+    rewards[torch.arange(len(scores)), last] += scores
+    return rewards, kl
+
+
+def gae(rewards, values, mask, gamma: float, lam: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Generalised advantage estimation over response tokens; the value after the last token is 0.
+    Returns (advantages, returns = advantages + values)."""
+    rewards, values = rewards * mask, values * mask
+    advantages = torch.zeros_like(rewards)
+    running = torch.zeros_like(rewards[:, 0])
+    length = rewards.shape[1]
+    for t in reversed(range(length)):
+        next_value = values[:, t + 1] if t + 1 < length else torch.zeros_like(running)
+        delta = rewards[:, t] + gamma * next_value - values[:, t]
+        running = delta + gamma * lam * running
+        advantages[:, t] = running
+    advantages = advantages * mask
+    return advantages, advantages + values
+
+
+def policy_loss(logprobs, old_logprobs, advantages, mask, clip: float):
+    """PPO's clipped surrogate. Returns (loss, share of tokens where the clip binds, approximate KL old->new)."""
+    ratio = torch.exp(logprobs - old_logprobs)
+    unclipped = -advantages * ratio
+    clipped = -advantages * torch.clamp(ratio, 1 - clip, 1 + clip)
+    loss = masked_mean(torch.max(unclipped, clipped), mask)
+    clipfrac = masked_mean((clipped > unclipped).float(), mask)
+    approxkl = 0.5 * masked_mean((logprobs - old_logprobs) ** 2, mask)
+    return loss, clipfrac, approxkl
+
+
+def value_loss(values, old_values, returns, mask, clip: float):
+    """Clipped value loss 0.5 x max((v - R)^2, (v_clipped - R)^2). Returns (loss, share where the clip binds)."""
+    clipped_values = old_values + torch.clamp(values - old_values, -clip, clip)
+    unclipped_err, clipped_err = (values - returns) ** 2, (clipped_values - returns) ** 2
+    loss = 0.5 * masked_mean(torch.max(unclipped_err, clipped_err), mask)
+    return loss, masked_mean((clipped_err > unclipped_err).float(), mask)
+
+
+def response_mask(response: torch.Tensor, eos_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mask of the tokens a response really has (through its first EOS), and whether it ended."""
+    is_eos = response == eos_id
+    ended = is_eos.any(1)
+    last = torch.where(ended, is_eos.int().argmax(1), torch.full_like(ended, response.shape[1] - 1, dtype=torch.long))
+    return (torch.arange(response.shape[1], device=response.device)[None] <= last[:, None]).long(), ended
+
+
+# ------------------------------------------------------------------------------------------------- models
+class PolicyAndValue(torch.nn.Module):
+    """Policy and value model as one module: one optimiser, one data-parallel wrapper."""
+
+    def __init__(self, policy, value):
+        super().__init__()
+        self.policy, self.value = policy, value
+
+    def forward(self, input_ids, attention_mask, position_ids):
+        logits = self.policy(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False).logits
+        return logits, token_scores(self.value, input_ids, attention_mask, position_ids)
+
+
+def no_dropout(model) -> None:
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+
+
+@dataclass
+class Rollout:
+    """One rollout batch on this process. Queries are left-padded, responses right-padded; `mask` marks response
+    tokens through EOS."""
+
+    query: torch.Tensor
+    query_mask: torch.Tensor
+    response: torch.Tensor
+    mask: torch.Tensor
+    ended: torch.Tensor
+    logprobs: torch.Tensor = None
+    ref_logprobs: torch.Tensor = None
+    values: torch.Tensor = None
+    entropy: torch.Tensor = None
+    rm_scores: torch.Tensor = None
+    advantages: torch.Tensor = None
+    returns: torch.Tensor = None
+
+    def inputs(self, rows=slice(None)) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        ids = torch.cat([self.query[rows], self.response[rows]], 1)
+        attn = torch.cat([self.query_mask[rows], self.mask[rows]], 1)
+        return ids, attn, (attn.cumsum(1) - 1).clamp(min=0)
+
+
+def response_slice(out: torch.Tensor, query_len: int) -> torch.Tensor:
+    """Positions whose outputs predict (logits) or value (values) each response token."""
+    return out[:, query_len - 1 : -1]
+
+
+# ------------------------------------------------------------------------------------------------- training
+class PPOTrainer:
+    def __init__(self, alg, base: ModelRef, model_cfg, prompts: Dataset, reward_model, out_dir: Path,
+                 log: Callable[[dict, int], None], seed: int, max_prompt_tokens: int = 1024):
+        self.alg, self.out_dir, self.log, self.seed = alg, Path(out_dir), log, seed
+        self.accelerator = Accelerator(cpu=device() == "cpu")  # cpu=True: several CPU processes form a gloo group
+        world = self.accelerator.num_processes
+        self.batch = plan(alg.effective_batch_size, alg.per_device_batch_size, world)
+        check_sizes(alg, world)
+        self.local_rollout = alg.rollout_batch_size // world
+        self.local_minibatch = alg.effective_batch_size // world
+        torch.manual_seed(seed)
+
+        self.tok = load_tokenizer(base, model_cfg.chat_template)
+        self.tok.padding_side = "left"
+        self.scorer = RewardScorer.load(reward_model.ref, reward_model.chat_template, alg.per_device_batch_size, model_cfg.dtype)
+        if alg.value_from_reward_model:
+            if not self.scorer.shares_tokenizer(self.tok):
+                raise ConfigError("algorithm.value_from_reward_model=true needs a reward model with the policy's "
+                                  f"tokenizer and chat template, but {reward_model.ref.path} has different ones; set "
+                                  "algorithm.value_from_reward_model=false (value model from the policy)")
+            value = load_reward_model(reward_model.ref, model_cfg.dtype)
+        else:
+            value = AutoModelForSequenceClassification.from_pretrained(base.path, revision=base.revision, num_labels=1,
+                                                                       dtype=torch_dtype(model_cfg.dtype))
+        policy = load_causal_lm(base, model_cfg.dtype)
+        self.ref = load_causal_lm(base, model_cfg.dtype).eval().requires_grad_(False)
+        for m in (policy, value, self.ref):
+            no_dropout(m)
+        prompts, self.query_ids = keep_short_prompts(prompts, self.tok, prompt_budget(alg, max_prompt_tokens))
+        self.prompts = [r["prompt"] for r in prompts]
+        self.iterations = self.count_iterations(len(self.query_ids))
+        updates = alg.ppo_epochs * (alg.rollout_batch_size // alg.effective_batch_size)
+        self.total_steps = self.iterations * updates
+
+        model = PolicyAndValue(policy, value)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=alg.learning_rate, betas=(alg.adam_beta1, alg.adam_beta2),
+                                      weight_decay=alg.weight_decay)
+        self.scheduler = get_scheduler(alg.lr_scheduler, optimizer, num_warmup_steps=math.ceil(alg.warmup_ratio * self.total_steps),
+                                       num_training_steps=self.total_steps)
+        self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
+        self.accelerator.register_for_checkpointing(self.scheduler)
+        dev = self.accelerator.device
+        self.ref.to(dev)
+        self.scorer.model.to(dev)
+        self.generation = GenerationConfig(do_sample=True, temperature=alg.temperature, top_k=0, top_p=1.0,
+                                           max_new_tokens=alg.max_new_tokens, eos_token_id=self.tok.eos_token_id,
+                                           pad_token_id=self.tok.pad_token_id)
+        self.iteration, self.global_step, self.history = 0, 0, []
+
+    # --------------------------------------------------------------------------------------------- data
+    def count_iterations(self, n_prompts: int) -> int:
+        alg = self.alg
+        iterations = alg.max_steps if alg.max_steps > 0 else int(alg.epochs * n_prompts // alg.rollout_batch_size)
+        if iterations < 1:
+            raise ConfigError(f"{n_prompts} prompts make no rollout batch of algorithm.rollout_batch_size="
+                              f"{alg.rollout_batch_size} in algorithm.epochs={alg.epochs}; use more prompts or a smaller batch")
+        return iterations
+
+    def batch_indices(self, iteration: int) -> list[int]:
+        """This process's prompts for an iteration: consecutive seeded permutations of all prompts (one per pass)."""
+        n, size = len(self.query_ids), self.alg.rollout_batch_size
+        start = iteration * size
+        order = []
+        for rep in range(start // n, (start + size - 1) // n + 1):
+            order += torch.randperm(n, generator=torch.Generator().manual_seed(self.seed + rep)).tolist()
+        first = start - (start // n) * n
+        rows = order[first : first + size]
+        acc = self.accelerator
+        return rows[acc.process_index :: acc.num_processes]
+
+    def left_pad(self, rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        longest = max(len(r) for r in rows)
+        ids = torch.full((len(rows), longest), self.tok.pad_token_id, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for i, r in enumerate(rows):
+            ids[i, longest - len(r) :] = torch.tensor(r)
+            mask[i, longest - len(r) :] = 1
+        return ids.to(self.accelerator.device), mask.to(self.accelerator.device)
+
+    # --------------------------------------------------------------------------------------------- rollout
+    @torch.no_grad()
+    def rollout(self, rows: list[int]) -> Rollout:
+        query, query_mask = self.left_pad([self.query_ids[i] for i in rows])
+        policy = self.accelerator.unwrap_model(self.model).policy
+        policy.eval()
+        responses, masks, ended = [], [], []
+        for s in range(0, len(rows), self.alg.generation_batch_size):
+            part = slice(s, s + self.alg.generation_batch_size)
+            out = policy.generate(input_ids=query[part], attention_mask=query_mask[part], generation_config=self.generation)
+            response = out[:, query.shape[1] :]
+            mask, end = response_mask(response, self.tok.eos_token_id)
+            responses.append(response.masked_fill(mask == 0, self.tok.pad_token_id))
+            masks.append(mask)
+            ended.append(end)
+        width = max(r.shape[1] for r in responses)
+        pad = lambda t, v: torch.nn.functional.pad(t, (0, width - t.shape[1]), value=v)  # noqa: E731
+        batch = Rollout(query, query_mask, torch.cat([pad(r, self.tok.pad_token_id) for r in responses]),
+                        torch.cat([pad(m, 0) for m in masks]), torch.cat(ended))
+        self.forward_rollout(batch)
+        lengths = batch.mask.sum(1).tolist()
+        response_ids = [batch.response[i, : lengths[i]].tolist() for i in range(len(rows))]
+        batch.rm_scores = self.scorer.score_responses([self.prompts[i] for i in rows], [self.query_ids[i] for i in rows],
+                                                      response_ids, batch.ended.tolist(), self.tok).to(query.device)
+        policy.train()
+        return batch
+
+    def forward_rollout(self, b: Rollout) -> None:
+        """Old log-probs, entropy and values under the current policy, and reference log-probs."""
+        lp, ref_lp, values, entropy = [], [], [], []
+        q = b.query.shape[1]
+        for s in range(0, len(b.query), self.batch.per_device):
+            rows = slice(s, s + self.batch.per_device)
+            ids, attn, pos = b.inputs(rows)
+            logits, vals = self.model(ids, attn, pos)
+            logits = response_slice(logits, q) / self.alg.temperature
+            lp.append(selective_log_softmax(logits, b.response[rows]))
+            entropy.append(entropy_from_logits(logits))
+            values.append(response_slice(vals, q))
+            ref_logits = response_slice(self.ref(input_ids=ids, attention_mask=attn, position_ids=pos, use_cache=False).logits, q)
+            ref_lp.append(selective_log_softmax(ref_logits / self.alg.temperature, b.response[rows]))
+        b.logprobs, b.ref_logprobs, b.values, b.entropy = (torch.cat(x).float() for x in (lp, ref_lp, values, entropy))
+
+    def advantages(self, b: Rollout) -> dict:
+        alg, mask = self.alg, b.mask.float()
+        scores = b.rm_scores
+        if alg.normalize_reward:
+            scores = (scores - scores.mean()) / (scores.std() + 1e-8) if len(scores) > 1 else scores - scores.mean()
+        scores = eos_trick(scores, b.ended, alg.missing_eos_penalty)
+        rewards, kl = per_token_rewards(scores, b.logprobs, b.ref_logprobs, mask, alg.kl_coef)
+        if alg.whiten_rewards:
+            rewards = masked_whiten(rewards, mask, shift_mean=False)
+        b.advantages, b.returns = gae(rewards, b.values, mask, alg.gamma, alg.lam)
+        if alg.whiten_advantages:
+            b.advantages = masked_whiten(b.advantages, mask)
+        kl_seq = kl.sum(1)
+        return {"objective/rm_score": b.rm_scores.mean(), "objective/score": scores.mean(), "objective/kl": kl_seq.mean(),
+                "objective/non_score_reward": -alg.kl_coef * kl_seq.mean(),
+                "objective/rlhf_reward": (scores - alg.kl_coef * kl_seq).mean(),
+                "objective/entropy": masked_mean(b.entropy, mask), "val/response_length": mask.sum(1).mean(),
+                "val/eos_fraction": b.ended.float().mean()}
+
+    # --------------------------------------------------------------------------------------------- updates
+    def update(self, b: Rollout, iteration: int) -> dict:
+        alg, acc = self.alg, self.accelerator
+        stats = {k: [] for k in ("loss/policy", "loss/value", "policy/clipfrac", "policy/approxkl", "val/clipfrac")}
+        q = b.query.shape[1]
+        gen = torch.Generator().manual_seed(self.seed * 100_003 + iteration)
+        for _ in range(alg.ppo_epochs):
+            perm = torch.randperm(len(b.query), generator=gen)
+            for start in range(0, len(perm), self.local_minibatch):
+                minibatch = perm[start : start + self.local_minibatch]
+                micro = [minibatch[i : i + self.batch.per_device] for i in range(0, len(minibatch), self.batch.per_device)]
+                for k, rows in enumerate(micro):
+                    sync = contextlib.nullcontext() if k == len(micro) - 1 else acc.no_sync(self.model)
+                    with sync:
+                        ids, attn, pos = b.inputs(rows)
+                        logits, vals = self.model(ids, attn, pos)
+                        logits = response_slice(logits, q) / alg.temperature
+                        mask = b.mask[rows].float()
+                        new_lp = selective_log_softmax(logits, b.response[rows])
+                        pg, clipfrac, approxkl = policy_loss(new_lp, b.logprobs[rows], b.advantages[rows], mask, alg.cliprange)
+                        vf, vclipfrac = value_loss(response_slice(vals, q).float(), b.values[rows], b.returns[rows], mask,
+                                                   alg.cliprange_value)
+                        acc.backward((pg + alg.vf_coef * vf) * len(rows) / len(minibatch))
+                    for key, v in zip(stats, (pg, vf, clipfrac, approxkl, vclipfrac)):
+                        stats[key].append(v.detach())
+                acc.clip_grad_norm_(self.model.parameters(), alg.max_grad_norm)
+                self.optimizer.step()
+                self.scheduler.step()
+                self.optimizer.zero_grad()
+                self.global_step += 1
+                STEPS_THIS_PROCESS["count"] += 1
+        return {k: torch.stack(v).mean() for k, v in stats.items()}
+
+    # --------------------------------------------------------------------------------------------- loop
+    def train(self) -> dict:
+        resumed = self.resume()
+        while self.iteration < self.iterations:
+            batch = self.rollout(self.batch_indices(self.iteration))
+            metrics = self.advantages(batch) | self.update(batch, self.iteration)
+            metrics = {k: float(self.accelerator.reduce(v.detach().float().reshape(1), "mean")) for k, v in metrics.items()}
+            self.iteration += 1
+            metrics |= {"lr": self.scheduler.get_last_lr()[0], "global_step": self.global_step}
+            self.history.append({"step": self.iteration, **metrics})
+            if self.accelerator.is_main_process:
+                self.log(metrics, self.iteration)
+            if self.iteration % self.alg.save_steps == 0 and self.iteration < self.iterations:
+                self.save_checkpoint()
+        self.save_final()
+        first, last = self.history[0], self.history[-1]
+        return {"iterations": self.iterations, "global_step": self.global_step, "resumed_from": resumed,
+                "prompts": len(self.query_ids), "score_first": first["objective/score"], "score_last": last["objective/score"],
+                "rm_score_first": first["objective/rm_score"], "rm_score_last": last["objective/rm_score"],
+                "kl_last": last["objective/kl"], "reward_model_shares_tokenizer": self.scorer.shares_tokenizer(self.tok),
+                "rollout_batch_size": self.alg.rollout_batch_size, "effective_batch_size": self.batch.effective,
+                "per_device_batch_size": self.batch.per_device, "gradient_accumulation_steps": self.batch.accumulation,
+                "processes": self.batch.processes}
+
+    def save_checkpoint(self) -> None:
+        root = self.out_dir / "checkpoints"
+        path = root / f"checkpoint-{self.iteration}"
+        self.accelerator.save_state(str(path), safe_serialization=False)
+        if self.accelerator.is_main_process:
+            state = {"iteration": self.iteration, "global_step": self.global_step, "log_history": self.history}
+            write_atomic(path / "trainer_state.json", json.dumps(state))  # last: the checkpoint is whole
+            done = sorted((p for p in root.glob("checkpoint-*") if (p / "trainer_state.json").exists()),
+                          key=lambda p: int(p.name.split("-")[-1]))
+            for old in done[:-KEEP_CHECKPOINTS]:
+                shutil.rmtree(old, ignore_errors=True)
+        self.accelerator.wait_for_everyone()
+
+    def resume(self) -> str | None:
+        path = latest_checkpoint(self.out_dir / "checkpoints")
+        if path is None:
+            return None
+        self.accelerator.load_state(path)
+        state = json.loads((Path(path) / "trainer_state.json").read_text())
+        self.iteration, self.global_step, self.history = state["iteration"], state["global_step"], state["log_history"]
+        print(f"[harness] PPO resumes from {path} (iteration {self.iteration}/{self.iterations}, step {self.global_step})")
+        return path
+
+    def save_final(self) -> None:
+        if self.accelerator.is_main_process:
+            policy = self.accelerator.unwrap_model(self.model).policy
+            policy.save_pretrained(self.out_dir / "model")
+            self.tok.padding_side = "right"
+            self.tok.save_pretrained(self.out_dir / "model")
+            (self.out_dir / "log_history.json").write_text(json.dumps(self.history, indent=1))
+        self.accelerator.wait_for_everyone()
+
+
+def keep_short_prompts(prompts: Dataset, tok, max_tokens: int) -> tuple[Dataset, list[list[int]]]:
+    """Prompts whose rendered query fits `max_tokens` (protocol: longer ones are dropped), and their token ids."""
+    ids = [tok(tok.apply_chat_template(r["prompt"], add_generation_prompt=True, tokenize=False), add_special_tokens=False)["input_ids"]
+           for r in prompts]
+    keep = [i for i, q in enumerate(ids) if len(q) <= max_tokens]
+    if not keep:
+        raise ConfigError(f"all {len(ids)} prompts are longer than {max_tokens} tokens (prompts.max_prompt_tokens, and "
+                          "algorithm.max_length minus algorithm.max_new_tokens)")
+    return prompts.select(keep), [ids[i] for i in keep]
+
+
+def prompt_budget(alg, max_prompt_tokens: int) -> int:
+    """Longest prompt kept: the prompt set's limit (protocol: 1024), and room for a full response in max_length."""
+    return min(max_prompt_tokens, alg.max_length - alg.max_new_tokens)
+
+
+def check_sizes(alg, processes: int) -> None:
+    if alg.minibatch_size != alg.effective_batch_size:
+        raise ConfigError(f"algorithm.minibatch_size={alg.minibatch_size} differs from algorithm.effective_batch_size="
+                          f"{alg.effective_batch_size}: they are the same number (examples per optimiser step); set "
+                          "effective_batch_size only")
+    if alg.rollout_batch_size % alg.effective_batch_size:
+        raise ConfigError(f"algorithm.rollout_batch_size={alg.rollout_batch_size} is not a multiple of "
+                          f"algorithm.effective_batch_size={alg.effective_batch_size} (the minibatch)")
+    if alg.rollout_batch_size % processes:
+        raise ConfigError(f"algorithm.rollout_batch_size={alg.rollout_batch_size} is not divisible by the {processes} "
+                          "training processes")
+
+
+def train(alg, base: ModelRef, model_cfg, prompts: Dataset, reward_model, out_dir: Path, log: Callable[[dict, int], None],
+          seed: int, max_prompt_tokens: int = 1024) -> dict:
+    """PPO from `base` against `reward_model` (harness.train.reward.RewardModel); `log(metrics, iteration)` each
+    iteration. Resumes from the newest checkpoint in `out_dir`."""
+    return PPOTrainer(alg, base, model_cfg, prompts, reward_model, out_dir, log, seed, max_prompt_tokens).train()

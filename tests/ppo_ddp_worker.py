@@ -1,0 +1,29 @@
+"""One rank of a data-parallel PPO run (launched by tests/test_ppo_distributed.py through torchrun).
+
+    torchrun --nproc_per_node 2 tests/ppo_ddp_worker.py <base dir> <reward-model dir> <out dir> [overrides ...]
+"""
+
+import json
+import sys
+from pathlib import Path
+
+import torch
+from conftest import compose
+
+from harness import data
+from harness.models import ModelRef
+from harness.train import ppo
+from harness.train.reward import RewardModel
+
+base, rm, out = ModelRef(sys.argv[1]), RewardModel(ModelRef(sys.argv[2]), "tulu", {}), Path(sys.argv[3])
+cfg = compose("algorithm=ppo", "reward_model=tiny", *sys.argv[4:])
+logged = []
+trainer = ppo.PPOTrainer(cfg.algorithm, base, cfg.model, data.load_prompts(cfg.prompts), rm, out,
+                         lambda metrics, step: logged.append(step), cfg.seed)
+result = trainer.train()
+policy = trainer.accelerator.unwrap_model(trainer.model).policy
+rank = trainer.accelerator.process_index
+checksum = sum(float(p.double().sum()) for p in policy.parameters())
+(out / f"rank{rank}.json").write_text(json.dumps({**result, "rank": rank, "logged": logged, "checksum": checksum,
+                                                  "prompts_seen": len(trainer.batch_indices(0))}))
+torch.distributed.destroy_process_group()

@@ -1,0 +1,91 @@
+"""GRPO through TRL with the tiny reward model, and the verifiable GSM8k reward."""
+
+import json
+
+import pytest
+from conftest import compose
+from datasets import Dataset
+
+from harness import data
+from harness.data.preferences import asset_path
+from harness.errors import ConfigError
+from harness.models import ModelRef
+from harness.train import grpo
+from harness.train.reward import RewardScorer, policy_score
+
+GSM8K_FIXTURE = "benchmarks/gsm8k/test.jsonl"
+
+
+def assistant(text):
+    return [{"role": "assistant", "content": text}]
+
+
+def test_gsm8k_reward_scores_right_and_wrong_answers():
+    completions = [
+        assistant("Ann starts with 3 apples and buys 4 more, so 3 + 4 = 7. The answer is 7."),
+        assistant("3 + 4 = 7, so the answer is 8."),  # the final number counts, not the first
+        assistant("I am not sure."),
+        assistant("The total is 1,234."),
+        assistant("The answer is 7.0"),
+        assistant("It drops to -3."),
+        assistant("The answer is 70."),
+    ]
+    gold = [7, 7, 7, 1234, 7, -3, 7]
+    assert grpo.gsm8k_reward(completions, gold) == [1.0, 0.0, 0.0, 1.0, 1.0, 1.0, 0.0]
+    assert grpo.gsm8k_reward(["so it is 12"], [12.0]) == [1.0]  # plain-text completions too
+
+
+def test_gold_answers_come_from_gsm8k_solutions():
+    assert grpo.gold_answer("He reads 5 * 6 = <<5*6=30>>30 pages.\n#### 30") == 30
+    assert grpo.gold_answer("... #### 1,000") == 1000
+    with pytest.raises(ValueError, match="without '#### <answer>'"):
+        grpo.gold_answer("30 pages")
+
+
+def _gsm8k_prompts(prefix=""):
+    rows = [json.loads(line) for line in asset_path(GSM8K_FIXTURE).read_text().splitlines()]
+    prompts = Dataset.from_list([{"prompt": [{"role": "user", "content": prefix + r["question"]}], "id": str(i), "source": "gsm8k"}
+                                 for i, r in enumerate(rows)])
+    return prompts, rows
+
+
+def test_answers_are_joined_to_prompts_by_question_text():
+    prompts, rows = _gsm8k_prompts("Solve step by step.\n")  # a prompt that wraps the question still matches
+    joined = grpo.attach_answers(prompts, rows)
+    assert joined["answer"] == [grpo.gold_answer(r["answer"]) for r in rows]
+    stray = Dataset.from_list([{"prompt": [{"role": "user", "content": "Name 3 colors."}], "id": "x", "source": "tiny"}])
+    with pytest.raises(ConfigError, match="1 of 1 prompts match no GSM8k problem.*Name 3 colors"):
+        grpo.attach_answers(stray, rows)
+    # a run pairing the GSM8k reward with other prompts fails while loading its inputs, before any stage
+    from harness import pipeline
+
+    cfg = compose("algorithm=grpo", "algorithm.reward=gsm8k", f"algorithm.answers_file={GSM8K_FIXTURE}")
+    with pytest.raises(ConfigError, match="128 of 128 prompts match no GSM8k problem"):
+        pipeline.load_training_data(cfg)
+
+
+def test_grpo_with_the_reward_model_raises_its_score(tiny_base, tiny_reward_model, tmp_path):
+    cfg = compose("algorithm=grpo", "reward_model=tiny")
+    assert cfg.algorithm.beta > 0
+    prompts = data.load_prompts(cfg.prompts)
+    result = grpo.train(cfg.algorithm, tiny_base, cfg.model, prompts, tiny_reward_model, tmp_path, "none", "test",
+                        cfg.seed, cfg.prompts.max_prompt_tokens)
+    assert result["global_step"] == cfg.algorithm.max_steps == 12
+    history = json.loads((tmp_path / "log_history.json").read_text())
+    assert any(h.get("kl", 0) > 0 for h in history)  # the KL term against the SFT reference is live
+    scorer = RewardScorer.load(tiny_reward_model.ref, tiny_reward_model.chat_template)
+    heldout = [r["prompt"] for r in prompts][:64]
+    before = policy_score(tiny_base, "tulu", heldout, scorer)
+    after = policy_score(ModelRef(str(tmp_path / "model")), "tulu", heldout, scorer)
+    assert after > before + 0.5
+
+
+def test_grpo_with_the_verifiable_gsm8k_reward(tiny_base, tmp_path):
+    cfg = compose("algorithm=grpo", "algorithm.reward=gsm8k", f"algorithm.answers_file={GSM8K_FIXTURE}",
+                  "algorithm.max_steps=2", "algorithm.effective_batch_size=8", "algorithm.per_device_batch_size=8")
+    prompts, _ = _gsm8k_prompts()
+    result = grpo.train(cfg.algorithm, tiny_base, cfg.model, prompts, None, tmp_path, "none", "test", cfg.seed, 1024)
+    assert result["global_step"] == 2
+    rewards = [h["rewards/gsm8k_reward/mean"] for h in json.loads((tmp_path / "log_history.json").read_text())
+               if "rewards/gsm8k_reward/mean" in h]
+    assert len(rewards) == 2 and all(0.0 <= r <= 1.0 for r in rewards)
