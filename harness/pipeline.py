@@ -64,7 +64,7 @@ def determining_config(cfg) -> dict:
     used = axes_used(cfg)
     out = {k: v for k, v in full.items() if k not in NON_DETERMINING and (k not in AXES or k in used)}
     out["algorithm"] = {k: v for k, v in out["algorithm"].items() if k not in ALGORITHM_NON_DETERMINING}
-    out["eval"] = {k: v for k, v in out["eval"].items() if k != "batch_size"}
+    out["eval"] = {k: v for k, v in out["eval"].items() if k not in ("batch_size", "recompute")}
     return out
 
 
@@ -168,7 +168,7 @@ def run(cfg: DictConfig) -> dict:
     try:
         base, base_info = base_model(cfg.model, cfg.paths.stages)
         policy, policy_info = train_policy(cfg, base, inputs, tracker, run_id)
-        benchmarks = run_suite(cfg.eval, policy, policy_identity(policy), cfg.model, cfg.paths.stages)
+        benchmarks = run_suite(cfg.eval, policy, policy_identity(policy), cfg.model, cfg.paths.stages, cfg.paths.mirror)
         stages = {"model": base_info | {"path": base.path}, "policy": policy_info}
         result = record(cfg, run_id, config_hash, stages, benchmarks, tracker)
     except BaseException:
