@@ -114,6 +114,7 @@ def write_group(bench, names: list[str], tasks_dir: Path) -> str:
 def _sample_record(s: dict, task: str) -> dict:
     return {
         "task": task,
+        "filter": s.get("filter"),
         "doc_id": s.get("doc_id"),
         "doc": s.get("doc"),
         "prompt": s["arguments"][0][0] if s.get("arguments") else None,
