@@ -63,7 +63,8 @@ def determining_config(cfg) -> dict:
     full = OmegaConf.to_container(cfg, resolve=True)
     used = axes_used(cfg)
     out = {k: v for k, v in full.items() if k not in NON_DETERMINING and (k not in AXES or k in used)}
-    out["algorithm"] = {k: v for k, v in out["algorithm"].items() if k not in ALGORITHM_NON_DETERMINING}
+    if "algorithm" in out:  # algorithm=none reads only the model axis
+        out["algorithm"] = {k: v for k, v in out["algorithm"].items() if k not in ALGORITHM_NON_DETERMINING}
     out["eval"] = {k: v for k, v in out["eval"].items() if k not in ("batch_size", "recompute")}
     return out
 
