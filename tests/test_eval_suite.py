@@ -15,6 +15,7 @@ from omegaconf import OmegaConf, open_dict
 
 from conftest import compose
 from harness.pipeline import run as run_pipeline
+from harness.schema import JudgeConfig
 
 BENCHMARKS = {"mmlu", "gsm8k", "bbh", "humaneval_plus", "mbpp_plus", "truthfulqa", "toxigen", "xstest",
               "alpaca_eval1", "alpaca_eval2", "ifeval"}
@@ -76,8 +77,9 @@ def test_recompute_rescores_saved_samples_without_any_model(tiny_suite, tmp_path
     assert again["run_id"] == first["run_id"]  # recomputing does not change what the run is
 
 
-def test_recompute_without_saved_samples_is_a_clear_error(run_config, tmp_path):
-    cfg = run_config("algorithm=none", "eval=tiny", "tracking=none", "eval.recompute=true", f"paths.stages={tmp_path}")
+def test_recompute_without_saved_samples_is_a_clear_error(run_config):
+    # a regime never evaluated (3 problems, not 4): nothing saved to rescore
+    cfg = run_config("algorithm=none", "eval=tiny", "tracking=none", "eval.recompute=true", "eval.benchmarks.gsm8k.limit=3")
     with open_dict(cfg.eval):
         cfg.eval.benchmarks = {"gsm8k": cfg.eval.benchmarks.gsm8k}
     result = run_pipeline(cfg)
@@ -102,7 +104,9 @@ def test_chat_template_renders_exactly_one_bos(tiny_base, tmp_path):
     assert AutoTokenizer.from_pretrained(model_dir)("hi").input_ids[0] == tok.bos_token_id  # it adds BOS itself
     lm = make_lm("hf", ModelRef(str(model_dir)), compose().model, batch_size=2)
     seen = []
-    lm.model.register_forward_pre_hook(lambda m, args, kwargs: seen.append(kwargs["input_ids"][0].tolist()), with_kwargs=True)
+    lm.model.register_forward_pre_hook(
+        lambda m, args, kwargs: seen.append((kwargs.get("input_ids") if "input_ids" in kwargs else args[0])[0].tolist()),
+        with_kwargs=True)
     prompt = chat_prompt(lm, "What is 3 + 4?")
     assert prompt.startswith("<s><|user|>")
     generate(lm, [prompt], OmegaConf.structured(GenerationConfig(max_new_tokens=2)))
@@ -165,9 +169,9 @@ def suite_with(keys: list[str], judge: dict | None = None):
     with open_dict(cfg.eval):
         cfg.eval.benchmarks = {k: cfg.eval.benchmarks[k] for k in keys}
         if judge:
-            cfg.eval.benchmarks.xstest.judges.refusal = judge
+            cfg.eval.benchmarks.xstest.judges.refusal = OmegaConf.structured(JudgeConfig(**judge))
             if "alpaca_eval2" in keys:
-                cfg.eval.benchmarks.alpaca_eval2.judges.annotator = judge
+                cfg.eval.benchmarks.alpaca_eval2.judges.annotator = OmegaConf.structured(JudgeConfig(**judge))
     return cfg
 
 
