@@ -104,11 +104,14 @@ class OpenAIJudge:
 class HFJudge:
     def __init__(self, path: str, revision: str | None, batch_size: int):
         from lm_eval.models.huggingface import HFLM
+        from transformers import AutoTokenizer
 
-        from harness.models import ModelRef, load_causal_lm, load_tokenizer
+        from harness.models import ModelRef, load_causal_lm
 
-        ref = ModelRef(path, revision)
-        self.lm = HFLM(pretrained=load_causal_lm(ref), tokenizer=load_tokenizer(ref, None), batch_size=batch_size)
+        # the judge's own tokenizer and chat template (TruthfulQA's judges read raw text and need none)
+        tok = AutoTokenizer.from_pretrained(path, revision=revision)
+        tok.pad_token = tok.pad_token or tok.eos_token
+        self.lm = HFLM(pretrained=load_causal_lm(ModelRef(path, revision)), tokenizer=tok, batch_size=batch_size)
 
     def choose(self, prompts: list, options: list[str]) -> list[dict[str, float]]:
         from lm_eval.api.instance import Instance
