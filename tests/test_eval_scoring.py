@@ -203,6 +203,13 @@ def test_paper_suite_maps_eleven_benchmarks_onto_six_categories():
     assert average(cats) != pytest.approx(sum(scores.values()) / 11)  # categories first, then their mean
 
 
+def test_bon_suite_is_the_papers_best_of_n_subset():
+    benches = compose("eval=bon").eval.benchmarks
+    assert set(benches) == {"gsm8k", "bbh", "humaneval_plus", "ifeval", "alpaca_eval1", "alpaca_eval2", "xstest"}
+    assert benches.humaneval_plus.metric == "pass@1" and benches.humaneval_plus.generation.num_samples == 1
+    assert benches.humaneval_plus.name != compose("eval=paper").eval.benchmarks.humaneval_plus.name  # another regime
+
+
 def test_average_reproduces_table1_from_its_categories():
     with (PAPER_TABLES / "table1_preference_data.csv").open() as f:
         rows = list(csv.DictReader(f))
