@@ -42,8 +42,10 @@ def test_fork_bomb_is_contained_and_leaves_nothing_behind():
     bomb = "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass"
     outcome = run_python(bomb, Limits(timeout_s=2.0, memory_mb=512, max_processes=4))
     assert not outcome.passed
-    time.sleep(0.5)
-    assert sandbox_processes() == before
+    deadline = time.monotonic() + 10  # the kernel reaps the namespace's processes; give a busy machine time
+    while sandbox_processes() > before and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert sandbox_processes() <= before
 
 
 def test_unbounded_allocation_hits_the_memory_limit():
