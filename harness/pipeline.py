@@ -18,6 +18,7 @@ from harness import data, rewardbench
 from harness.chat import TEMPLATES
 from harness.checks import check, uses_reward_model
 from harness.eval.categories import average, category_scores
+from harness.eval.generation import make_lm
 from harness.eval.suite import run_suite
 from harness.models import ModelRef, base_model, load_tokenizer
 from harness.report.grid import table_tags
@@ -70,9 +71,9 @@ def determining_config(cfg) -> dict:
     full = OmegaConf.to_container(cfg, resolve=True)
     used = axes_used(cfg)
     out = {k: v for k, v in full.items() if k not in NON_DETERMINING and (k not in AXES or k in used)}
-    if "algorithm" in out:  # algorithm=none reads no algorithm axis
+    if "algorithm" in out:  # algorithm=none reads only the model axis
         out["algorithm"] = {k: v for k, v in out["algorithm"].items() if k not in ALGORITHM_NON_DETERMINING}
-    out["eval"] = {k: v for k, v in out["eval"].items() if k != "batch_size"}
+    out["eval"] = {k: v for k, v in out["eval"].items() if k not in ("batch_size", "recompute")}
     return out
 
 
@@ -171,12 +172,14 @@ def policy_identity(policy: ModelRef, cfg=None, rm=None) -> dict:
 def evaluate(cfg, policy: ModelRef, rm) -> dict:
     """The suite's policy benchmarks (through best-of-N for algorithm=best_of_n), then its reward-model benchmarks."""
     policy_eval, rm_benchmarks = rewardbench.split_suite(cfg.eval)
-    wrap = None
+    lm_factory = None
     if cfg.algorithm.name == "best_of_n":
         from harness import bon
 
         wrap = bon.wrapper(cfg.algorithm, rm)
-    out = run_suite(policy_eval, policy, policy_identity(policy, cfg, rm), cfg.model, cfg.paths.stages, wrap=wrap)
+        lm_factory = lambda: wrap(make_lm(cfg.eval.backend, policy, cfg.model, cfg.eval.batch_size))  # noqa: E731
+    out = run_suite(policy_eval, policy, policy_identity(policy, cfg, rm), cfg.model, cfg.paths.stages,
+                    cfg.paths.mirror, lm_factory=lm_factory)
     if rm_benchmarks:
         out |= rewardbench.evaluate(rm_benchmarks, rm, cfg.paths.stages, cfg.eval.batch_size, cfg.paths.mirror)
     return out

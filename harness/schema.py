@@ -317,6 +317,33 @@ class GenerationConfig:
     top_p: float = 1.0
     # Samples per prompt (pass@k needs n > 1).
     num_samples: int = 1
+    # Extra stop strings (the model's EOS always stops generation).
+    stop: list[str] = field(default_factory=list)
+
+
+@dataclass
+class JudgeConfig:
+    """A model that scores outputs: an OpenAI-compatible endpoint, a local Hugging Face model, or string matching.
+
+    The API key is never part of a config: `api_key_env` names the environment variable that holds it.
+    """
+
+    # openai: an OpenAI-compatible chat-completions endpoint; hf: a local Hugging Face model (a causal LM that picks
+    # one of the answer options, or a sequence classifier for ToxiGen); string_match: XSTest's refusal prefixes.
+    kind: str = MISSING
+    # openai: model name at the endpoint; hf: hub id or local directory, or "tiny" for the model built here (tests).
+    model: Optional[str] = None
+    revision: Optional[str] = None
+    # openai: base URL of the API (the part before /chat/completions).
+    base_url: str = "https://api.openai.com/v1"
+    # openai: NAME of the environment variable holding the API key (null: send no key).
+    api_key_env: Optional[str] = "OPENAI_API_KEY"
+    # openai: longest reply in tokens, seconds per request, retries after a failed request.
+    max_tokens: int = 16
+    timeout_s: float = 60.0
+    max_retries: int = 2
+    # hf: prompts scored per forward pass.
+    batch_size: int = 8
 
 
 @dataclass
@@ -328,17 +355,24 @@ class BenchmarkConfig:
     category: str = MISSING
     # How it is scored: lm_eval (an lm-eval task) or a runner of harness.eval.
     runner: str = "lm_eval"
-    # lm-eval task the generated task file includes.
+    # lm-eval task the generated task file includes ("{subset}" is replaced by each of `subsets`), and its YAML
+    # relative to lm_eval/tasks/ (null: found by task name, which scans lm-eval's task folder).
     task: Optional[str] = None
+    task_file: Optional[str] = None
     num_fewshot: Optional[int] = None
     apply_chat_template: bool = True
     fewshot_as_multiturn: bool = True
     # Metric reported (lm-eval's "<metric>,<filter>" key for lm_eval runners) and the factor to 0-100.
     metric: str = MISSING
     scale: float = 100.0
-    # Random subset of the test split (protocol: GSM8k 200, seed 42); null = the full test set.
+    # Random subset of the test split (protocol: GSM8k 200, seed 42; BBH 40 per task); null = the full test set.
     limit: Optional[int] = None
     subset_seed: int = 42
+    # Rows held out at the head of the test split before subsetting (protocol: MBPP+ drops its first 100).
+    skip_first: int = 0
+    # Named parts scored separately (MMLU subjects, BBH tasks, ToxiGen groups); "{subset}" in hub_config, split and
+    # files is replaced by each name, and `limit` applies per part.
+    subsets: Optional[list[str]] = None
     # Source data: hub dataset, or local files (split -> path; relative paths are under harness/assets/).
     hub_id: Optional[str] = None
     hub_config: Optional[str] = None
@@ -346,7 +380,10 @@ class BenchmarkConfig:
     revision: Optional[str] = None
     files: Optional[dict[str, str]] = None
     generation: GenerationConfig = field(default_factory=GenerationConfig)
-    # Runner-specific settings (judges, classifiers, k of pass@k ...).
+    # Judges and classifiers by role (truth/info for TruthfulQA, refusal for XSTest, annotator for AlpacaEval,
+    # classifier for ToxiGen).
+    judges: dict[str, JudgeConfig] = field(default_factory=dict)
+    # Runner-specific settings (prompt templates, k of pass@k, sandbox limits, lm-eval task overrides ...).
     options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -357,6 +394,8 @@ class EvalConfig:
     # hf: batched transformers generation; vllm: lm-eval's vLLM backend (GPU extra).
     backend: str = "hf"
     batch_size: int = 8
+    # Rescore the saved samples of every benchmark (prompts, outputs, judge verdicts) without loading a model.
+    recompute: bool = False
     benchmarks: dict[str, BenchmarkConfig] = field(default_factory=dict)
 
 

@@ -1,126 +1,171 @@
-"""Benchmarks scored by lm-eval's own tasks, pointed at local data through a generated task file.
+"""Benchmarks scored by lm-eval's own tasks, pointed at local data through generated task files.
 
-The generated YAML `include:`s lm-eval's task file (so prompts, few-shot examples, filters and metrics are lm-eval's),
-and replaces only the data source (`dataset_path: json` over the subset written into the stage directory) and the
-generation length/temperature from the benchmark config.
+Each generated YAML `include:`s lm-eval's task file (so prompts, few-shot examples, filters and metrics are lm-eval's)
+and replaces only the data source (`dataset_path: json` over the rows selected into the stage directory), the
+generation length/temperature, and what `options.task_overrides` sets (e.g. BBH's answer regex). A benchmark with
+`subsets` (MMLU subjects, BBH tasks) becomes one task per subset under a generated group whose aggregate is the
+configured metric: micro-average (`options.weight_by_size: true`, MMLU) or macro-average over subsets (BBH).
 """
 
 from __future__ import annotations
 
 import functools
 import json
-import logging
+import os
 import re
 from pathlib import Path
 
 import yaml
+from omegaconf import OmegaConf
 
-from harness.eval.sources import load_rows, subset, write_jsonl
+from harness.eval.sources import load_rows, select, write_jsonl
 
-log = logging.getLogger(__name__)
-
-
-@functools.lru_cache(maxsize=None)
-def _task_index() -> dict:
-    from lm_eval.tasks import TaskManager
-
-    return TaskManager().task_index  # ~12 s: built at most once per process
+NLTK_DATA = Path(__file__).resolve().parent.parent / "assets" / "nltk_data"
 
 
-@functools.lru_cache(maxsize=None)
-def builtin_task_yaml(task: str) -> tuple[Path, dict]:
-    """lm-eval's own YAML for `task`: found by its `task:` line (fast), else through lm-eval's task index."""
+def use_bundled_nltk_data() -> None:
+    """Point nltk at the bundled punkt_tab (lm-eval's ifeval downloads it at import otherwise; offline that fails)."""
+    os.environ["NLTK_DATA"] = os.pathsep.join(p for p in (str(NLTK_DATA), os.environ.get("NLTK_DATA")) if p)
+    import nltk
+
+    if str(NLTK_DATA) not in nltk.data.path:
+        nltk.data.path.insert(0, str(NLTK_DATA))
+
+
+def tasks_root() -> Path:
     import lm_eval.tasks
 
+    return Path(lm_eval.tasks.__file__).parent
+
+
+@functools.lru_cache(maxsize=None)
+def builtin_task_file(task: str, task_file: str | None) -> Path:
+    """lm-eval's YAML defining `task`: the configured file, else the file with a matching `task:` line."""
+    if task_file:
+        path = tasks_root() / task_file
+        if not path.exists():
+            raise FileNotFoundError(f"lm-eval has no task file {task_file!r} (looked in {tasks_root()})")
+        return path
     pattern = re.compile(rf"^task:\s*['\"]?{re.escape(task)}['\"]?\s*$", re.M)
-    for path in sorted(Path(lm_eval.tasks.__file__).parent.rglob("*.yaml")):
-        text = path.read_text(errors="ignore")
-        if pattern.search(text):
-            cfg = yaml.load(text, Loader=_IgnoreTagsLoader)
-            if "include" in cfg:  # resolve one level of include for generation_kwargs and splits
-                base = yaml.load((path.parent / cfg["include"]).read_text(), Loader=_IgnoreTagsLoader)
-                cfg = {**base, **cfg}
-            return path, cfg
-    index = _task_index()
-    if task not in index:
-        raise ValueError(f"lm-eval has no task {task!r}")
-    return Path(index[task].yaml_path), index[task].cfg
+    for path in sorted(tasks_root().rglob("*.yaml")):
+        if pattern.search(path.read_text(errors="ignore")):
+            return path
+    raise ValueError(f"lm-eval has no task {task!r}")
 
 
-class _IgnoreTagsLoader(yaml.SafeLoader):
-    """Reads lm-eval task YAML without resolving its `!function` tags."""
+def builtin_config(path: Path) -> dict:
+    """The task's configuration with its includes merged and `!function` tags left unresolved."""
+    from lm_eval.tasks._yaml_loader import load_yaml
+
+    return load_yaml(path, resolve_func=False)
 
 
-_IgnoreTagsLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
+def _fill(value, part):
+    return value.replace("{subset}", part) if part and isinstance(value, str) else value
 
 
-def write_task(bench, data_file: Path, tasks_dir: Path) -> str:
-    yaml_path, base = builtin_task_yaml(bench.task)
-    name = f"harness_{bench.task}"
+def write_task(bench, ctx, tasks_dir: Path, part: str | None = None) -> tuple[str, list[dict]]:
+    """Write the data and task YAML of one (sub)task; returns its name and the selected rows."""
+    yaml_path = builtin_task_file(_fill(bench.task, part), _fill(bench.task_file, part))
+    base = builtin_config(yaml_path)
+    name = f"harness_{_fill(bench.task, part)}"
+    data_dir = ctx.dir / "data"
+    rows = select(load_rows(bench, ctx.mirror, part), bench)
+    data_files = {"test": str(write_jsonl(rows, data_dir / f"{name}.test.jsonl"))}
+    shots = bench.num_fewshot if bench.num_fewshot is not None else base.get("num_fewshot", 0)
     gen = dict(base.get("generation_kwargs") or {})
     gen["max_gen_toks"] = bench.generation.max_new_tokens
     if bench.generation.temperature > 0:
         gen.update(do_sample=True, temperature=bench.generation.temperature, top_p=bench.generation.top_p)
     else:
-        gen.update(do_sample=False)
-    task = {
-        "include": str(yaml_path),
-        "task": name,
-        "dataset_path": "json",
-        "dataset_name": None,
-        "dataset_kwargs": {"data_files": {"test": str(data_file)}},
-        "test_split": "test",
-        "generation_kwargs": gen,
-    }
+        gen.update(do_sample=False, temperature=0.0)
+    if bench.generation.stop:
+        gen["until"] = list(gen.get("until") or []) + list(bench.generation.stop)
+    task = {"include": str(yaml_path), "task": name, "dataset_path": "json", "dataset_name": None,
+            "test_split": "test", "num_fewshot": shots}
+    if base.get("output_type") == "generate_until":
+        task["generation_kwargs"] = gen
     for key in ("validation_split", "training_split"):
-        if key in base:
+        if base.get(key):
             task[key] = None
-    if bench.num_fewshot is not None:
-        task["num_fewshot"] = bench.num_fewshot
+    fewshot_split = base.get("fewshot_split")
+    if fewshot_split and shots:  # few-shot examples drawn from a split (MMLU's dev), not written in the task file
+        data_files[fewshot_split] = str(write_jsonl(load_rows(bench, ctx.mirror, part, split=fewshot_split),
+                                                    data_dir / f"{name}.{fewshot_split}.jsonl"))
+    elif fewshot_split:
+        task["fewshot_split"] = None
+    task["dataset_kwargs"] = {"data_files": data_files}
+    task |= OmegaConf.to_container(bench.options.get("task_overrides") or OmegaConf.create({}))
     tasks_dir.mkdir(parents=True, exist_ok=True)
     (tasks_dir / f"{name}.yaml").write_text(yaml.safe_dump(task, sort_keys=False))
-    return name
+    return name, rows
 
 
-def _sample_record(s: dict) -> dict:
+def write_group(bench, names: list[str], tasks_dir: Path) -> str:
+    metric, _, filter_name = bench.metric.partition(",")
+    group = f"harness_{bench.name}"
+    spec = {"group": group, "task": names, "aggregate_metric_list": [
+        {"metric": metric, "aggregation": "mean", "weight_by_size": bool(bench.options.get("weight_by_size", False)),
+         "filter_list": [filter_name or "none"]}]}
+    (tasks_dir / f"{group}.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    return group
+
+
+def _sample_record(s: dict, task: str) -> dict:
     return {
+        "task": task,
+        "filter": s.get("filter"),
         "doc_id": s.get("doc_id"),
         "doc": s.get("doc"),
         "prompt": s["arguments"][0][0] if s.get("arguments") else None,
-        "output": s["resps"][0][0] if s.get("resps") else None,
+        "output": [r[0] for r in s["resps"]] if s.get("resps") else None,
         "filtered": s.get("filtered_resps"),
         "target": s.get("target"),
         "metrics": {m: s[m] for m in s.get("metrics", []) if m in s},
     }
 
 
-def run(bench, lm, out_dir: Path, batch_size: int) -> dict:
+def evaluate(bench, ctx) -> dict:
+    """Run the benchmark's lm-eval task(s) through `ctx.lm`; returns lm-eval's results for the top task or group."""
     from lm_eval import simple_evaluate
     from lm_eval.tasks import TaskManager
 
-    rows = subset(load_rows(bench), bench.limit, bench.subset_seed)
-    data_file = write_jsonl(rows, out_dir / "data" / "test.jsonl")
-    name = write_task(bench, data_file, out_dir / "tasks")
+    use_bundled_nltk_data()
+    tasks_dir = ctx.dir / "tasks"
+    parts = bench.subsets or [None]
+    names = [write_task(bench, ctx, tasks_dir, part)[0] for part in parts]
+    top = write_group(bench, names, tasks_dir) if bench.subsets else names[0]
     results = simple_evaluate(
-        model=lm,
-        tasks=[name],
-        task_manager=TaskManager(include_path=str(out_dir / "tasks"), include_defaults=False),
+        model=ctx.lm,
+        tasks=[top],
+        task_manager=TaskManager(include_path=str(tasks_dir), include_defaults=False),
         apply_chat_template=bench.apply_chat_template,
         fewshot_as_multiturn=bench.fewshot_as_multiturn and bench.apply_chat_template,
         log_samples=True,
         bootstrap_iters=0,
         random_seed=bench.subset_seed,
     )
-    metrics = results["results"][name]
+    samples = [_sample_record(s, name) for name in names for s in results["samples"][name]]
+    write_jsonl(samples, ctx.dir / "samples.jsonl")
+    keep = ("results", "groups", "configs", "versions", "n-shot", "n-samples")
+    (ctx.dir / "lm_eval_results.json").write_text(json.dumps({k: results[k] for k in keep if k in results}, indent=1, default=str))
+    metrics = (results.get("groups") or {}).get(top) or results["results"][top]
+    return {"metrics": metrics, "per_task": {n: results["results"][n] for n in names}, "n": len(samples)}
+
+
+def run(bench, ctx) -> dict:
+    out = evaluate(bench, ctx)
+    metrics = out["metrics"]
     if bench.metric not in metrics:
         raise KeyError(f"benchmark {bench.name!r}: lm-eval reported {sorted(metrics)}, not the configured metric {bench.metric!r}")
-    samples = [_sample_record(s) for s in results["samples"][name]]
-    write_jsonl(samples, out_dir / "samples.jsonl")
-    (out_dir / "lm_eval_results.json").write_text(json.dumps({k: results[k] for k in ("results", "configs", "versions", "n-shot") if k in results}, indent=1, default=str))
-    return {
+    result = {
         "score": float(metrics[bench.metric]) * bench.scale,
         "metric": bench.metric,
-        "metrics": {k: v for k, v in metrics.items() if isinstance(v, (int, float))},
-        "n": len(samples),
+        "metrics": {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)},
+        "n": out["n"],
         "samples": "samples.jsonl",
     }
+    if bench.subsets:
+        result["subsets"] = {n.removeprefix("harness_"): float(m[bench.metric]) * bench.scale
+                             for n, m in out["per_task"].items() if bench.metric in m}
+    return result

@@ -1,40 +1,72 @@
 """Run a suite: every benchmark is its own stage (keyed by the policy and that benchmark's regime), so a new
-benchmark or a failed judge never reruns the others. One benchmark failing is recorded; the rest still finish."""
+benchmark or a failed judge never reruns the others. One benchmark failing is recorded; the rest still finish.
+
+Every runner has the same signature, `run(bench, ctx) -> result`, and reaches the policy only through `ctx.lm`
+(an lm-eval `LM`). With `eval.recompute=true` each complete benchmark is scored again from its saved requests and
+judge verdicts (harness.eval.generation.ReplayLM): scoring code runs, no model is loaded.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+import time
 import traceback
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Callable
 
 from omegaconf import OmegaConf
 
-from harness.eval import lm_eval_runner
-from harness.models import ModelRef, load_causal_lm, load_tokenizer
-from harness.stages import Stage
+from harness.eval import alpacaeval, code, lm_eval_runner, toxigen, truthfulqa, xstest
+from harness.eval.generation import REQUESTS_FILE, RecordingLM, ReplayLM, make_lm
+from harness.models import ModelRef
+from harness.stages import MARKER, Stage, write_atomic
 
 log = logging.getLogger(__name__)
 
-RUNNERS = {"lm_eval": lm_eval_runner.run}
+RUNNERS = {
+    "lm_eval": lm_eval_runner.run,
+    "code": code.run,
+    "toxigen": toxigen.run,
+    "truthfulqa": truthfulqa.run,
+    "xstest": xstest.run,
+    "alpaca_eval": alpacaeval.run,
+}
 
 
 class LazyPolicy:
-    """Loads the policy (as an lm-eval model) only if some benchmark still needs to run."""
+    """Builds the policy's lm-eval model only if some benchmark still needs to generate."""
 
-    def __init__(self, ref: ModelRef, model_cfg, batch_size: int, wrap=None):
-        self.ref, self.model_cfg, self.batch_size, self._lm = ref, model_cfg, batch_size, None
-        self.wrap = wrap  # e.g. harness.bon: an lm-eval LM around the policy's (best-of-N)
+    def __init__(self, factory: Callable[[], Any]):
+        self.factory, self._lm = factory, None
 
     @property
     def lm(self):
         if self._lm is None:
-            from lm_eval.models.huggingface import HFLM
+            self._lm = self.factory()
+        return self._lm
 
-            tok = load_tokenizer(self.ref, self.model_cfg.chat_template)
-            model = load_causal_lm(self.ref, self.model_cfg.dtype)
-            self._lm = HFLM(pretrained=model, tokenizer=tok, batch_size=self.batch_size)
-            if self.wrap is not None:
-                self._lm = self.wrap(self._lm)
+
+@dataclass
+class EvalContext:
+    """What a runner gets besides its benchmark config."""
+
+    # The benchmark's stage directory: data, samples, judge verdicts, lm requests.
+    dir: Path
+    policy: LazyPolicy
+    batch_size: int
+    mirror: str | None = None
+    stages_root: Path | None = None
+    recompute: bool = False
+    _lm: Any = field(default=None, repr=False)
+
+    @property
+    def lm(self):
+        """The policy, recording every request (or, when recomputing, answering from the record)."""
+        if self._lm is None:
+            path = self.dir / REQUESTS_FILE
+            self._lm = ReplayLM(path) if self.recompute else RecordingLM(self.policy.lm, path)
         return self._lm
 
 
@@ -42,17 +74,42 @@ def benchmark_stage(bench, policy_id: dict, root: Path) -> Stage:
     return Stage("eval", {"policy": policy_id, "benchmark": OmegaConf.to_container(bench, resolve=True)}, root)
 
 
-def run_suite(eval_cfg, policy: ModelRef, policy_id: dict, model_cfg, stages_root: str, wrap=None) -> dict[str, dict]:
-    """Benchmark key -> {score, metrics, n, samples, dir, reused} or {error} when it failed."""
-    lazy = LazyPolicy(policy, model_cfg, eval_cfg.batch_size, wrap)
+def run_benchmark(bench, ctx: EvalContext) -> dict:
+    if bench.runner not in RUNNERS:
+        raise ValueError(f"benchmark {bench.name!r}: unknown runner {bench.runner!r}; valid: {sorted(RUNNERS)}")
+    return RUNNERS[bench.runner](bench, ctx)
+
+
+def recompute(stage: Stage, bench, ctx: EvalContext) -> dict:
+    """Rescore a complete benchmark stage from its saved samples, in place."""
+    if not stage.complete:
+        raise FileNotFoundError(f"eval.recompute=true but benchmark {bench.name!r} has no complete stage at {stage.dir}: "
+                                "run it once without recompute")
+    start = time.time()
+    result = run_benchmark(bench, ctx) | {"recomputed_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                                          "stage_seconds": round(time.time() - start, 2)}
+    write_atomic(stage.dir / MARKER, json.dumps(result, indent=2, default=str))
+    return result
+
+
+def run_suite(eval_cfg, policy: ModelRef, policy_id: dict, model_cfg, stages_root: str, mirror: str | None = None,
+              lm_factory: Callable[[], Any] | None = None) -> dict[str, dict]:
+    """Benchmark key -> {score, metrics, n, samples, dir, reused} or {error} when it failed.
+
+    `lm_factory` builds the policy's lm-eval model (default: `eval.backend` over the policy's weights); a wrapper
+    such as best-of-N passes its own.
+    """
+    policy_lm = LazyPolicy(lm_factory or (lambda: make_lm(eval_cfg.backend, policy, model_cfg, eval_cfg.batch_size)))
     out = {}
     for key, bench in eval_cfg.benchmarks.items():
-        if bench.runner not in RUNNERS:
-            raise ValueError(f"benchmark {key!r}: unknown runner {bench.runner!r}; valid: {sorted(RUNNERS)}")
         stage = benchmark_stage(bench, policy_id, Path(stages_root))
+        ctx = EvalContext(stage.dir, policy_lm, eval_cfg.batch_size, mirror, Path(stages_root), eval_cfg.recompute)
         try:
-            result, reused = stage.run(lambda d, b=bench: RUNNERS[b.runner](b, lazy.lm, d, eval_cfg.batch_size),
-                                       label=f"benchmark {key} ({bench.name})")
+            if eval_cfg.recompute:
+                result, reused = recompute(stage, bench, ctx), False
+                print(f"[harness] recomputed benchmark {key} ({bench.name}) from saved samples: {stage.dir}")
+            else:
+                result, reused = stage.run(lambda d, b=bench, c=ctx: run_benchmark(b, c), label=f"benchmark {key} ({bench.name})")
             out[key] = {**result, "category": bench.category, "name": bench.name, "dir": str(stage.dir), "reused": reused}
         except Exception as exc:  # recorded, the suite goes on
             log.error("benchmark %s failed: %s", key, exc)

@@ -1,0 +1,143 @@
+"""The policy as an lm-eval `LM`, and the record that lets a benchmark be rescored without it.
+
+Every runner talks to the policy only through lm-eval's `LM` interface (`generate_until`, `loglikelihood`,
+`apply_chat_template`), so any wrapper (HF, vLLM, best-of-N) works on every benchmark. `RecordingLM` writes each
+request and its answer to `lm_requests.jsonl` in the benchmark's stage directory; `ReplayLM` answers the same
+requests from that file, which is how `eval.recompute=true` rescores a benchmark with no model loaded.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from collections import defaultdict, deque
+from pathlib import Path
+
+from lm_eval.api.instance import Instance
+from lm_eval.api.model import LM, hash_args
+
+from harness.models import ModelRef, load_causal_lm, load_tokenizer
+
+REQUESTS_FILE = "lm_requests.jsonl"
+BACKENDS = ("hf", "vllm")
+
+
+def make_lm(backend: str, ref: ModelRef, model_cfg, batch_size: int) -> LM:
+    """The policy for lm-eval: batched transformers generation (CPU/GPU), or lm-eval's vLLM backend (GPU extra)."""
+    if backend == "hf":
+        from lm_eval.models.huggingface import HFLM
+
+        tok = load_tokenizer(ref, model_cfg.chat_template)
+        return HFLM(pretrained=load_causal_lm(ref, model_cfg.dtype), tokenizer=tok, batch_size=batch_size)
+    if backend == "vllm":
+        if importlib.util.find_spec("vllm") is None:
+            raise RuntimeError("eval.backend=vllm needs vLLM, which is not installed: on a GPU machine run "
+                               "`pip install -e .[vllm]` (it brings its own torch), or use eval.backend=hf")
+        from lm_eval.models.vllm_causallms import VLLM
+
+        tok = load_tokenizer(ref, model_cfg.chat_template)
+        # vLLM loads the weights itself; the tokenizer is passed so the forced chat template applies.
+        return VLLM(pretrained=ref.path, revision=ref.revision, tokenizer=tok, batch_size="auto", dtype=model_cfg.dtype)
+    raise ValueError(f"eval.backend={backend!r}; valid: {list(BACKENDS)}")
+
+
+# --------------------------------------------------------------------------------------------- requests
+def generate(lm: LM, prompts: list[str], gen, stop: list[str] | None = None) -> list[list[str]]:
+    """`gen.num_samples` completions of each (already chat-formatted) prompt, through `lm.generate_until`."""
+    kwargs = {"until": list(stop or []) + list(gen.stop), "max_gen_toks": gen.max_new_tokens}
+    kwargs |= {"do_sample": True, "temperature": gen.temperature, "top_p": gen.top_p} if gen.temperature > 0 else {"do_sample": False}
+    n = gen.num_samples
+    requests = [Instance("generate_until", doc={}, arguments=(p, dict(kwargs)), idx=i, repeats=n)
+                for i, p in enumerate(prompts) for _ in range(n)]
+    outputs = lm.generate_until(requests)
+    return [outputs[i * n:(i + 1) * n] for i in range(len(prompts))]
+
+
+def chat_prompt(lm: LM, user: str, response_prefix: str = "") -> str:
+    """One user turn in the policy's own chat template, the assistant turn opened (and prefilled with a prefix)."""
+    return lm.apply_chat_template([{"role": "user", "content": user}], add_generation_prompt=True) + response_prefix
+
+
+# --------------------------------------------------------------------------------------------- record / replay
+class RecordingLM(LM):
+    """Passes every request to `lm` and appends (request, answer) to `path`."""
+
+    def __init__(self, lm: LM, path: Path):
+        super().__init__()
+        self.lm, self.path = lm, Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text("")
+
+    def _record(self, kind: str, args: list, answers: list) -> None:
+        with self.path.open("a") as f:
+            for a, answer in zip(args, answers):
+                f.write(json.dumps({"kind": kind, "key": hash_args(kind, a), "args": a, "answer": answer}, default=list) + "\n")
+
+    def _call(self, kind: str, requests: list[Instance]) -> list:
+        args = [json.loads(json.dumps(list(r.args))) for r in requests]  # before the backend can mutate gen_kwargs
+        answers = getattr(self.lm, kind)(requests)
+        self._record(kind, args, answers)
+        return answers
+
+    def generate_until(self, requests):
+        return self._call("generate_until", requests)
+
+    def loglikelihood(self, requests):
+        return self._call("loglikelihood", requests)
+
+    def loglikelihood_rolling(self, requests):
+        return self._call("loglikelihood_rolling", requests)
+
+    def apply_chat_template(self, chat_history, add_generation_prompt=True):
+        text = self.lm.apply_chat_template(chat_history, add_generation_prompt=add_generation_prompt)
+        self._record("apply_chat_template", [[chat_history, add_generation_prompt]], [text])
+        return text
+
+    @property
+    def tokenizer_name(self) -> str:
+        return self.lm.tokenizer_name
+
+    def chat_template(self, chat_template=False):
+        return self.lm.chat_template(chat_template)
+
+
+class ReplayLM(LM):
+    """Answers requests from a `RecordingLM` file; a request that was never recorded is an error, never a guess."""
+
+    def __init__(self, path: Path):
+        super().__init__()
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"no saved samples to recompute from: {path} does not exist (run the benchmark once first)")
+        self.path, self.answers = path, defaultdict(deque)
+        for line in path.read_text().splitlines():
+            row = json.loads(line)
+            self.answers[row["key"]].append(row["answer"])
+
+    def _answer(self, kind: str, args: list):
+        queue = self.answers.get(hash_args(kind, args))
+        if not queue:
+            raise KeyError(f"{kind} request not in the saved samples {self.path}: the benchmark's prompts changed "
+                           f"since they were generated; rerun without eval.recompute")
+        answer = queue.popleft()
+        queue.append(answer)  # sampled repeats come back in their recorded order
+        return answer
+
+    def generate_until(self, requests):
+        return [self._answer("generate_until", list(r.args)) for r in requests]
+
+    def loglikelihood(self, requests):
+        return [tuple(self._answer("loglikelihood", list(r.args))) for r in requests]
+
+    def loglikelihood_rolling(self, requests):
+        return [self._answer("loglikelihood_rolling", list(r.args)) for r in requests]
+
+    def apply_chat_template(self, chat_history, add_generation_prompt=True):
+        return self._answer("apply_chat_template", [chat_history, add_generation_prompt])
+
+    @property
+    def tokenizer_name(self) -> str:
+        return "replay"
+
+    def chat_template(self, chat_template=False):
+        return "replay"

@@ -1,0 +1,208 @@
+"""Run untrusted generated code: a separate process with a time limit, a memory limit, its own temporary directory,
+and no way to touch the project's files.
+
+    outcome = run_python("assert add(2, 3) == 5", Limits(timeout_s=5))
+
+Layers (all on by default, `isolation: namespaces`):
+  - a fresh process group in a fresh temporary working directory (HOME and TMPDIR too), a minimal environment,
+    `python -I`; wall-clock timeout, after which the whole group is killed;
+  - resource limits: address space (memory), CPU seconds, processes (fork bombs), file size, no core dumps;
+  - Linux namespaces through util-linux `unshare`: a pid namespace (when its first process dies the kernel kills
+    every descendant, so nothing a fork bomb started survives), no network, and a mount namespace in which the
+    project's directories (`hide`) are covered by empty tmpfs (the interpreter's own prefix stays visible), and
+    every other mount is remounted read-only and the program gets a fresh tmpfs as its working directory;
+  - the program starts with no capabilities (`setpriv`), so it can neither remount nor lift its limits.
+`isolation: process` keeps only the first two layers, for machines without namespaces (a clear error says so).
+A program that exits 0 passed; a timeout, a crash, a failed assert or a killed process is a failure.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+ISOLATIONS = ("namespaces", "process")
+
+
+@dataclass
+class Limits:
+    # Wall-clock seconds per program (open-instruct: 3 s for HumanEval, 10 s for MBPP).
+    timeout_s: float = 10.0
+    # Address-space limit of the program.
+    memory_mb: int = 1024
+    # Processes the program may run at once (a fork bomb hits this, then the timeout).
+    max_processes: int = 16
+    # Largest file it may write.
+    max_file_mb: int = 16
+    # namespaces (default) | process (resource limits only, for machines without namespaces).
+    isolation: str = "namespaces"
+    # Directories made invisible to the program, besides the project root and the current directory.
+    hide: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Outcome:
+    # passed | failed | timeout
+    status: str
+    returncode: int | None
+    seconds: float
+    stderr: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "passed"
+
+
+class SandboxUnavailable(RuntimeError):
+    pass
+
+
+# Runs inside the namespaces as (namespace) root, before the program: cover the hidden directories, make every
+# mount read-only, give the program a fresh writable tmpfs, set the limits, then exec the program with no
+# capabilities left (so it can neither remount nor escape the limits).
+BOOTSTRAP = r"""
+import json, os, resource, subprocess, sys
+cfg = json.loads(sys.argv[1])
+def sh(*args, check=True):
+    return subprocess.run(args, check=check, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
+for i, path in enumerate(cfg["hide"]):
+    keeps = [k for k in cfg["keep"] if k == path or k.startswith(path.rstrip("/") + "/")]
+    stashes = []
+    for j, keep in enumerate(keeps):
+        stash = os.path.join(cfg["root"], f".keep{i}_{j}")
+        os.makedirs(stash)
+        sh("mount", "--rbind", keep, stash)
+        stashes.append((stash, keep))
+    sh("mount", "-t", "tmpfs", "-o", "size=64k,mode=755", "tmpfs", path)
+    for stash, keep in stashes:
+        os.makedirs(keep, exist_ok=True)
+        sh("mount", "--move", stash, keep)
+mounts = sorted({line.split()[4] for line in open("/proc/self/mountinfo")}, key=len)
+for mount in mounts:
+    if not mount.startswith(("/proc", "/sys", "/dev")):
+        sh("mount", "-o", "remount,bind,ro", mount, check=False)
+sh("mount", "-t", "tmpfs", "-o", f"size={cfg['work_mb']}m,mode=777", "tmpfs", cfg["dir"])
+with open(os.path.join(cfg["dir"], "program.py"), "w") as f:
+    f.write(cfg["program"])
+os.chdir(cfg["dir"])
+for name, value in cfg["rlimits"].items():
+    resource.setrlimit(getattr(resource, name), (value, value))
+drop = ["setpriv", "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs"]
+os.execve("/usr/bin/setpriv" if os.path.exists("/usr/bin/setpriv") else drop[0],
+          drop + [sys.executable, "-I", "program.py"], cfg["env"])
+"""
+
+
+def _processes_of_uid(uid: int) -> int:
+    count = 0
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            if f"Uid:\t{uid}\t" in status.read_text():
+                count += 1
+        except OSError:
+            pass
+    return count
+
+
+def _unshare_args() -> list[str]:
+    args = ["unshare", "--fork", "--kill-child", "--pid", "--mount-proc", "--net", "--mount", "--ipc", "--uts"]
+    return args if os.geteuid() == 0 else args + ["--user", "--map-root-user"]
+
+
+@functools.lru_cache(maxsize=None)
+def namespaces_available() -> str | None:
+    """None if `unshare` can build the sandbox here, else why not."""
+    if shutil.which("unshare") is None or shutil.which("mount") is None:
+        return "util-linux `unshare`/`mount` are not installed"
+    probe = subprocess.run(_unshare_args() + ["true"], capture_output=True, text=True)
+    return None if probe.returncode == 0 else (probe.stderr.strip() or f"unshare exited {probe.returncode}")
+
+
+def _keep_paths() -> list[str]:
+    paths = {sys.prefix, sys.base_prefix, sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["purelib"],
+             str(Path(sys.executable).resolve().parent)}
+    return sorted(str(Path(p).resolve()) for p in paths)
+
+
+def run_python(program: str, limits: Limits | None = None) -> Outcome:
+    """Run `program` as a Python script under the limits; passed when it exits 0 in time."""
+    limits = limits or Limits()
+    if limits.isolation not in ISOLATIONS:
+        raise ValueError(f"sandbox isolation {limits.isolation!r}; valid: {list(ISOLATIONS)}")
+    root = Path(tempfile.mkdtemp(prefix="harness-sandbox-"))
+    work = root / "work"
+    work.mkdir()
+    (work / "program.py").write_text(program)
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(work), "TMPDIR": str(work), "LANG": "C.UTF-8", "PYTHONHASHSEED": "0"}
+    mb = 1 << 20
+    rlimits = {"RLIMIT_AS": limits.memory_mb * mb, "RLIMIT_CPU": int(limits.timeout_s) + 1,
+               "RLIMIT_FSIZE": limits.max_file_mb * mb, "RLIMIT_CORE": 0, "RLIMIT_NOFILE": 256,
+               # counted per user over the whole machine, so: what this user runs now, plus the allowance
+               "RLIMIT_NPROC": _processes_of_uid(os.getuid()) + limits.max_processes}
+    hide = sorted({str(Path(p).resolve()) for p in [PROJECT_ROOT, os.getcwd(), *limits.hide] if Path(p).exists()})
+    cfg = {"root": str(root), "dir": str(work), "env": env, "rlimits": rlimits, "program": program,
+           "work_mb": limits.max_file_mb * 2, "hide": [h for h in hide if not str(root).startswith(h + "/")],
+           "keep": _keep_paths()}
+    if limits.isolation == "namespaces":
+        why = namespaces_available()
+        if why:
+            raise SandboxUnavailable(f"the code sandbox needs Linux namespaces, which are unavailable here ({why}); "
+                                     "set the benchmark's options.sandbox.isolation=process to run generated code "
+                                     "under resource limits only (weaker: it can read the project's files)")
+        cmd = _unshare_args() + [sys.executable, "-I", "-c", BOOTSTRAP, json.dumps(cfg)]
+        preexec = None
+    else:
+        cmd = [sys.executable, "-I", "program.py"]
+        preexec = functools.partial(_limit_self, cfg)
+    start = time.monotonic()
+    proc = subprocess.Popen(cmd, cwd=work, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, start_new_session=True, preexec_fn=preexec)
+    try:
+        _, err = proc.communicate(timeout=limits.timeout_s)
+        status = "passed" if proc.returncode == 0 else "failed"
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        err, status = b"", "timeout"
+    finally:
+        _kill_group(proc)
+        shutil.rmtree(root, ignore_errors=True)
+    return Outcome(status, proc.returncode, round(time.monotonic() - start, 3), (err or b"")[-2000:].decode(errors="replace"))
+
+
+def _limit_self(cfg: dict) -> None:
+    """isolation=process: limits set in the child between fork and exec."""
+    for name, value in cfg["rlimits"].items():
+        resource.setrlimit(getattr(resource, name), (value, value))
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+def limits_from(options: dict | None) -> Limits:
+    """Limits from a benchmark's `options.sandbox` mapping; an unknown key is an error naming the valid ones."""
+    options = dict(options or {})
+    valid = set(asdict(Limits()))
+    unknown = sorted(set(options) - valid)
+    if unknown:
+        raise ValueError(f"unknown sandbox option(s) {unknown}; valid: {sorted(valid)}")
+    return Limits(**options)
