@@ -56,7 +56,7 @@ def harness_runs(tmp_path_factory, shared_stages):
     from conftest import compose
 
     home = tmp_path_factory.mktemp("browser")
-    overrides = [f"paths.home={home}", f"paths.stages={shared_stages}"]
+    overrides = [f"paths.home={home}", f"paths.stages={shared_stages}", "eval=smoke"]  # GSM8k only: few columns
     uri = f"sqlite:///{home}/results/mlflow.db"
     (home / "results").mkdir()
     MlflowClient(uri).search_experiments()  # the store's schema exists before the server and the runs open it
@@ -93,7 +93,7 @@ def test_the_runs_page_shows_the_runs_and_their_scores(harness_runs, tmp_path):
     dom = runs_page(url, experiment_id, "harness", tmp_path / "profile-all")
     assert sft["run_id"] in dom and dpo["run_id"] in dom
     for column in ("eval/gsm8k", "category/reasoning", "algorithm", "eval_suite"):
-        assert f">{column}<" in dom, column  # a column header of the view (the tiny suite has no Average)
+        assert f">{column}<" in dom, column  # a column header of the view (the smoke suite has no Average)
 
     # Table 1's view filters on the runs' table tags: the SFT model is Table 1's "Tulu 2 (SFT)" row (of the tiny
     # grid); DPO on the tiny dataset is in no table.
@@ -109,12 +109,12 @@ def test_real_runs_carry_axes_tables_and_consistent_metric_names(harness_runs):
     client = MlflowClient(uri)
     sft_run = client.get_run(sft["mlflow_run_id"])
     assert {k: sft_run.data.tags[k] for k in ("model", "algorithm", "dataset", "eval_suite", "table", "table_1")} == \
-        {"model": "tiny", "algorithm": "none", "dataset": "none", "eval_suite": "tiny", "table": "1", "table_1": "1"}
+        {"model": "tiny", "algorithm": "none", "dataset": "none", "eval_suite": "smoke", "table": "1", "table_1": "1"}
     dpo_run = client.get_run(dpo["mlflow_run_id"])
     assert "table" not in dpo_run.data.tags and dpo_run.data.tags["dataset"] == "tiny"
     for r in (sft_run, dpo_run):
         scores = {k for k in r.data.metrics if k.startswith(("eval/", "category/")) or k == "average"}
-        assert scores == {"eval/gsm8k", "category/reasoning"}  # the tiny suite: GSM8k only; average needs 6
+        assert scores == {"eval/gsm8k", "category/reasoning"}  # the smoke suite: GSM8k only; average needs 6
         assert r.data.tags["recorded_at"] and r.data.tags["git_commit"]
 
 
@@ -123,13 +123,14 @@ def test_reports_of_real_runs_are_the_same_from_disk_and_mlflow(harness_runs, tm
     results = home / "results"
     assert read_mlflow(uri, "harness") == read_disk(results)
     for source in ("disk", "mlflow"):
-        assert main(["--source", source, "--results", str(results), "--out", str(tmp_path / source), "--model", "tiny"]) == 0
+        assert main(["--source", source, "--results", str(results), "--out", str(tmp_path / source), "--model", "tiny",
+                     "--suite", "smoke"]) == 0
     for name in ("table1.csv", "table1.md", "table4.csv", "table5_runs.csv", "figure1.csv"):
         assert (tmp_path / "disk" / name).read_text() == (tmp_path / "mlflow" / name).read_text(), name
     table4 = {(r["reward_model"], r["prompts"]): r for r in csv.DictReader(open(tmp_path / "disk" / "table4.csv"))}
     sft_row = table4[("Tulu 2 SFT", "-")]
     assert (sft_row["gsm_acc"], sft_row["gsm_acc_n"]) == (f"{sft['benchmarks']['gsm8k']['score']:.1f}", "1")
-    assert sft_row["coding"] == "missing"  # the tiny suite has no coding benchmark
+    assert sft_row["coding"] == "missing"  # the smoke suite has no coding benchmark
     behind = list(csv.DictReader(open(tmp_path / "disk" / "table4_runs.csv")))
     assert [(r["run_id"], r["config_hash"], r["git_commit"]) for r in behind] == \
         [(sft["run_id"], sft["config_hash"], sft["provenance"]["git_commit"])]

@@ -20,12 +20,21 @@ UF_FG = HubSplit("argilla/ultrafeedback-binarized-preferences-cleaned", None, "t
 def test_a_run_needs_its_data_prompts_reward_model_data_and_benchmarks():
     cfg = compose("dataset=ultrafeedback_overall", "dataset.source=upstream", "prompts=uf", "eval=paper",
                   "reward_model.dataset=helpsteer")
-    assert run_sources(cfg) == [
+    sources = run_sources(cfg)
+    assert sources[:4] == [
         UF_OVERALL, UF_FG,  # the upstream set and the converter's allow-list
         HubSplit("allenai/tulu-2.5-prompts", None, "ultrafeedback_prompts", None),
         HubSplit("allenai/tulu-2.5-preference-data", None, "helpsteer", None),  # the reward model's data
-        HubSplit("openai/gsm8k", "main", "test", None),  # eval=paper's benchmark with a hub_id
     ]
+    benchmarks = sources[4:]  # eval=paper: every split its 11 benchmarks read
+    assert HubSplit("openai/gsm8k", "main", "test", None) in benchmarks
+    assert HubSplit("cais/mmlu", "abstract_algebra", "test", None) in benchmarks  # one per MMLU subject (0-shot: no dev)
+    assert len([b for b in benchmarks if b.hub_id == "cais/mmlu"]) == 57
+    assert len([b for b in benchmarks if b.hub_id == "lukaemon/bbh"]) == 27
+    assert HubSplit("toxigen/toxigen-data", "prompts", "hate_asian_1k", None) in benchmarks  # one per ToxiGen group
+    assert HubSplit("truthfulqa/truthful_qa", "multiple_choice", "validation", None) in benchmarks  # MC2's variant
+    assert HubSplit("tatsu-lab/alpaca_eval", "alpaca_eval_gpt4_baseline", "eval", None) in benchmarks  # AE2 references
+    assert len(benchmarks) == len(set(benchmarks))
 
 
 def test_bundled_data_needs_nothing_from_the_hub():
@@ -90,3 +99,10 @@ def test_manifest_lists_each_entry_once_after_a_refetch(tmp_path):
     entries = read_manifest(tmp_path)
     assert len(entries) == 1 and entries[0]["rows"] == 3
     assert json.loads((tmp_path / "manifest.json").read_text()) == entries
+
+
+def test_reward_model_evaluation_needs_rewardbench_and_its_prior_sets():
+    sources = run_sources(compose("algorithm=none", "reward_model=uf_13b", "eval=rewardbench"))
+    assert HubSplit("allenai/reward-bench", None, "filtered", None) in sources
+    assert {s.split for s in sources if s.hub_id == "allenai/preference-test-sets"} == {
+        "anthropic_helpful", "anthropic_hhh", "shp", "summarize"}

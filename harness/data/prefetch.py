@@ -22,6 +22,7 @@ from omegaconf import OmegaConf
 
 from harness.data import mixture, preferences, prompts
 from harness.data.mirror import HubSplit, add_to_mirror, entry_path
+from harness.eval.sources import hub_splits
 
 
 def run_sources(cfg) -> list[HubSplit]:
@@ -31,8 +32,7 @@ def run_sources(cfg) -> list[HubSplit]:
     if rm_data:
         needed += preferences.hub_sources(mixture.dataset_config(rm_data))
     for bench in cfg.eval.benchmarks.values():
-        if bench.hub_id and not bench.files:
-            needed.append(HubSplit(bench.hub_id, bench.hub_config, bench.split, bench.revision))
+        needed += hub_splits(bench)
     return list(dict.fromkeys(needed))
 
 

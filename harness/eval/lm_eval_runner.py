@@ -64,6 +64,13 @@ def _fill(value, part):
     return value.replace("{subset}", part) if part and isinstance(value, str) else value
 
 
+def fewshot_split(bench, part: str | None = None) -> str | None:
+    """The split lm-eval draws few-shot examples from (MMLU's dev), when the regime uses shots; else None."""
+    base = builtin_config(builtin_task_file(_fill(bench.task, part), _fill(bench.task_file, part)))
+    shots = bench.num_fewshot if bench.num_fewshot is not None else base.get("num_fewshot", 0)
+    return base.get("fewshot_split") if shots else None
+
+
 def write_task(bench, ctx, tasks_dir: Path, part: str | None = None) -> tuple[str, list[dict]]:
     """Write the data and task YAML of one (sub)task; returns its name and the selected rows."""
     yaml_path = builtin_task_file(_fill(bench.task, part), _fill(bench.task_file, part))
