@@ -19,14 +19,15 @@ from harness.chat import TEMPLATES
 from harness.checks import check
 from harness.eval.categories import average, category_scores
 from harness.eval.suite import run_suite
-from harness.models import ModelRef, base_model
+from harness.eval.suite import benchmark_stage
+from harness.models import ModelRef, base_model, base_model_stage
 from harness.results import git_commit, index_row, provenance_versions, summary_table, upsert_index, write_result
 from harness.stages import Stage, digest
 from harness.tracking import Tracker
 from harness.train import common
 
 # Config keys that never change what a run computes (where things go, how they are logged, how big a micro-batch is).
-NON_DETERMINING = {"paths", "tracking", "dry_run", "sweep"}
+NON_DETERMINING = {"paths", "tracking", "dry_run", "sweep", "launch"}
 ALGORITHM_NON_DETERMINING = {"logging_steps", "save_steps", "per_device_batch_size", "activation_checkpointing"}
 # Which axes each algorithm reads; the others are left out of its run's identity.
 AXES_USED = {
@@ -63,7 +64,8 @@ def determining_config(cfg) -> dict:
     full = OmegaConf.to_container(cfg, resolve=True)
     used = axes_used(cfg)
     out = {k: v for k, v in full.items() if k not in NON_DETERMINING and (k not in AXES or k in used)}
-    out["algorithm"] = {k: v for k, v in out["algorithm"].items() if k not in ALGORITHM_NON_DETERMINING}
+    if "algorithm" in out:  # algorithm=none reads only the model
+        out["algorithm"] = {k: v for k, v in out["algorithm"].items() if k not in ALGORITHM_NON_DETERMINING}
     out["eval"] = {k: v for k, v in out["eval"].items() if k != "batch_size"}
     return out
 
@@ -71,6 +73,25 @@ def determining_config(cfg) -> dict:
 def run_id_of(cfg, config_hash: str) -> str:
     a = axes_of(cfg)
     return f"{a['model']}-{a['dataset']}-{a['algorithm']}-{a['reward_model']}-{a['prompts']}-s{cfg.seed}-{config_hash[:8]}"
+
+
+def identity(cfg) -> tuple[str, str]:
+    """(config_hash, run_id): two configs with the same identity compute the same numbers."""
+    config_hash = digest(determining_config(cfg), 16)
+    return config_hash, run_id_of(cfg, config_hash)
+
+
+def planned_stages(cfg) -> list[Stage]:
+    """Every content-addressed stage the run needs, in order, computed without running or loading anything
+    (the sweep planner deduplicates sweeps with these; `run` builds the same stages)."""
+    root = Path(cfg.paths.stages)
+    base_stage = base_model_stage(cfg.model, root)
+    stages = [base_stage] if base_stage else []
+    policy = ModelRef(str(base_stage.dir / "model"), key=base_stage.key) if base_stage else ModelRef(cfg.model.path, cfg.model.revision)
+    if cfg.algorithm.name != "none":
+        stages.append(policy_stage(cfg, policy))
+        policy = ModelRef(str(stages[-1].dir / "model"), key=stages[-1].key)
+    return stages + [benchmark_stage(b, policy_identity(policy), root) for b in cfg.eval.benchmarks.values()]
 
 
 # ------------------------------------------------------------------------------------------------- stages
@@ -92,18 +113,31 @@ def policy_spec(cfg, base: ModelRef) -> dict:
     return spec
 
 
+def policy_stage(cfg, base: ModelRef) -> Stage:
+    return Stage("policy", policy_spec(cfg, base), Path(cfg.paths.stages))
+
+
+def train_in_process(cfg, base: ModelRef, inputs: TrainingData, out_dir: Path, report_to: str, run_id: str) -> dict:
+    """Train the policy in this process (one of several when launched by harness.sweep.processes)."""
+    name = cfg.algorithm.name
+    if name == "dpo":
+        from harness.train import dpo
+
+        return dpo.train(cfg.algorithm, base, cfg.model, inputs.train, inputs.heldout, out_dir, report_to, run_id, cfg.seed)
+    raise NotImplementedError(f"algorithm={name} is not available yet")
+
+
 def train_policy(cfg, base: ModelRef, inputs: TrainingData, tracker: Tracker, run_id: str) -> tuple[ModelRef, dict]:
     name = cfg.algorithm.name
     if name == "none":
         return base, {"reused": True, "path": base.path}
-    stage = Stage("policy", policy_spec(cfg, base), Path(cfg.paths.stages))
-    if name == "dpo":
-        from harness.train import dpo
+    stage = policy_stage(cfg, base)
+    if cfg.launch.processes > 1:  # torchrun-style: accelerate starts the processes, this one waits and records
+        from harness.sweep import processes
 
-        work = lambda d: dpo.train(cfg.algorithm, base, cfg.model, inputs.train, inputs.heldout, d,  # noqa: E731
-                                   tracker.report_to, run_id, cfg.seed)
+        work = lambda d: processes.train(cfg, base, d, run_id, tracker.run_id if tracker.active else None)  # noqa: E731
     else:
-        raise NotImplementedError(f"algorithm={name} is not available yet")
+        work = lambda d: train_in_process(cfg, base, inputs, d, tracker.report_to, run_id)  # noqa: E731
     result, reused = stage.run(work, label=f"{name} policy {stage.key}")
     if reused and (stage.dir / "log_history.json").exists():
         tracker.log_history(json.loads((stage.dir / "log_history.json").read_text()))
@@ -156,8 +190,8 @@ def record(cfg, run_id: str, config_hash: str, stages: dict, benchmarks: dict, t
 
 def run(cfg: DictConfig) -> dict:
     check(cfg)
-    config_hash = digest(determining_config(cfg), 16)
-    run_id = run_id_of(cfg, config_hash)
+    config_hash, run_id = identity(cfg)
+    common.STEPS_THIS_PROCESS["count"] = 0  # several runs may share one process (a local multirun)
     inputs = load_training_data(cfg)
     if cfg.dry_run:
         print(f"[harness] dry run {run_id}: axes {axes_of(cfg)}")
