@@ -36,6 +36,20 @@ def _error_text(exc: BaseException | None) -> str | None:
     return f"{type(exc).__name__}: {exc}"
 
 
+def prepare_tracking(cfg) -> None:
+    """Create the MLflow store and experiment once, before jobs start: concurrent jobs creating a fresh SQLite store
+    at the same time break its schema migration. Never fails the sweep (tracking never fails a run)."""
+    if cfg.tracking.backend != "mlflow" or not cfg.tracking.uri:
+        return
+    try:
+        import mlflow
+
+        mlflow.set_tracking_uri(cfg.tracking.uri)
+        mlflow.set_experiment(cfg.tracking.experiment)
+    except Exception as exc:  # noqa: BLE001
+        log.warning("could not prepare MLflow at %s: %s", cfg.tracking.uri, exc)
+
+
 class SweepLaunch:
     """Mixin for a Hydra Launcher with `self.config` and `self.hydra_context` set by `setup`."""
 
@@ -60,6 +74,8 @@ class SweepLaunch:
         todo = [r for r in runs if self.rerun_complete or not r.complete]
         print(f"[harness] sweep: {len(job_overrides)} grid points -> {len(runs)} unique runs; "
               f"{len(runs) - len(todo)} already complete (not relaunched), {len(todo)} to run", flush=True)
+        for cfg in {(r.config.tracking.uri, r.config.tracking.experiment): r.config for r in todo}.values():
+            prepare_tracking(cfg)
         started = self.start_runs(todo) if todo else {}
 
         entries, returns = [], {}

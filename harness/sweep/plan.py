@@ -102,9 +102,11 @@ def sweep_jobs(sweep: str, overrides: Sequence[str] = ()) -> list[list[str]]:
     from harness.sweep.grid import expand
 
     arguments = [f"+sweep={sweep}", *overrides]
-    sweeper = _compose(arguments, hydra=True).hydra.sweeper
+    parser = OverridesParser.create()
+    fixed = [o.input_line for o in parser.parse_overrides(arguments) if not o.is_sweep_override()]
+    sweeper = _compose(fixed, hydra=True).hydra.sweeper
     params, grids = (OmegaConf.to_container(sweeper[k], resolve=False) if sweeper.get(k) else {} for k in ("params", "grids"))
-    return expand(params, grids, arguments, OverridesParser.create())
+    return expand(params, grids, arguments, parser)
 
 
 def plan_sweep(sweep: str, overrides: Sequence[str] = ()) -> list[PlannedRun]:

@@ -11,7 +11,7 @@ checkout, a stale one) never collides. Daemons are stopped by the PIDs in their 
 
 Slurm here has no accounting daemon, so `sacct` cannot answer; bin/sacct is a stand-in that answers submitit's status
 queries from `squeue` (finished jobs stay visible for a day: MinJobAge). The node advertises more CPUs than exist and
-fake GPUs (GRES) so paper-sized requests are accepted; only time limits are enforced (as Slurm does by default).
+fake GPUs (GRES) and 2 TB of memory so paper-sized requests are accepted; only time limits are enforced (as Slurm does by default).
 """
 
 from __future__ import annotations
@@ -128,7 +128,7 @@ def running(root: Path = DEFAULT_DIR) -> bool:
     return all(_alive(_pid(Path(root), d)) for d in DAEMONS)
 
 
-def start(root: Path = DEFAULT_DIR, cpus: int = 16, gpus: int = 8, memory_mb: int = 16000, timeout_s: float = 30) -> dict:
+def start(root: Path = DEFAULT_DIR, cpus: int = 128, gpus: int = 8, memory_mb: int = 2_000_000, timeout_s: float = 30) -> dict:
     """Install if needed, write the config, start munged, slurmctld and slurmd; return the client environment."""
     root = Path(root).resolve()
     install()
@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m harness.sweep.slurm_local", description=__doc__.split("\n")[0])
     parser.add_argument("command", choices=["start", "stop", "status", "env"])
     parser.add_argument("--dir", type=Path, default=DEFAULT_DIR, help=f"cluster directory (default {DEFAULT_DIR})")
-    parser.add_argument("--cpus", type=int, default=16, help="CPUs the node advertises (may exceed the real ones)")
+    parser.add_argument("--cpus", type=int, default=128, help="CPUs the node advertises (may exceed the real ones)")
     parser.add_argument("--gpus", type=int, default=8, help="fake GPUs (GRES) the node advertises")
     args = parser.parse_args(argv)
     root = args.dir.resolve()

@@ -4,7 +4,6 @@ and `hydra/launcher=harness_slurm` (conf/hydra/launcher/{local,slurm}.yaml build
 The logic lives in harness.sweep (grid, launcher, plan, status); these classes only bind it to Hydra and submitit.
 """
 
-from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
@@ -93,7 +92,7 @@ class LocalLauncher(SweepLaunch, BasicLauncher):
         super().__init__()
         self.rerun_complete = rerun_complete
 
-    def start_runs(self, runs: list) -> dict[str, dict]:
+    def start_runs(self, runs: list) -> Dict[str, dict]:
         out = {}
         for run in runs:
             num = run.job_nums[0]
@@ -122,7 +121,7 @@ class SlurmLauncher(SweepLaunch, SubmititSlurmLauncher):
         executor.update_parameters(**{k if k in base else f"slurm_{k}": v for k, v in params.items()})
         return executor
 
-    def start_runs(self, runs: list) -> dict[str, dict]:
+    def start_runs(self, runs: list) -> Dict[str, dict]:
         from hydra.core.singleton import Singleton
 
         groups: dict[str, list] = {}
