@@ -205,8 +205,8 @@ def run(cfg: DictConfig) -> dict:
         benchmarks = run_suite(cfg.eval, policy, policy_identity(policy), cfg.model, cfg.paths.stages)
         stages = {"model": base_info | {"path": base.path}, "policy": policy_info}
         result = record(cfg, run_id, config_hash, stages, benchmarks, tracker)
-    except BaseException:
-        tracker.end("FAILED")
+    except BaseException as exc:  # a requeued job (time limit, preemption) exits with SystemExit: KILLED, not FAILED
+        tracker.end("KILLED" if isinstance(exc, (SystemExit, KeyboardInterrupt)) else "FAILED")
         raise
     tracker.end("FINISHED")
     print(summary_table(result))
