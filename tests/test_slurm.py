@@ -92,7 +92,8 @@ def test_2x2_sweep_on_slurm_records_every_run_and_its_mlflow_run(two_by_two):
     assert len({r["job_id"] for r in summary["runs"]}) == 4
     for run_id, result in results(summary).items():
         assert result["run_id"] == run_id
-        assert "error" not in result["benchmarks"]["gsm8k"] and result["benchmarks"]["gsm8k"]["n"] in (2, 3)
+        gsm8k = result["benchmarks"]["gsm8k"]
+        assert "error" not in gsm8k and gsm8k["metrics"]["sample_len"] in (2, 3)
         assert result["training"]["global_step"] == STEPS
     index = [json.loads(line) for line in (home / "results" / "index.jsonl").read_text().splitlines()]
     assert sorted(r["run_id"] for r in index) == sorted(r["run_id"] for r in summary["runs"])
