@@ -18,8 +18,7 @@ from harness import data
 from harness.chat import TEMPLATES
 from harness.checks import check
 from harness.eval.categories import average, category_scores
-from harness.eval.suite import run_suite
-from harness.eval.suite import benchmark_stage
+from harness.eval.suite import benchmark_stage, run_suite
 from harness.models import ModelRef, base_model, base_model_stage
 from harness.results import git_commit, index_row, provenance_versions, summary_table, upsert_index, write_result
 from harness.stages import Stage, digest

@@ -10,6 +10,7 @@ import pytest
 
 from harness.pipeline import load_training_data, train_policy
 from harness.tracking import Tracker
+from harness.train.common import STEPS_THIS_PROCESS
 
 STEPS = 4
 
@@ -24,7 +25,9 @@ def train(cfg, base):
 def test_two_processes_keep_the_effective_batch_of_one_with_accumulation(run_config, tiny_base, tmp_path):
     common = ("tracking=none", f"algorithm.max_steps={STEPS}", "algorithm.logging_steps=1")
     one, loss_one = train(run_config(*common, f"paths.stages={tmp_path / 'one'}"), tiny_base)
+    before = STEPS_THIS_PROCESS["count"]
     two, loss_two = train(run_config(*common, f"paths.stages={tmp_path / 'two'}", "launch.processes=2"), tiny_base)
+    assert STEPS_THIS_PROCESS["count"] - before == STEPS  # the run records the steps its processes took
 
     assert (one["processes"], one["per_device_batch_size"], one["gradient_accumulation_steps"]) == (1, 8, 2)
     assert (two["processes"], two["per_device_batch_size"], two["gradient_accumulation_steps"]) == (2, 8, 1)

@@ -19,6 +19,8 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from harness.train import common
+
 ACCELERATE_CONFIGS = Path(__file__).resolve().parents[2] / "conf" / "accelerate"
 
 
@@ -64,7 +66,9 @@ def train(cfg, base, stage_dir: Path, run_id: str, mlflow_run_id: str | None) ->
     if done.returncode != 0:
         raise RuntimeError(f"{cfg.launch.processes}-process training failed (exit {done.returncode}); "
                            f"log: {launch_dir / 'processes.log'}")
-    return json.loads((launch_dir / "result.json").read_text())
+    result = json.loads((launch_dir / "result.json").read_text())
+    common.STEPS_THIS_PROCESS["count"] += result.pop("steps_this_process")  # steps this run took, as one process counts
+    return result
 
 
 def worker(stage_dir: Path) -> None:
@@ -79,6 +83,7 @@ def worker(stage_dir: Path) -> None:
     report_to = "mlflow" if os.environ.get("MLFLOW_RUN_ID") else "none"
     result = train_in_process(cfg, ModelRef(**job["base"]), load_training_data(cfg), stage_dir, report_to, job["run_id"])
     if int(os.environ.get("RANK", "0")) == 0:
+        result["steps_this_process"] = common.STEPS_THIS_PROCESS["count"]
         write_atomic(launch_dir / "result.json", json.dumps(result, default=str))
 
 

@@ -5,7 +5,10 @@ The logic lives in harness.sweep (grid, launcher, plan, status); these classes o
 """
 
 
+import sys
+import traceback
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from hydra._internal.core_plugins.basic_launcher import BasicLauncher
@@ -97,8 +100,12 @@ class LocalLauncher(SweepLaunch, BasicLauncher):
         for run in runs:
             num = run.job_nums[0]
             ret = BasicLauncher.launch(self, [run.overrides], initial_job_idx=num)[0]
-            out[run.run_id] = {"return": ret, "job_id": None,
-                               "logs": [f"{self.config.hydra.sweep.dir}/{num}/{self.config.hydra.job.name}.log"]}
+            log = Path(str(self.config.hydra.sweep.dir)) / str(num) / f"{self.config.hydra.job.name}.log"
+            if ret.status == JobStatus.FAILED:  # Hydra hands the exception back: keep its traceback in the job's log
+                log.parent.mkdir(parents=True, exist_ok=True)
+                with open(log, "a") as f:
+                    traceback.print_exception(ret._return_value, file=f)
+            out[run.run_id] = {"return": ret, "job_id": None, "logs": [str(log)]}
         return out
 
 
@@ -109,6 +116,13 @@ class SlurmLauncher(SweepLaunch, SubmititSlurmLauncher):
         super().__init__(**params)
         self.wait, self.rerun_complete = wait, rerun_complete
         self.resources = {name: as_dict(p) for name, p in as_dict(resources).items()}
+
+    def __call__(self, *args: Any, **kwargs: Any) -> JobReturn:
+        """In the job: run it as hydra-submitit does, and print a failed run's traceback into the job's log."""
+        ret = super().__call__(*args, **kwargs)
+        if ret.status == JobStatus.FAILED:
+            traceback.print_exception(ret._return_value, file=sys.stderr)
+        return ret
 
     def _executor(self, profile: dict):
         import submitit
