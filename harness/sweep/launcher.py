@@ -87,7 +87,8 @@ class SweepLaunch:
                 ret, state = JobReturn(overrides=run.overrides, status=JobStatus.COMPLETED), "submitted"
             else:
                 ret = info["return"]
-                state = "failed" if ret.status != JobStatus.COMPLETED else run_state({"result": str(run.result_path)}, {})
+                state = "failed" if ret.status != JobStatus.COMPLETED else \
+                    run_state({"result": str(run.result_path), "state": "no result (dry run?)"}, {})
             returns[run.run_id] = ret
             entries.append({"run_id": run.run_id, "overrides": run.overrides, "job_nums": run.job_nums,
                             "result": str(run.result_path), "state": state,
