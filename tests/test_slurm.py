@@ -105,6 +105,9 @@ def test_2x2_sweep_on_slurm_records_every_run_and_its_mlflow_run(two_by_two):
     runs = client.search_runs([experiment.experiment_id])
     assert sorted(r.info.run_name for r in runs) == sorted(r["run_id"] for r in summary["runs"])
     assert {r.info.status for r in runs} == {"FINISHED"}
+    # The launcher created the experiment before the jobs, with its artifacts beside the results.
+    assert experiment.artifact_location == (home / "results" / "mlartifacts").as_uri()
+    assert all((home / "results" / "mlartifacts" / r.info.run_id / "artifacts" / "result.json").exists() for r in runs)
     assert all({"eval/gsm8k", "category/reasoning"} <= set(r.data.metrics) for r in runs)
 
 

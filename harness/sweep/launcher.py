@@ -45,7 +45,10 @@ def prepare_tracking(cfg) -> None:
         import mlflow
 
         mlflow.set_tracking_uri(cfg.tracking.uri)
-        mlflow.set_experiment(cfg.tracking.experiment)
+        if mlflow.get_experiment_by_name(cfg.tracking.experiment) is None:
+            # Artifacts beside the results, not in ./mlruns of whatever directory the sweep was started from.
+            artifacts = Path(cfg.paths.results) / "mlartifacts"
+            mlflow.create_experiment(cfg.tracking.experiment, artifact_location=artifacts.resolve().as_uri())
     except Exception as exc:  # noqa: BLE001
         log.warning("could not prepare MLflow at %s: %s", cfg.tracking.uri, exc)
 
