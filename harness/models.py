@@ -41,6 +41,14 @@ def _bundled_digest() -> str:
     return h.hexdigest()[:16]
 
 
+def base_model_stage(model_cfg, stages_root: str) -> Stage | None:
+    """The stage that builds the tiny model; None for a model loaded from the hub or a directory."""
+    if model_cfg.tiny is None:
+        return None
+    return Stage("model", {"tiny": OmegaConf.to_container(model_cfg.tiny), "data": _bundled_digest(),
+                           "chat_template": model_cfg.chat_template}, Path(stages_root))
+
+
 def base_model(model_cfg, stages_root: str) -> tuple[ModelRef, dict]:
     """The SFT checkpoint a run starts from; builds (once) and caches the tiny model."""
     if model_cfg.tiny is None:
@@ -50,8 +58,7 @@ def base_model(model_cfg, stages_root: str) -> tuple[ModelRef, dict]:
     from harness import tiny
 
     spec = OmegaConf.to_object(model_cfg.tiny)
-    stage = Stage("model", {"tiny": OmegaConf.to_container(model_cfg.tiny), "data": _bundled_digest(),
-                            "chat_template": model_cfg.chat_template}, Path(stages_root))
+    stage = base_model_stage(model_cfg, stages_root)
     result, reused = stage.run(lambda d: tiny.build(spec, d / "model"), label=f"tiny base model {stage.key}")
     return ModelRef(str(stage.dir / "model"), key=stage.key), {**result, "reused": reused, "key": stage.key}
 

@@ -7,6 +7,7 @@ Inputs are loaded and checked before the first stage, so a bad dataset fails in 
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,8 +20,9 @@ from harness.chat import TEMPLATES
 from harness.checks import check, uses_reward_model
 from harness.eval.categories import average, category_scores
 from harness.eval.generation import make_lm
-from harness.eval.suite import run_suite
-from harness.models import ModelRef, base_model, load_tokenizer
+from harness.errors import ConfigError
+from harness.eval.suite import benchmark_stage, run_suite
+from harness.models import ModelRef, base_model, base_model_stage, load_tokenizer
 from harness.report.grid import table_tags
 from harness.results import git_commit, index_row, provenance_versions, summary_table, upsert_index, write_result
 from harness.stages import Stage, digest
@@ -28,7 +30,7 @@ from harness.tracking import Tracker
 from harness.train import common, reward
 
 # Config keys that never change what a run computes (where things go, how they are logged, how big a micro-batch is).
-NON_DETERMINING = {"paths", "tracking", "dry_run", "sweep"}
+NON_DETERMINING = {"paths", "tracking", "dry_run", "sweep", "launch"}
 ALGORITHM_NON_DETERMINING = {"logging_steps", "save_steps", "per_device_batch_size", "activation_checkpointing",
                              "score_batch_size"}
 # Which axes each algorithm reads; the others are left out of its run's identity.
@@ -82,6 +84,41 @@ def run_id_of(cfg, config_hash: str) -> str:
     return f"{a['model']}-{a['dataset']}-{a['algorithm']}-{a['reward_model']}-{a['prompts']}-s{cfg.seed}-{config_hash[:8]}"
 
 
+def identity(cfg) -> tuple[str, str]:
+    """(config_hash, run_id): two configs with the same identity compute the same numbers."""
+    config_hash = digest(determining_config(cfg), 16)
+    return config_hash, run_id_of(cfg, config_hash)
+
+
+def _ref(stage: Stage | None, model_cfg) -> ModelRef:
+    return ModelRef(str(stage.dir / "model"), key=stage.key) if stage else ModelRef(model_cfg.path, model_cfg.revision)
+
+
+def planned_stages(cfg) -> list[Stage]:
+    """Every content-addressed stage the run needs, in order, computed without running or loading anything
+    (the sweep planner deduplicates sweeps with these; `run` builds the same stages)."""
+    root = Path(cfg.paths.stages)
+    base_stage = base_model_stage(cfg.model, root)
+    stages = [base_stage] if base_stage else []
+    base = policy = _ref(base_stage, cfg.model)
+    rm = None
+    if uses_reward_model(cfg):
+        p = reward.plan(cfg, getattr(cfg.algorithm, "table2", False), load=False)
+        if p.trained_here:
+            rm_base_stage = base_model_stage(p.model, root)
+            rm_stage = Stage("reward_model", reward.stage_spec(p, _ref(rm_base_stage, p.model)), root)
+            stages += [s for s in (rm_base_stage, rm_stage) if s and s.key not in {x.key for x in stages}]
+            rm = reward.RewardModel(_ref(rm_stage, p.model), p.model.chat_template, {})
+        else:
+            rm = reward.RewardModel(ModelRef(p.cfg.path, p.cfg.revision), p.cfg.chat_template, {})
+    if cfg.algorithm.name not in ("none", "best_of_n"):
+        stages.append(policy_stage(cfg, base, rm))
+        policy = _ref(stages[-1], cfg.model)
+    policy_eval, rm_benchmarks = rewardbench.split_suite(cfg.eval)
+    stages += [benchmark_stage(b, policy_identity(policy, cfg, rm), root) for b in policy_eval.benchmarks.values()]
+    return stages + [rewardbench.benchmark_stage(b, rm, root) for b in rm_benchmarks.values()]
+
+
 # ------------------------------------------------------------------------------------------------- stages
 def load_training_data(cfg) -> TrainingData:
     """Load (and so validate) everything training reads, before any stage starts."""
@@ -133,28 +170,42 @@ def policy_spec(cfg, base: ModelRef, rm=None) -> dict:
     return spec
 
 
+def policy_stage(cfg, base: ModelRef, rm=None) -> Stage:
+    return Stage("policy", policy_spec(cfg, base, rm), Path(cfg.paths.stages))
+
+
+def train_in_process(cfg, base: ModelRef, inputs: TrainingData, out_dir: Path, rm, report_to: str, run_id: str,
+                     log=None) -> dict:
+    """Train the policy in this process (one of several when launched by harness.sweep.processes)."""
+    name = cfg.algorithm.name
+    if name == "dpo":
+        from harness.train import dpo
+
+        return dpo.train(cfg.algorithm, base, cfg.model, inputs.train, inputs.heldout, out_dir, report_to, run_id, cfg.seed)
+    if name == "ppo":
+        from harness.train import ppo
+
+        return ppo.train(cfg.algorithm, base, cfg.model, inputs.train, rm, out_dir, log or (lambda metrics, step: None),
+                         cfg.seed, cfg.prompts.max_prompt_tokens)
+    if name == "grpo":
+        from harness.train import grpo
+
+        return grpo.train(cfg.algorithm, base, cfg.model, inputs.train, rm, out_dir, report_to, run_id, cfg.seed,
+                          cfg.prompts.max_prompt_tokens, cfg.paths.mirror)
+    raise ConfigError(f"algorithm={name} trains no policy; valid: dpo, ppo, grpo (or none / best_of_n to evaluate)")
+
+
 def train_policy(cfg, base: ModelRef, inputs: TrainingData, tracker: Tracker, run_id: str, rm=None) -> tuple[ModelRef, dict]:
     name = cfg.algorithm.name
     if name in ("none", "best_of_n"):  # best-of-N samples from the SFT model at evaluation time
         return base, {"reused": True, "path": base.path}
-    stage = Stage("policy", policy_spec(cfg, base, rm), Path(cfg.paths.stages))
-    if name == "dpo":
-        from harness.train import dpo
+    stage = policy_stage(cfg, base, rm)
+    if cfg.launch.processes > 1:  # torchrun-style: accelerate starts the processes, this one waits and records
+        from harness.sweep import processes
 
-        work = lambda d: dpo.train(cfg.algorithm, base, cfg.model, inputs.train, inputs.heldout, d,  # noqa: E731
-                                   tracker.report_to, run_id, cfg.seed)
-    elif name == "ppo":
-        from harness.train import ppo
-
-        work = lambda d: ppo.train(cfg.algorithm, base, cfg.model, inputs.train, rm, d, tracker.log_metrics,  # noqa: E731
-                                   cfg.seed, cfg.prompts.max_prompt_tokens)
-    elif name == "grpo":
-        from harness.train import grpo
-
-        work = lambda d: grpo.train(cfg.algorithm, base, cfg.model, inputs.train, rm, d, tracker.report_to,  # noqa: E731
-                                    run_id, cfg.seed, cfg.prompts.max_prompt_tokens, cfg.paths.mirror)
+        work = lambda d: processes.train(cfg, base, rm, d, run_id, tracker.run_id if tracker.active else None)  # noqa: E731
     else:
-        raise NotImplementedError(f"algorithm={name} is not available yet")
+        work = lambda d: train_in_process(cfg, base, inputs, d, rm, tracker.report_to, run_id, tracker.log_metrics)  # noqa: E731
     result, reused = stage.run(work, label=f"{name} policy {stage.key}")
     if reused and (stage.dir / "log_history.json").exists():
         tracker.log_history(json.loads((stage.dir / "log_history.json").read_text()))
@@ -227,10 +278,12 @@ def record(cfg, run_id: str, config_hash: str, stages: dict, benchmarks: dict, t
 
 
 def run(cfg: DictConfig) -> dict:
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ConfigError("a run is started once, not by torchrun / accelerate launch: set launch.processes=N and the "
+                          "run starts its N training processes itself")
     check(cfg)
-    common.STEPS_THIS_PROCESS["count"] = 0
-    config_hash = digest(determining_config(cfg), 16)
-    run_id = run_id_of(cfg, config_hash)
+    config_hash, run_id = identity(cfg)
+    common.STEPS_THIS_PROCESS["count"] = 0  # several runs may share one process (a local multirun)
     inputs = load_training_data(cfg)
     if cfg.dry_run:
         print(f"[harness] dry run {run_id}: axes {axes_of(cfg)}")
@@ -249,8 +302,8 @@ def run(cfg: DictConfig) -> dict:
         benchmarks = evaluate(cfg, policy, rm)
         stages = {"model": base_info | {"path": base.path}, "policy": policy_info} | ({"reward_model": rm.info} if rm else {})
         result = record(cfg, run_id, config_hash, stages, benchmarks, tracker)
-    except BaseException:
-        tracker.end("FAILED")
+    except BaseException as exc:  # a requeued job (time limit, preemption) exits with SystemExit: KILLED, not FAILED
+        tracker.end("KILLED" if isinstance(exc, (SystemExit, KeyboardInterrupt)) else "FAILED")
         raise
     tracker.end("FINISHED")
     print(summary_table(result))

@@ -23,13 +23,12 @@ part of the six categories or the Average); it is keyed by the reward model, not
 from __future__ import annotations
 
 import copy
-import logging
-import traceback
 from pathlib import Path
 
 from omegaconf import OmegaConf, open_dict
 
 from harness.eval.sources import load_rows, write_jsonl
+from harness.eval.suite import outcome
 from harness.stages import Stage
 from harness.train.reward import RewardScorer
 
@@ -146,25 +145,24 @@ def split_suite(eval_cfg):
     return policy_eval, {k: eval_cfg.benchmarks[k] for k in rm_keys}
 
 
+def benchmark_stage(bench, reward_model, stages_root: str) -> Stage:
+    """A reward-model benchmark's stage: keyed by the reward model, not a policy."""
+    return Stage("eval", {"reward_model": reward_model.identity, "benchmark": OmegaConf.to_container(bench, resolve=True)},
+                 Path(stages_root))
+
+
 def evaluate(benchmarks: dict, reward_model, stages_root: str, batch_size: int, mirror: str | None = None) -> dict:
     """Each reward-model benchmark as its own stage, keyed by the reward model; a failure is recorded, not raised."""
     scorer: list[RewardScorer] = []
+
+    def work(d, b):
+        if not scorer:
+            scorer.append(RewardScorer.load(reward_model.ref, reward_model.chat_template, batch_size))
+        return run(b, scorer[0], d, mirror)
+
     out = {}
     for key, bench in benchmarks.items():
-        stage = Stage("eval", {"reward_model": reward_model.identity, "benchmark": OmegaConf.to_container(bench, resolve=True)},
-                      Path(stages_root))
-
-        def work(d, b=bench):
-            if not scorer:
-                scorer.append(RewardScorer.load(reward_model.ref, reward_model.chat_template, batch_size))
-            return run(b, scorer[0], d, mirror)
-
-        try:
-            result, reused = stage.run(work, label=f"benchmark {key} ({bench.name})")
-            out[key] = {**result, "category": bench.category, "name": bench.name, "dir": str(stage.dir), "reused": reused}
-        except Exception as exc:  # recorded, the suite goes on
-            log.error("benchmark %s failed: %s", key, exc)
-            print(f"[harness] benchmark {key} FAILED: {type(exc).__name__}: {exc}")
-            out[key] = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(),
-                        "category": bench.category, "name": bench.name, "dir": str(stage.dir)}
+        stage = benchmark_stage(bench, reward_model, stages_root)
+        out[key] = outcome(key, bench, stage, lambda b=bench, st=stage: st.run(lambda d: work(d, b),
+                                                                              label=f"benchmark {key} ({b.name})"))
     return out

@@ -423,6 +423,18 @@ class PathsConfig:
 
 
 @dataclass
+class LaunchConfig:
+    """How training runs inside one job; never part of a run's identity (the effective batch is kept)."""
+
+    # Training processes (torchrun-style, through `accelerate launch`); 1 trains in the run's own process. The Slurm
+    # launcher sets it from the job's resource profile (harness.sweep).
+    processes: int = 1
+    # accelerate config for those processes: a name in conf/accelerate/ (multi_gpu, zero3, fsdp ...) or a path;
+    # null: plain data parallel (gloo on CPU, NCCL on GPUs).
+    accelerate_config: Optional[str] = None
+
+
+@dataclass
 class Config:
     model: ModelConfig = MISSING
     dataset: DatasetConfig = MISSING
@@ -432,6 +444,8 @@ class Config:
     eval: EvalConfig = MISSING
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
+    # Processes per training job (multi-GPU / multi-process training).
+    launch: LaunchConfig = field(default_factory=LaunchConfig)
     # Seed of the run (data order, sampling); runs that differ only in seed fill the same table cell.
     seed: int = 42
     # Optional name of the sweep this run belongs to (MLflow parent run).

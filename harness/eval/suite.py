@@ -92,6 +92,19 @@ def recompute(stage: Stage, bench, ctx: EvalContext) -> dict:
     return result
 
 
+def outcome(key: str, bench, stage: Stage, attempt: Callable[[], tuple[dict, bool]]) -> dict:
+    """One benchmark's entry in the run's results: `attempt()` -> (result, reused), or its error when it failed.
+    A failure is recorded, never raised, so the suite goes on (and the stage, not complete, runs again next time)."""
+    try:
+        result, reused = attempt()
+    except Exception as exc:
+        log.error("benchmark %s failed: %s", key, exc)
+        print(f"[harness] benchmark {key} FAILED: {type(exc).__name__}: {exc}")
+        return {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(),
+                "category": bench.category, "name": bench.name, "dir": str(stage.dir)}
+    return {**result, "category": bench.category, "name": bench.name, "dir": str(stage.dir), "reused": reused}
+
+
 def run_suite(eval_cfg, policy: ModelRef, policy_id: dict, model_cfg, stages_root: str, mirror: str | None = None,
               lm_factory: Callable[[], Any] | None = None) -> dict[str, dict]:
     """Benchmark key -> {score, metrics, n, samples, dir, reused} or {error} when it failed.
@@ -104,16 +117,9 @@ def run_suite(eval_cfg, policy: ModelRef, policy_id: dict, model_cfg, stages_roo
     for key, bench in eval_cfg.benchmarks.items():
         stage = benchmark_stage(bench, policy_id, Path(stages_root))
         ctx = EvalContext(stage.dir, policy_lm, eval_cfg.batch_size, mirror, Path(stages_root), eval_cfg.recompute)
-        try:
-            if eval_cfg.recompute:
-                result, reused = recompute(stage, bench, ctx), False
-                print(f"[harness] recomputed benchmark {key} ({bench.name}) from saved samples: {stage.dir}")
-            else:
-                result, reused = stage.run(lambda d, b=bench, c=ctx: run_benchmark(b, c), label=f"benchmark {key} ({bench.name})")
-            out[key] = {**result, "category": bench.category, "name": bench.name, "dir": str(stage.dir), "reused": reused}
-        except Exception as exc:  # recorded, the suite goes on
-            log.error("benchmark %s failed: %s", key, exc)
-            print(f"[harness] benchmark {key} FAILED: {type(exc).__name__}: {exc}")
-            out[key] = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(),
-                        "category": bench.category, "name": bench.name, "dir": str(stage.dir)}
+        if eval_cfg.recompute:
+            out[key] = outcome(key, bench, stage, lambda b=bench, c=ctx, st=stage: (recompute(st, b, c), False))
+        else:
+            out[key] = outcome(key, bench, stage, lambda b=bench, c=ctx, st=stage: st.run(
+                lambda d: run_benchmark(b, c), label=f"benchmark {key} ({b.name})"))
     return out

@@ -13,7 +13,7 @@ from datasets import Dataset
 from trl import DPOConfig, DPOTrainer
 
 from harness.models import ModelRef, load_causal_lm, load_tokenizer
-from harness.stages import latest_checkpoint
+from harness.stages import latest_checkpoint, write_atomic
 from harness.train.common import CountSteps, batch_record, drop_checkpoints, save_log_history, trainer_kwargs
 
 
@@ -40,16 +40,20 @@ def train(alg, base: ModelRef, model_cfg, train_ds: Dataset, eval_ds: Dataset | 
     metrics = {}
     if eval_ds is not None:  # scored once, before any step, and kept across a resume
         before = out_dir / "heldout_before.json"
-        if not before.exists():
-            before.write_text(json.dumps(heldout_metrics(trainer, eval_ds, "heldout_before")))
-        metrics |= json.loads(before.read_text())
+        if before.exists():
+            metrics |= json.loads(before.read_text())
+        else:  # every process evaluates (a collective call); the first writes
+            metrics |= heldout_metrics(trainer, eval_ds, "heldout_before")
+            if trainer.is_world_process_zero():
+                write_atomic(before, json.dumps(metrics))
     result = trainer.train(resume_from_checkpoint=resume)
     if eval_ds is not None:
         metrics |= heldout_metrics(trainer, eval_ds, "heldout_after")
     trainer.save_model(str(out_dir / "model"))
-    tok.save_pretrained(out_dir / "model")
-    save_log_history(trainer, out_dir)
-    drop_checkpoints(out_dir)
+    if trainer.is_world_process_zero():  # one writer when several processes train
+        tok.save_pretrained(out_dir / "model")
+        save_log_history(trainer, out_dir)
+        drop_checkpoints(out_dir)
     return {
         **metrics,
         "train_loss": result.training_loss,

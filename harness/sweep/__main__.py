@@ -1,0 +1,55 @@
+"""Sweep tools: plan a sweep before running it, and check one that was submitted.
+
+    python -m harness.sweep plan table1 [overrides...]     # unique runs and stages, what is complete, GPU-hours
+    python -m harness.sweep plan all --json plan.json
+    python -m harness.sweep status <sweep dir> | --latest  # state of a submitted sweep's runs, failures with logs
+
+The sweeps themselves run through Hydra: `python -m harness -m +sweep=table1 [hydra/launcher=slurm]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m harness.sweep", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("plan", help="dry run: unique runs and stages after deduplication, and GPU-hours")
+    p.add_argument("sweep", help="a file of sweeps/ without .yaml (table1 ... table5, figure3, all)")
+    p.add_argument("overrides", nargs="*", help="overrides applied to every run (as on the harness command line)")
+    p.add_argument("--json", type=Path, help="also write the plan as JSON here")
+    s = sub.add_parser("status", help="state of a submitted sweep")
+    s.add_argument("sweep_dir", nargs="?", type=Path)
+    s.add_argument("--latest", action="store_true", help="the newest sweep under --results")
+    s.add_argument("--results", type=Path, default=Path("results"))
+    args = parser.parse_args(argv)
+
+    if args.command == "plan":
+        from harness.sweep import plan
+
+        sweeps = sorted(p.stem for p in (plan.CONF_DIR / "sweep").glob("*.yaml"))
+        if args.sweep not in sweeps:
+            parser.error(f"unknown sweep {args.sweep!r}; valid: {sweeps}")
+        jobs = plan.sweep_jobs(args.sweep, args.overrides)
+        result = plan.report(plan.plan_runs(jobs, plan._compose), len(jobs), name=args.sweep)
+        print(plan.render(result))
+        if args.json:
+            args.json.write_text(json.dumps(result, indent=2))
+        return 0
+
+    from harness.sweep import status
+
+    if args.sweep_dir is None and not args.latest:
+        parser.error("give a sweep directory or --latest")
+    sweep_dir = status.latest_sweep_dir(args.results) if args.latest else args.sweep_dir
+    summary = status.status(sweep_dir)
+    print(status.render(summary))
+    return 1 if any(r["state"] == "failed" for r in summary["runs"]) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

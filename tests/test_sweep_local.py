@@ -1,0 +1,34 @@
+"""The default (local) launcher: a multirun in this machine's process, deduplicated, summarised, and resumable."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+
+
+@pytest.mark.slow
+def test_local_sweep_summarises_and_skips_complete_runs_on_rerun(tmp_path, shared_stages, tiny_base):
+    """Two seeds of the SFT model: two runs sharing one evaluation (greedy decoding does not read the seed); the
+    second identical command finds both recorded and launches nothing."""
+    args = [sys.executable, "-m", "harness", "-m", "algorithm=none", "seed=1,2", f"paths.home={tmp_path}",
+            f"paths.stages={shared_stages}", "tracking=none", "eval.benchmarks.gsm8k.limit=1",
+            "eval.benchmarks.gsm8k.generation.max_new_tokens=8"]
+    first = subprocess.run([*args, f"hydra.sweep.dir={tmp_path}/sweep1"], cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    summary = json.loads((tmp_path / "sweep1" / "summary.json").read_text())
+    assert [r["state"] for r in summary["runs"]] == ["complete", "complete"]
+    results = [json.loads((tmp_path / "results" / "runs" / r["run_id"] / "result.json").read_text()) for r in summary["runs"]]
+    evals = [r["benchmarks"]["gsm8k"] for r in results]
+    assert evals[0]["dir"] == evals[1]["dir"] and evals[1]["reused"]
+
+    second = subprocess.run([*args, f"hydra.sweep.dir={tmp_path}/sweep2"], cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    assert "2 unique runs; 2 already complete (not relaunched), 0 to run" in second.stdout
+    rerun = json.loads((tmp_path / "sweep2" / "summary.json").read_text())
+    assert [r["ran"] for r in rerun["runs"]] == [False, False]
+    assert not (tmp_path / "sweep2" / "0").exists()  # no job directory: nothing ran

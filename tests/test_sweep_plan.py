@@ -1,0 +1,137 @@
+"""Sweep files, the plan (deduplicated runs and stages, GPU-hours) and stage-sized Slurm resources, without running."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from accelerate.commands.config.config_args import load_config_from_file
+from hydra import compose as hydra_compose
+from hydra import initialize_config_dir
+
+from conftest import CONF, compose
+from harness.stages import MARKER
+from harness.sweep import plan
+from harness.sweep.__main__ import main as sweep_main
+from harness.sweep.launcher import choose_profile, profile_overrides
+from harness.sweep.processes import accelerate_config, command
+
+# Grid points per sweep file, counted by hand from the files (identical points listed once).
+GRID_POINTS = {
+    "tiny": 2 * 2,
+    "table1": 14 + 2,  # 14 DPO datasets; SFT and Llama 2 base
+    "table2": 5 + 4 + 1,  # DPO x 5; PPO with its own RM x 4; PPO with the 13B UF RM
+    "table3": 4 * 3,  # RMs x {RewardBench, best-of-N, PPO}
+    "table4": 4 * 2,  # RMs x {uf, mixed}
+    "table5": 5 + 1 + 2 + 1,  # evaluated models; DPO; PPO 13B/70B UF RM; PPO 70B UF RM + mixed
+    "figure3": 4 * 4,  # RMs x prompt sources
+    # Tables 1-5 (55 points) less the 13 that repeat an earlier table exactly: T2's DPO on ChatArena 2023 and
+    # UltraFeedback (T1), T2's UF PPO (T3), T4's uf column (T3), T5's SFT, base, DPO and three PPO rows.
+    "all": 55 - 13,
+}
+
+
+def test_every_sweep_file_expands_to_its_hand_counted_grid():
+    assert sorted(GRID_POINTS) == sorted(p.stem for p in (CONF / "sweep").glob("*.yaml"))
+    jobs = {name: plan.sweep_jobs(name) for name in GRID_POINTS}
+    assert {name: len(j) for name, j in jobs.items()} == GRID_POINTS
+    for name, job_list in jobs.items():
+        assert all(f"+sweep={name}" in job for job in job_list)
+    # `all` is exactly the union of Tables 1-5.
+    strip = lambda js: {frozenset(o for o in j if not o.startswith("+sweep=")) for j in js}  # noqa: E731
+    assert strip(jobs["all"]) == set().union(*(strip(jobs[f"table{i}"]) for i in range(1, 6)))
+
+
+def test_command_line_overrides_apply_to_every_grid_point():
+    jobs = plan.sweep_jobs("table5", ["seed=1,2"])
+    assert len(jobs) == 2 * GRID_POINTS["table5"]
+    assert all(any(o in ("seed=1", "seed=2") for o in j) for j in jobs)
+
+
+def test_plan_deduplicates_runs_and_stages_on_the_tiny_grid(tmp_path, shared_stages, tiny_base):
+    """SFT x 2 seeds + DPO x 2 seeds: 4 runs; one base model, two policies, and three evaluations, because the SFT
+    model's evaluation does not depend on the seed. A grid point differing only in a non-determining key (the
+    evaluation batch size) is the same run."""
+    overrides = [f"paths.home={tmp_path}", f"paths.stages={shared_stages}"]
+    jobs = plan.sweep_jobs("tiny", overrides)
+    jobs.append([*jobs[0], "eval.batch_size=2"])
+    runs = plan.plan_runs(jobs, plan._compose)
+    assert len(runs) == 4
+    assert [r.job_nums for r in runs][0] == [0, 4]
+    report = plan.report(runs, len(jobs), name="tiny")
+    assert report["grid_points"] == 5 and report["runs"] == 4
+    assert report["stages_by_kind"] == {"model": 1, "policy": 2, "eval": 3}
+    assert report["stage_uses"] == 2 + 2 + 3 + 3
+    assert report["stages_complete"] >= 1  # the tiny base model (built for this session)
+    text = plan.render(report)
+    assert "5 grid points -> 4 unique runs" in text and "6 x params x tokens" in text
+
+
+def test_plan_cli_rejects_an_unknown_sweep_with_the_valid_ones(capsys):
+    with pytest.raises(SystemExit):
+        sweep_main(["plan", "table9"])
+    err = capsys.readouterr().err
+    assert "unknown sweep 'table9'" in err and "table1" in err and "all" in err
+
+
+def test_plan_of_all_equals_the_hand_count():
+    """Tables 1-5 deduplicated, counted by hand from the paper's grid (protocol.md, tables/*.csv):
+    runs: T1 16 (14 DPO, SFT, Llama 2 base) + T2 8 new (DPO on 3 subsets; PPO with its own RM on 4 datasets;
+    the 13B UF RM PPO run) + T3 11 new (4 RewardBench, 4 best-of-N, 3 PPO besides the 13B UF one) + T4 4 new (mixed
+    prompts) + T5 3 new (other models) = 42.
+    policies trained: 17 DPO (14 + 3 subsets) + 12 PPO (4 Table-2, 4 uf, 4 mixed) = 29.
+    reward models trained: 4 (13B/70B x UF/Mix) + 4 Table-2 RMs (the UltraFeedback one is uf_13b) = 8.
+    evaluations: 34 policies on the paper suite (29 trained + SFT, Llama 2 base and the 3 other models), 4 best-of-N
+    policies on the best-of-N suite, 4 reward models on RewardBench."""
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        suites = {s: len(hydra_compose("config", overrides=[f"eval={s}"]).eval.benchmarks) for s in ("paper", "bon", "rewardbench")}
+    assert suites["paper"] == 11
+    runs = plan.plan_sweep("all")
+    assert len(runs) == 42
+    by_kind = plan.report(runs, 42)["stages_by_kind"]
+    assert by_kind == {"policy": 29, "reward_model": 8, "eval": 34 * 11 + 4 * suites["bon"] + 4 * suites["rewardbench"]}
+
+
+# ------------------------------------------------------------------------------------------------- resources
+def slurm_profiles() -> dict:
+    from omegaconf import OmegaConf
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = hydra_compose("config", overrides=["hydra/launcher=slurm"], return_hydra_config=True)
+    return OmegaConf.to_container(cfg.hydra.launcher.resources, resolve=True)
+
+
+def test_slurm_resources_are_sized_by_the_stages_a_run_still_needs(tmp_path):
+    profiles = slurm_profiles()
+    stages = f"paths.stages={tmp_path}"
+
+    def profile(*overrides):
+        (run,) = plan.plan_runs([[*overrides, stages]], lambda o: compose(*o))
+        return choose_profile(run, profiles), run
+
+    assert profile("model=tiny")[0] == "cpu"
+    assert profile("model=tulu2_13b", "algorithm=none")[0] == "eval_13b"
+    name, dpo_run = profile("model=tulu2_13b", "algorithm=dpo", "dataset=ultrafeedback_fg")
+    assert name == "train_13b"
+    assert profile_overrides(profiles[name]) == ["launch.processes=8", "launch.accelerate_config=zero3"]
+    # Once the policy is trained, what is left is evaluation: the rerun asks for an evaluation's resources.
+    policy = next(s for s in dpo_run.stages if s.kind == "policy")
+    policy.dir.mkdir(parents=True)
+    (policy.dir / MARKER).write_text("{}")
+    assert choose_profile(dpo_run, profiles) == "eval_13b"
+    # A stage is as big as the largest model it holds: 13B PPO scored by a 70B reward model is a 70B job.
+    assert profile("model=tulu2_13b", "algorithm=ppo", "algorithm.table2=true", "reward_model.params_b=70")[0] == "train_70b"
+    with pytest.raises(ValueError, match="no resource profile fits stage policy"):
+        choose_profile(profile("model=tulu2_13b", "model.params_b=400")[1], profiles)
+
+
+def test_accelerate_configs_load_and_reach_the_launch_command(tmp_path):
+    kinds = {p.stem: str(load_config_from_file(str(p)).distributed_type) for p in (CONF / "accelerate").glob("*.yaml")}
+    assert kinds == {"multi_gpu": "DistributedType.MULTI_GPU", "zero3": "DistributedType.DEEPSPEED",
+                     "zero3_offload": "DistributedType.DEEPSPEED", "fsdp": "DistributedType.FSDP"}
+    cmd = command(8, accelerate_config("zero3"), tmp_path)
+    assert cmd[cmd.index("--config_file") + 1] == str(CONF / "accelerate" / "zero3.yaml")
+    assert cmd[cmd.index("--num_processes") + 1] == "8" and cmd[-2:] == ["harness.sweep.processes", str(tmp_path)]
+    with pytest.raises(ValueError, match="launch.accelerate_config='zero9'.*'zero3'"):
+        accelerate_config("zero9")
+    assert Path(accelerate_config(str(CONF / "accelerate" / "fsdp.yaml"))).name == "fsdp.yaml"

@@ -1,0 +1,42 @@
+"""Multi-process training inside one job (harness.sweep.processes): 2 CPU processes (gloo) through accelerate launch
+keep the recipe's effective batch, and take the same optimisation steps as 1 process with gradient accumulation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness.pipeline import load_training_data, train_policy
+from harness.tracking import Tracker
+from harness.train.common import STEPS_THIS_PROCESS
+
+STEPS = 4
+
+
+def train(cfg, base):
+    policy, info = train_policy(cfg, base, load_training_data(cfg), Tracker(cfg.tracking), "test-processes")
+    history = json.loads((Path(info["dir"]) / "log_history.json").read_text())
+    return info, {e["step"]: e["loss"] for e in history if "loss" in e}
+
+
+@pytest.mark.slow
+def test_two_processes_keep_the_effective_batch_of_one_with_accumulation(run_config, tiny_base, tmp_path):
+    common = ("tracking=none", f"algorithm.max_steps={STEPS}", "algorithm.logging_steps=1")
+    one, loss_one = train(run_config(*common, f"paths.stages={tmp_path / 'one'}"), tiny_base)
+    before = STEPS_THIS_PROCESS["count"]
+    two, loss_two = train(run_config(*common, f"paths.stages={tmp_path / 'two'}", "launch.processes=2"), tiny_base)
+    assert STEPS_THIS_PROCESS["count"] - before == STEPS  # the run records the steps its processes took
+
+    assert (one["processes"], one["per_device_batch_size"], one["gradient_accumulation_steps"]) == (1, 8, 2)
+    assert (two["processes"], two["per_device_batch_size"], two["gradient_accumulation_steps"]) == (2, 8, 1)
+    assert one["effective_batch_size"] == two["effective_batch_size"] == 16
+    assert one["key"] == two["key"]  # the process count is not part of what a stage computes
+    assert one["global_step"] == two["global_step"] == STEPS
+    # Same examples in each optimiser step (process 0 and 1 take the micro-batches accumulation would take in turn),
+    # so the same losses, up to float summation order.
+    assert sorted(loss_one) == sorted(loss_two) == list(range(1, STEPS + 1))
+    for step in loss_one:
+        assert loss_two[step] == pytest.approx(loss_one[step], rel=1e-3, abs=1e-4), step
+    assert (tmp_path / "two" / "policy" / two["key"] / "launch" / "processes.log").exists()
