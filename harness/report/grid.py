@@ -196,7 +196,7 @@ FIGURE1 = Table(
 )
 # Figure 3: GSM8k accuracy of PPO by prompt source (rows) and reward model (columns). The paper trains these on 20K
 # prompts of each source (Table 4: 60K); its values are only drawn, so no paper column.
-FIGURE3_PROMPTS = {"UltraFeedback": "uf", "GSM8k": "gsm8k", "Math": "math", "Mixed": "mixed"}
+FIGURE3_PROMPTS = {"UltraFeedback": "uf_20k", "GSM8k": "gsm8k", "Math": "math", "Mixed": "mixed_20k"}
 FIGURE3 = Table(
     "figure3", "Figure 3: PPO GSM8k accuracy by prompt source and reward model", None, ("prompts",),
     tuple(Column(rm, "eval/gsm8k", {"reward_model": rm}) for rm in REWARD_MODELS.values()),
