@@ -32,7 +32,6 @@ from harness.eval.suite import outcome
 from harness.stages import Stage
 from harness.train.reward import RewardScorer
 
-log = logging.getLogger(__name__)
 
 RUNNER = "rewardbench"
 CATEGORY = "reward_model"
