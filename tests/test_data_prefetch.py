@@ -10,7 +10,7 @@ from test_data_support import FIXTURES, read_jsonl, tulu_pair
 
 from harness.data import __main__ as cli
 from harness.data.mirror import HubSplit, read_manifest
-from harness.data.prefetch import prefetch, run_sources, sweep_overrides
+from harness.data.prefetch import prefetch, run_sources, sweep_points
 from harness.data.preferences import prepare_preferences
 
 UF_OVERALL = HubSplit("HuggingFaceH4/ultrafeedback_binarized", None, "train_prefs", None)
@@ -41,17 +41,10 @@ def test_bundled_data_needs_nothing_from_the_hub():
     assert run_sources(compose()) == []
 
 
-def _sweep_file(tmp_path):
-    path = tmp_path / "grid.yaml"
-    path.write_text("# @package _global_\ndefaults:\n  - override /prompts: uf\n  - override /hydra/launcher: slurm\nsweep: grid\n"
-                    "hydra:\n  sweeper:\n    params:\n      dataset: hh_rlhf,nectar\n      dataset.revision: r1\n")
-    return path
-
-
-def test_sweep_file_expands_to_every_grid_point(tmp_path):
-    points = sweep_overrides(_sweep_file(tmp_path))
-    assert points == [["prompts=uf", "sweep=grid", "dataset=hh_rlhf", "dataset.revision=r1"],
-                      ["prompts=uf", "sweep=grid", "dataset=nectar", "dataset.revision=r1"]]
+def test_a_sweep_expands_to_the_runs_it_launches():
+    points = sweep_points(["tiny"])  # sweeps/tiny.yaml: algorithm none,dpo x seed 1,2
+    assert sorted(tuple(sorted(p)) for p in points) == sorted(
+        tuple(sorted(["+sweep=tiny", f"algorithm={a}", f"seed={s}"])) for a in ("none", "dpo") for s in (1, 2))
 
 
 def test_prefetch_writes_the_mirror_and_runs_then_read_it_offline(tmp_path):
@@ -77,13 +70,16 @@ def test_prefetch_writes_the_mirror_and_runs_then_read_it_offline(tmp_path):
 
 def test_cli_prefetch_of_a_sweep_reports_what_the_mirror_holds(tmp_path, capsys):
     mirror = tmp_path / "mirror"
-    sources = {HubSplit("allenai/tulu-2.5-preference-data", None, s, "r1") for s in ("hh_rlhf", "nectar")}
-    sources.add(HubSplit("allenai/tulu-2.5-prompts", None, "ultrafeedback_prompts", None))
-    prefetch(sorted(sources), str(mirror), lambda s: Dataset.from_list([tulu_pair("q", "a", "b")]))
-    assert cli.main(["prefetch", "--sweep", str(_sweep_file(tmp_path)), f"paths.mirror={mirror}"]) == 0
+    points = sweep_points(["table1"])
+    sources = list(dict.fromkeys(s for p in points for s in run_sources(compose(*p))))
+    # the mirror already holds every split (as a connected machine's prefetch would have written it)
+    prefetch(sources, str(mirror), lambda s: Dataset.from_list([tulu_pair("q", "a", "b")]))
+    assert cli.main(["prefetch", "--sweep", "table1", f"paths.mirror={mirror}"]) == 0
     out = capsys.readouterr().out
-    assert "2 run configuration(s) read 3 hub split(s)" in out
-    assert out.count("present") == 3 and "fetched" not in out
+    assert f"{len(points)} run configuration(s) read {len(sources)} hub split(s)" in out
+    assert out.count("present") == len(sources) and "fetched" not in out
+    assert {f"split {d}" for d in ("shp_2", "nectar", "ultrafeedback_mean_aspects")} <= {
+        f"split {s.split}" for s in sources}  # Table 1's datasets are among them
 
 
 def test_cli_prefetch_without_a_mirror_says_how_to_set_one(monkeypatch, capsys):

@@ -60,8 +60,9 @@ def test_plan_deduplicates_runs_and_stages_on_the_tiny_grid(tmp_path, shared_sta
     assert [r.job_nums for r in runs][0] == [0, 4]
     report = plan.report(runs, len(jobs), name="tiny")
     assert report["grid_points"] == 5 and report["runs"] == 4
-    assert report["stages_by_kind"] == {"model": 1, "policy": 2, "eval": 3}
-    assert report["stage_uses"] == 2 + 2 + 3 + 3
+    n_bench = len(plan._compose(jobs[0]).eval.benchmarks)  # the tiny suite: one stage per benchmark
+    assert report["stages_by_kind"] == {"model": 1, "policy": 2, "eval": 3 * n_bench}
+    assert report["stage_uses"] == 4 + 2 + 4 * n_bench  # every run: the base model, DPO runs: a policy, all: evals
     assert report["stages_complete"] >= 1  # the tiny base model (built for this session)
     text = plan.render(report)
     assert "5 grid points -> 4 unique runs" in text and "6 x params x tokens" in text

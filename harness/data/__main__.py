@@ -1,7 +1,7 @@
 """Data commands, composed with the same Hydra overrides a run takes.
 
     python -m harness.data prefetch dataset=hh_rlhf prompts=uf eval=paper paths.mirror=/data/mirror
-    python -m harness.data prefetch --sweep sweeps/table1.yaml --sweep sweeps/table4.yaml paths.mirror=/data/mirror
+    python -m harness.data prefetch --sweep table1 --sweep table4 paths.mirror=/data/mirror      # sweeps/<name>.yaml
     python -m harness.data describe dataset=hh_rlhf model=tulu2_13b [prompts=uf]
 """
 
@@ -25,10 +25,9 @@ def compose_run(overrides: list[str]):
 
 
 def cmd_prefetch(args) -> int:
-    from harness.data.prefetch import prefetch, run_sources, sweep_overrides
+    from harness.data.prefetch import prefetch, run_sources, sweep_points
 
-    points = [list(args.overrides)] if not args.sweep else [
-        point + list(args.overrides) for path in args.sweep for point in sweep_overrides(path)]
+    points = sweep_points(args.sweep, args.overrides) if args.sweep else [list(args.overrides)]
     configs = [compose_run(p) for p in points]
     mirror = configs[0].paths.mirror
     if not mirror:
@@ -62,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     pre = sub.add_parser("prefetch", help="write the offline mirror for a run or a sweep (needs network)")
-    pre.add_argument("--sweep", action="append", default=[], help="a sweep override file (repeatable)")
+    pre.add_argument("--sweep", action="append", default=[], help="a sweep of sweeps/ by name, e.g. table1 (repeatable)")
     pre.add_argument("--force", action="store_true", help="fetch again even if the mirror has the entry")
     pre.add_argument("overrides", nargs="*", help="Hydra overrides, as for `python -m harness`")
     desc = sub.add_parser("describe", help="rows, drops by reason and token lengths of a dataset")

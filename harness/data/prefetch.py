@@ -16,9 +16,6 @@ from pathlib import Path
 from typing import Callable
 
 from datasets import Dataset
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-from hydra.core.override_parser.overrides_parser import OverridesParser
-from omegaconf import OmegaConf
 
 from harness.data import mixture, preferences, prompts
 from harness.data.mirror import HubSplit, add_to_mirror, entry_path
@@ -36,28 +33,13 @@ def run_sources(cfg) -> list[HubSplit]:
     return list(dict.fromkeys(needed))
 
 
-def sweep_overrides(path: str | Path) -> list[list[str]]:
-    """The override list of every point of a sweep file's grid."""
-    spec = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
-    fixed = []
-    for entry in spec.pop("defaults", None) or []:
-        if isinstance(entry, dict):
-            fixed += [f"{key.removeprefix('override').strip().lstrip('/')}={value}" for key, value in entry.items()]
-    params = ((spec.pop("hydra", None) or {}).get("sweeper") or {}).get("params") or {}
-    fixed += [f"{key}={value}" for key, value in _flatten(spec)]
-    swept = [f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}" for k, v in params.items()]
-    # Launcher and other Hydra settings do not change what a run reads.
-    data_overrides = [o for o in fixed + swept if not o.startswith(("hydra/", "hydra."))]
-    parsed = OverridesParser.create().parse_overrides(data_overrides)
-    return BasicSweeper.split_arguments(parsed, max_batch_size=None)[0]
+def sweep_points(sweeps: list[str], overrides: list[str] = ()) -> list[list[str]]:
+    """The override list of every run the named sweeps (sweeps/<name>.yaml) launch, as `python -m harness -m
+    +sweep=<name>` expands them; launcher settings do not change what a run reads."""
+    from harness.sweep.plan import sweep_jobs
 
-
-def _flatten(node: dict, prefix: str = ""):
-    for key, value in node.items():
-        if isinstance(value, dict):
-            yield from _flatten(value, f"{prefix}{key}.")
-        elif not isinstance(value, list):
-            yield f"{prefix}{key}", "null" if value is None else str(value).lower() if isinstance(value, bool) else value
+    points = [job for name in sweeps for job in sweep_jobs(name, list(overrides))]
+    return [[o for o in job if not o.startswith(("hydra/", "hydra."))] for job in points]
 
 
 def hub_fetch(source: HubSplit) -> Dataset:
