@@ -1,7 +1,7 @@
 """Prefetch: copy every hub split a run (or a whole sweep) reads into the offline mirror, on a connected machine.
 
     python -m harness.data prefetch dataset=hh_rlhf prompts=uf eval=paper paths.mirror=/data/mirror
-    python -m harness.data prefetch --sweep sweeps/table1.yaml paths.mirror=/data/mirror
+    python -m harness.data prefetch --sweep table1 paths.mirror=/data/mirror
 
 What a run reads: its preference dataset (`dataset.source` decides released split, upstream set or mixture
 components), the reward model's training dataset when it names one, its policy prompts, and, for each benchmark of
