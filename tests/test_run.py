@@ -154,3 +154,9 @@ def test_killed_training_is_not_complete_and_resumes_from_its_checkpoint(tmp_pat
     fresh = run(compose(*overrides[:-1], "seed=8"))  # same recipe, uninterrupted
     assert resumed["training"]["global_step"] == fresh["training"]["global_step"]
     assert resumed["training"]["steps_this_run"] < resumed["training"]["global_step"]
+
+
+def test_a_run_started_by_torchrun_is_refused_with_the_way_to_use_several_processes(run_config, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")  # what torchrun / accelerate launch set in every rank
+    with pytest.raises(ConfigError, match="set launch.processes=N"):
+        run(run_config())
