@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import shlex
-import sys
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -108,7 +107,7 @@ class SweepLaunch:
             print(f"[harness] sweep summary: {sweep_dir / 'summary.json'}", flush=True)
         else:
             print(f"[harness] submitted {len(todo)} jobs; check them with: "
-                  f"{Path(sys.executable).name} -m harness.sweep status {sweep_dir}", flush=True)
+                  f"python -m harness.sweep status {sweep_dir}", flush=True)
         by_num = {num: returns[r.run_id] for r in runs for num in r.job_nums}
         return [by_num[initial_job_idx + i] for i in range(len(job_overrides))]
 
