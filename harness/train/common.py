@@ -61,10 +61,11 @@ def batch_record(alg) -> dict:
             "gradient_accumulation_steps": b.accumulation, "processes": b.processes}
 
 
-def save_log_history(trainer, out_dir: Path) -> None:
-    (out_dir / "log_history.json").write_text(json.dumps(trainer.state.log_history, indent=1))
-
-
-def drop_checkpoints(out_dir: Path) -> None:
-    """Once the final model is saved, resume checkpoints (optimizer states: ~12 bytes/parameter) are dead weight."""
-    shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
+def save_trained(trainer, tok, out_dir: Path) -> None:
+    """The final model, its tokenizer and the training log in `out_dir`; then the resume checkpoints (optimizer
+    states: ~12 bytes/parameter) are dead weight. Every process calls it (saving may gather shards); the first writes."""
+    trainer.save_model(str(out_dir / "model"))
+    if trainer.is_world_process_zero():
+        tok.save_pretrained(out_dir / "model")
+        (out_dir / "log_history.json").write_text(json.dumps(trainer.state.log_history, indent=1))
+        shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)

@@ -14,7 +14,7 @@ from trl import DPOConfig, DPOTrainer
 
 from harness.models import ModelRef, load_causal_lm, load_tokenizer
 from harness.stages import latest_checkpoint, write_atomic
-from harness.train.common import CountSteps, batch_record, drop_checkpoints, save_log_history, trainer_kwargs
+from harness.train.common import CountSteps, batch_record, save_trained, trainer_kwargs
 
 
 def heldout_metrics(trainer: DPOTrainer, eval_ds: Dataset, prefix: str) -> dict:
@@ -49,11 +49,7 @@ def train(alg, base: ModelRef, model_cfg, train_ds: Dataset, eval_ds: Dataset | 
     result = trainer.train(resume_from_checkpoint=resume)
     if eval_ds is not None:
         metrics |= heldout_metrics(trainer, eval_ds, "heldout_after")
-    trainer.save_model(str(out_dir / "model"))
-    if trainer.is_world_process_zero():  # one writer when several processes train
-        tok.save_pretrained(out_dir / "model")
-        save_log_history(trainer, out_dir)
-        drop_checkpoints(out_dir)
+    save_trained(trainer, tok, out_dir)
     return {
         **metrics,
         "train_loss": result.training_loss,

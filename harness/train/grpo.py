@@ -23,7 +23,7 @@ from harness.data.preferences import asset_path
 from harness.errors import ConfigError
 from harness.models import ModelRef, load_causal_lm, load_tokenizer
 from harness.stages import latest_checkpoint
-from harness.train.common import CountSteps, batch_record, drop_checkpoints, save_log_history, trainer_kwargs
+from harness.train.common import CountSteps, batch_record, save_trained, trainer_kwargs
 from harness.train.ppo import keep_short_prompts, prompt_budget
 from harness.train.reward import load_reward_model
 
@@ -131,10 +131,7 @@ def train(alg, base: ModelRef, model_cfg, prompts: Dataset, reward_model, out_di
                           reward_processing_classes=processing, callbacks=[CountSteps()])
     resume = latest_checkpoint(out_dir / "checkpoints")
     result = trainer.train(resume_from_checkpoint=resume)
-    trainer.save_model(str(out_dir / "model"))
-    tok.save_pretrained(out_dir / "model")
-    save_log_history(trainer, out_dir)
-    drop_checkpoints(out_dir)
+    save_trained(trainer, tok, out_dir)
     rewards = [h["reward"] for h in trainer.state.log_history if "reward" in h]
     return {"train_loss": result.training_loss, "global_step": trainer.state.global_step, "resumed_from": resume,
             "prompts": len(prompts), "reward_first": rewards[0] if rewards else None,

@@ -25,7 +25,7 @@ from harness import data
 from harness.errors import ConfigError
 from harness.models import ModelRef, base_model, device, load_tokenizer, torch_dtype
 from harness.stages import Stage, latest_checkpoint
-from harness.train.common import CountSteps, batch_record, drop_checkpoints, save_log_history, trainer_kwargs
+from harness.train.common import CountSteps, batch_record, save_trained, trainer_kwargs
 
 # The recipe fields of RewardModelConfig that determine a trained reward model (not its name, label or logging).
 RECIPE = ("learning_rate", "final_learning_rate", "lr_scheduler", "warmup_ratio", "epochs", "max_steps",
@@ -126,10 +126,7 @@ def train(rm, base: ModelRef, model_cfg, train_ds: Dataset, heldout: Dataset | N
     trainer = RewardTrainer(model=base.path, args=args, train_dataset=train_ds, processing_class=tok, callbacks=[CountSteps()])
     resume = latest_checkpoint(out_dir / "checkpoints")
     result = trainer.train(resume_from_checkpoint=resume)
-    trainer.save_model(str(out_dir / "model"))
-    tok.save_pretrained(out_dir / "model")
-    save_log_history(trainer, out_dir)
-    drop_checkpoints(out_dir)
+    save_trained(trainer, tok, out_dir)
     metrics = {}
     if heldout is not None:
         scorer = RewardScorer(trainer.model.eval(), tok, batch_size=rm.per_device_batch_size)
