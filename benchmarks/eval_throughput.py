@@ -38,7 +38,7 @@ def main() -> None:
     from lm_eval import simple_evaluate
     from lm_eval.tasks import TaskManager
 
-    import harness.schema  # noqa: F401  (registers the schemas)
+    import harness.config.schema  # noqa: F401  (registers the schemas)
     from harness.eval.generation import REQUESTS_FILE, make_lm
     from harness.eval.suite import EvalContext, LazyPolicy, run_benchmark
     from harness.models import base_model

@@ -19,7 +19,7 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 from hydra import compose, initialize_config_dir  # noqa: E402
 
-import harness.schema  # noqa: E402,F401
+import harness.config.schema  # noqa: E402,F401
 from harness.pipeline import run  # noqa: E402
 
 CONF = Path(__file__).resolve().parent.parent / "conf"

@@ -16,7 +16,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
-from harness import schema  # noqa: E402,F401  (registers the config schemas)
+from harness.config import schema  # noqa: E402,F401  (registers the config schemas)
 
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")

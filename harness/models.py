@@ -11,8 +11,8 @@ from omegaconf import OmegaConf
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from harness.chat import apply_template
-from harness.stages import Stage
-from harness.tinydata import TINY_DIR
+from harness.records.stages import Stage
+from harness.tiny.data import TINY_DIR
 
 
 @dataclass
@@ -55,7 +55,7 @@ def base_model(model_cfg, stages_root: str) -> tuple[ModelRef, dict]:
         if not model_cfg.path:
             raise ValueError(f"model {model_cfg.name!r} sets neither `path` nor `tiny`")
         return ModelRef(model_cfg.path, model_cfg.revision), {"reused": True}
-    from harness import tiny
+    from harness.tiny import model as tiny
 
     spec = OmegaConf.to_object(model_cfg.tiny)
     stage = base_model_stage(model_cfg, stages_root)

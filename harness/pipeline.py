@@ -1,6 +1,6 @@
 """One run, stage by stage: base model -> (reward model) -> policy -> evaluation -> record.
 
-Every stage is content-addressed (harness.stages): rerunning a command reuses what is complete and trains nothing.
+Every stage is content-addressed (harness.records.stages): rerunning a command reuses what is complete and trains nothing.
 Inputs are loaded and checked before the first stage, so a bad dataset fails in seconds, not after training.
 """
 
@@ -9,57 +9,38 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from harness import data, rewardbench
+from harness import algorithms, data
+from harness.algorithms import TrainingData
 from harness.chat import TEMPLATES
-from harness.checks import check, uses_reward_model
+from harness.config.checks import check, uses_reward_model
+from harness.config.errors import ConfigError
+from harness.eval import rewardbench
 from harness.eval.categories import average, category_scores
 from harness.eval.generation import make_lm
-from harness.errors import ConfigError
 from harness.eval.suite import benchmark_stage, run_suite
-from harness.models import ModelRef, base_model, base_model_stage, load_tokenizer
+from harness.models import ModelRef, base_model, base_model_stage
+from harness.records.results import git_commit, index_row, provenance_versions, summary_table, upsert_index, write_result
+from harness.records.stages import Stage, digest
+from harness.records.tracking import Tracker
 from harness.report.grid import table_tags
-from harness.results import git_commit, index_row, provenance_versions, summary_table, upsert_index, write_result
-from harness.stages import Stage, digest
-from harness.tracking import Tracker
 from harness.train import common, reward
 
 # Config keys that never change what a run computes (where things go, how they are logged, how big a micro-batch is).
 NON_DETERMINING = {"paths", "tracking", "dry_run", "sweep", "launch"}
-ALGORITHM_NON_DETERMINING = {"logging_steps", "save_steps", "per_device_batch_size", "activation_checkpointing",
-                             "score_batch_size"}
-# Which axes each algorithm reads; the others are left out of its run's identity.
-AXES_USED = {
-    "none": ("model", "algorithm"),
-    "dpo": ("model", "dataset", "algorithm"),
-    "ppo": ("model", "algorithm", "reward_model", "prompts"),
-    "grpo": ("model", "algorithm", "reward_model", "prompts"),
-    "best_of_n": ("model", "algorithm", "reward_model"),
-}
 AXES = ("model", "dataset", "algorithm", "reward_model", "prompts")
 
 
-@dataclass
-class TrainingData:
-    train: Any = None
-    heldout: Any = None
-    extra: dict = field(default_factory=dict)
-    # The run's reward model (harness.train.reward.RewardModelPlan), when it uses one.
-    reward_model: Any = None
-
-
 def axes_used(cfg) -> tuple[str, ...]:
-    used = AXES_USED.get(cfg.algorithm.name, AXES)
-    if getattr(cfg.algorithm, "table2", False):  # Table 2: the reward model and the prompts come from the dataset
-        used = (*(a for a in used if a != "prompts"), "dataset")
-    if not uses_reward_model(cfg):  # e.g. GRPO on the verifiable GSM8k reward alone
+    """The axes whose entry changes what the run computes: the algorithm's, plus the reward model when the run reads
+    one (e.g. to evaluate it) and minus it when it does not (e.g. GRPO on the verifiable GSM8k reward alone)."""
+    used = algorithms.get(cfg.algorithm).axes_read(cfg.algorithm)
+    if not uses_reward_model(cfg):
         return tuple(a for a in used if a != "reward_model")
-    return used if "reward_model" in used else (*used, "reward_model")  # e.g. evaluating a reward model
+    return used if "reward_model" in used else (*used, "reward_model")
 
 
 def axes_of(cfg) -> dict[str, str]:
@@ -73,8 +54,7 @@ def determining_config(cfg) -> dict:
     full = OmegaConf.to_container(cfg, resolve=True)
     used = axes_used(cfg)
     out = {k: v for k, v in full.items() if k not in NON_DETERMINING and (k not in AXES or k in used)}
-    if "algorithm" in out:  # algorithm=none reads only the model axis
-        out["algorithm"] = {k: v for k, v in out["algorithm"].items() if k not in ALGORITHM_NON_DETERMINING}
+    out["algorithm"] = algorithms.recipe(cfg.algorithm)
     out["eval"] = {k: v for k, v in out["eval"].items() if k not in ("batch_size", "recompute")}
     return out
 
@@ -111,7 +91,7 @@ def planned_stages(cfg) -> list[Stage]:
             rm = reward.RewardModel(_ref(rm_stage, p.model), p.model.chat_template, {})
         else:
             rm = reward.RewardModel(ModelRef(p.cfg.path, p.cfg.revision), p.cfg.chat_template, {})
-    if cfg.algorithm.name not in ("none", "best_of_n"):
+    if algorithms.get(cfg.algorithm).trains:
         stages.append(policy_stage(cfg, base, rm))
         policy = _ref(stages[-1], cfg.model)
     policy_eval, rm_benchmarks = rewardbench.split_suite(cfg.eval)
@@ -122,45 +102,18 @@ def planned_stages(cfg) -> list[Stage]:
 # ------------------------------------------------------------------------------------------------- stages
 def load_training_data(cfg) -> TrainingData:
     """Load (and so validate) everything training reads, before any stage starts."""
-    table2 = getattr(cfg.algorithm, "table2", False)
-    rm_plan = reward.plan(cfg, table2) if uses_reward_model(cfg) else None
-    if cfg.algorithm.name == "dpo":
-        load = lambda split: data.prepare_preferences(cfg.dataset, split, cfg.paths.mirror, cfg.paths.stages)  # noqa: E731
-        train = load(None)
-        heldout = load(cfg.dataset.eval_split) if cfg.dataset.eval_split else None
-        return TrainingData(train.dataset, heldout and heldout.dataset, {"prepared": (train, heldout)}, reward_model=rm_plan)
-    if cfg.algorithm.name in ("ppo", "grpo"):
-        prompts_cfg = cfg.prompts
-        if table2:  # Table 2: the policy's prompts are those of the run's own preference data
-            prompts_cfg = OmegaConf.merge(cfg.prompts, {"name": "from_dataset", "source": "from_dataset", "max_samples": None})
-        prompts = data.load_prompts(prompts_cfg, cfg.paths.mirror, dataset_cfg=cfg.dataset, cache=cfg.paths.stages)
-        if cfg.algorithm.name == "grpo":  # the GSM8k reward's gold answers, joined to the prompts now
-            from harness.train import grpo
-
-            prompts = grpo.with_answers(cfg.algorithm, prompts, cfg.paths.mirror)
-        return TrainingData(prompts, reward_model=rm_plan)
-    return TrainingData(reward_model=rm_plan)
+    rm_plan = reward.plan(cfg, getattr(cfg.algorithm, "table2", False)) if uses_reward_model(cfg) else None
+    return algorithms.get(cfg.algorithm).load_inputs(cfg, rm_plan)
 
 
 def fit_training_data(cfg, inputs: TrainingData, base: ModelRef) -> TrainingData:
-    """Drop pairs longer than the recipe's max length (needs the base model's tokenizer); their counts, and the
-    loader's, become training metrics."""
-    if "prepared" not in inputs.extra:
-        return inputs
-    tok = load_tokenizer(base, cfg.model.chat_template)
-    tok_id = {"model": base.key or [base.path, base.revision], "chat_template": cfg.model.chat_template}
-    fit = lambda p: data.drop_overlength(p, tok, cfg.algorithm.max_length, cfg.dataset.max_bad_fraction, tok_id,  # noqa: E731
-                                         cfg.paths.stages)
-    train, heldout = inputs.extra["prepared"]
-    train, heldout = fit(train), heldout and fit(heldout)
-    counts = train.report.metrics("data") | (heldout.report.metrics("heldout_data") if heldout else {})
-    return TrainingData(train.dataset, heldout and heldout.dataset, {"data_counts": counts}, reward_model=inputs.reward_model)
+    """The inputs adjusted to the base model once it exists (e.g. DPO drops over-length pairs)."""
+    return algorithms.get(cfg.algorithm).fit_inputs(cfg, inputs, base)
 
 
 def policy_spec(cfg, base: ModelRef, rm=None) -> dict:
-    alg = {k: v for k, v in OmegaConf.to_container(cfg.algorithm, resolve=True).items() if k not in ALGORITHM_NON_DETERMINING}
     spec = {"base": base.key or {"path": base.path, "revision": base.revision}, "chat_template": cfg.model.chat_template,
-            "algorithm": alg, "seed": cfg.seed}
+            "algorithm": algorithms.recipe(cfg.algorithm), "seed": cfg.seed}
     if "dataset" in axes_used(cfg):
         spec["dataset"] = data.identity(cfg.dataset)
     if "prompts" in axes_used(cfg):
@@ -176,37 +129,22 @@ def policy_stage(cfg, base: ModelRef, rm=None) -> Stage:
 
 def train_in_process(cfg, base: ModelRef, inputs: TrainingData, out_dir: Path, rm, report_to: str, run_id: str,
                      log=None) -> dict:
-    """Train the policy in this process (one of several when launched by harness.sweep.processes)."""
-    name = cfg.algorithm.name
-    if name == "dpo":
-        from harness.train import dpo
-
-        return dpo.train(cfg.algorithm, base, cfg.model, inputs.train, inputs.heldout, out_dir, report_to, run_id, cfg.seed)
-    if name == "ppo":
-        from harness.train import ppo
-
-        return ppo.train(cfg.algorithm, base, cfg.model, inputs.train, rm, out_dir, log or (lambda metrics, step: None),
-                         cfg.seed, cfg.prompts.max_prompt_tokens)
-    if name == "grpo":
-        from harness.train import grpo
-
-        return grpo.train(cfg.algorithm, base, cfg.model, inputs.train, rm, out_dir, report_to, run_id, cfg.seed,
-                          cfg.prompts.max_prompt_tokens, cfg.paths.mirror)
-    raise ConfigError(f"algorithm={name} trains no policy; valid: dpo, ppo, grpo (or none / best_of_n to evaluate)")
+    """Train the policy in this process (one of several when launched by harness.train.processes)."""
+    return algorithms.get(cfg.algorithm).train(cfg, base, inputs, out_dir, rm, report_to, run_id,
+                                               log or (lambda metrics, step: None))
 
 
 def train_policy(cfg, base: ModelRef, inputs: TrainingData, tracker: Tracker, run_id: str, rm=None) -> tuple[ModelRef, dict]:
-    name = cfg.algorithm.name
-    if name in ("none", "best_of_n"):  # best-of-N samples from the SFT model at evaluation time
+    if not algorithms.get(cfg.algorithm).trains:  # the SFT model is evaluated (best-of-N wraps it at evaluation)
         return base, {"reused": True, "path": base.path}
     stage = policy_stage(cfg, base, rm)
     if cfg.launch.processes > 1:  # torchrun-style: accelerate starts the processes, this one waits and records
-        from harness.sweep import processes
+        from harness.train import processes
 
         work = lambda d: processes.train(cfg, base, rm, d, run_id, tracker.run_id if tracker.active else None)  # noqa: E731
     else:
         work = lambda d: train_in_process(cfg, base, inputs, d, rm, tracker.report_to, run_id, tracker.log_metrics)  # noqa: E731
-    result, reused = stage.run(work, label=f"{name} policy {stage.key}")
+    result, reused = stage.run(work, label=f"{cfg.algorithm.name} policy {stage.key}")
     if reused and (stage.dir / "log_history.json").exists():
         tracker.log_history(json.loads((stage.dir / "log_history.json").read_text()))
     return ModelRef(str(stage.dir / "model"), key=stage.key), {**result, "reused": reused, "key": stage.key, "dir": str(stage.dir)}
@@ -214,20 +152,16 @@ def train_policy(cfg, base: ModelRef, inputs: TrainingData, tracker: Tracker, ru
 
 def policy_identity(policy: ModelRef, cfg=None, rm=None) -> dict:
     ident = {"stage": policy.key} if policy.key else {"path": policy.path, "revision": policy.revision}
-    if cfg is not None and cfg.algorithm.name == "best_of_n":  # the evaluated policy is the SFT model + picker
-        sampler = {k: v for k, v in OmegaConf.to_container(cfg.algorithm, resolve=True).items() if k not in ALGORITHM_NON_DETERMINING}
-        ident |= {"best_of_n": sampler, "reward_model": rm.identity}
-    return ident
+    return ident | (algorithms.get(cfg.algorithm).policy_identity(cfg, rm) if cfg is not None else {})
 
 
 def evaluate(cfg, policy: ModelRef, rm) -> dict:
-    """The suite's policy benchmarks (through best-of-N for algorithm=best_of_n), then its reward-model benchmarks."""
+    """The suite's policy benchmarks (through the algorithm's wrapper, e.g. best-of-N), then its reward-model
+    benchmarks."""
     policy_eval, rm_benchmarks = rewardbench.split_suite(cfg.eval)
     lm_factory = None
-    if cfg.algorithm.name == "best_of_n":
-        from harness import bon
-
-        wrap = bon.wrapper(cfg.algorithm, rm)
+    wrap = algorithms.get(cfg.algorithm).wrap_policy(cfg, rm)
+    if wrap is not None:
         lm_factory = lambda: wrap(make_lm(cfg.eval.backend, policy, cfg.model, cfg.eval.batch_size))  # noqa: E731
     out = run_suite(policy_eval, policy, policy_identity(policy, cfg, rm), cfg.model, cfg.paths.stages,
                     cfg.paths.mirror, lm_factory=lm_factory)

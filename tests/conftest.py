@@ -19,7 +19,7 @@ from hydra import compose as hydra_compose  # noqa: E402
 from hydra import initialize_config_dir  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
-import harness.schema  # noqa: E402,F401  (registers the schemas)
+import harness.config.schema  # noqa: E402,F401  (registers the schemas)
 
 ROOT = Path(__file__).resolve().parent.parent
 CONF = ROOT / "conf"
@@ -65,7 +65,7 @@ def tiny_base(shared_stages):
 @pytest.fixture(scope="session")
 def tiny_reward_model(shared_stages, tiny_base):
     """The tiny reward model (conf/reward_model/tiny.yaml, trained once per session) as a RewardModel."""
-    from harness.tracking import Tracker
+    from harness.records.tracking import Tracker
     from harness.train import reward
 
     cfg = compose(f"paths.stages={shared_stages}", "algorithm=ppo", "reward_model=tiny", "tracking=none")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from harness.batching import plan
+from harness.train.batching import plan
 
 
 @pytest.mark.parametrize("processes", [1, 2, 4, 8])

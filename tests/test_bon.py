@@ -8,7 +8,7 @@ import pytest
 import torch
 from lm_eval.api.instance import Instance
 
-from harness.bon import BestOfN
+from harness.algorithms.best_of_n import BestOfN
 from harness.models import load_causal_lm, load_tokenizer
 from harness.train.reward import RewardScorer
 

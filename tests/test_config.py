@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import ConfigKeyError
 
 from conftest import CONF, compose
-from harness import schema
+from harness.config import schema
 
 GROUPS = ["model", "dataset", "algorithm", "reward_model", "prompts", "eval", "tracking"]
 

@@ -10,8 +10,8 @@ from harness.data.mirror import HubSplit
 from harness.data.preferences import prepare_preferences
 from harness.data.prompts import prepare_prompts
 from harness.data.validate import DataError, token_lengths
-from harness.schema import TinyModelSpec
-from harness.tiny import build_tokenizer
+from harness.config.schema import TinyModelSpec
+from harness.tiny.model import build_tokenizer
 
 
 @pytest.fixture(scope="module")

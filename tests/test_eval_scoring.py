@@ -19,7 +19,7 @@ from harness.eval import alpacaeval, code, lm_eval_runner, toxigen, xstest
 from harness.eval.categories import average, category_scores
 from harness.eval.sources import data_path, load_rows
 from harness.eval.suite import EvalContext, LazyPolicy
-from harness.schema import CATEGORIES
+from harness.config.schema import CATEGORIES
 
 PAPER_TABLES = Path(__file__).resolve().parent.parent / "harness" / "assets" / "paper_tables"
 

@@ -15,7 +15,7 @@ from omegaconf import OmegaConf, open_dict
 
 from conftest import compose
 from harness.pipeline import run as run_pipeline
-from harness.schema import JudgeConfig
+from harness.config.schema import JudgeConfig
 
 BENCHMARKS = {"mmlu", "gsm8k", "bbh", "humaneval_plus", "mbpp_plus", "truthfulqa", "toxigen", "xstest",
               "alpaca_eval1", "alpaca_eval2", "ifeval"}
@@ -94,7 +94,7 @@ def test_chat_template_renders_exactly_one_bos(tiny_base, tmp_path):
 
     from harness.eval.generation import chat_prompt, generate, make_lm
     from harness.models import ModelRef
-    from harness.schema import GenerationConfig
+    from harness.config.schema import GenerationConfig
 
     model_dir = tmp_path / "model"
     shutil.copytree(tiny_base.path, model_dir)

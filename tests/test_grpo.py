@@ -8,7 +8,7 @@ from datasets import Dataset
 
 from harness import data
 from harness.data.preferences import asset_path
-from harness.errors import ConfigError
+from harness.config.errors import ConfigError
 from harness.models import ModelRef
 from harness.train import grpo
 from harness.train.reward import RewardScorer, policy_score

@@ -104,10 +104,10 @@ def test_value_model_from_reward_model_needs_its_tokenizer(tiny_base, tiny_rewar
     import shutil
 
     from harness.chat import apply_template
-    from harness.errors import ConfigError
+    from harness.config.errors import ConfigError
     from harness.models import ModelRef
-    from harness.schema import TinyModelSpec
-    from harness.tiny import build_tokenizer
+    from harness.config.schema import TinyModelSpec
+    from harness.tiny.model import build_tokenizer
     from harness.train.reward import RewardModel
 
     # the tiny reward model's weights with another vocabulary's tokenizer beside them
@@ -148,7 +148,7 @@ def test_pipeline_reuses_the_reward_model_stage_and_logs_each_iteration(run_conf
 
 def test_table2_switch_takes_reward_model_and_prompts_from_the_dataset(tiny_base, tiny_reward_model):
     from harness import pipeline
-    from harness.stages import Stage
+    from harness.records.stages import Stage
     from harness.train import reward
 
     cfg = compose("algorithm=ppo", "algorithm.table2=true", "reward_model=tiny", "dataset=tiny")
@@ -163,7 +163,7 @@ def test_table2_switch_takes_reward_model_and_prompts_from_the_dataset(tiny_base
 
 
 def test_bad_batch_sizes_fail_with_a_clear_error(tiny_base, tiny_reward_model, tmp_path):
-    from harness.errors import ConfigError
+    from harness.config.errors import ConfigError
 
     with pytest.raises(ConfigError, match="rollout_batch_size=24 is not a multiple of.*effective_batch_size=16"):
         run_ppo(tmp_path, tiny_base, tiny_reward_model, "algorithm.rollout_batch_size=24")
@@ -174,7 +174,7 @@ def test_bad_batch_sizes_fail_with_a_clear_error(tiny_base, tiny_reward_model, t
 def test_prompts_too_long_for_the_budget_are_dropped(tiny_base):
     from datasets import Dataset
 
-    from harness.errors import ConfigError
+    from harness.config.errors import ConfigError
     from harness.models import load_tokenizer
 
     tok = load_tokenizer(tiny_base, "tulu")

@@ -18,10 +18,10 @@ from harness.report import generate, grid, render
 from harness.report.__main__ import main
 from harness.report.build import PAPER_DIR, build, paper_rows, paper_value
 from harness.report.runs import RunRecord, read_disk, read_mlflow
-from harness.results import index_row, upsert_index
-from harness.schema import CATEGORIES
-from harness.stages import digest
-from harness.tracking import Tracker
+from harness.records.results import index_row, upsert_index
+from harness.config.schema import CATEGORIES
+from harness.records.stages import digest
+from harness.records.tracking import Tracker
 
 MODEL, SUITE = grid.PAPER_MODEL, "paper"
 DATE = "2026-11-01T12:00:00+0000"
@@ -292,7 +292,7 @@ def test_a_sweeps_runs_nest_under_one_parent(paper_store):
 CONCURRENT_RUN = """
 import sys
 from omegaconf import OmegaConf
-from harness.tracking import Tracker
+from harness.records.tracking import Tracker
 results, i = sys.argv[1], sys.argv[2]
 t = Tracker(OmegaConf.create({"backend": "mlflow", "uri": f"sqlite:///{results}/mlflow.db", "experiment": "harness",
                               "timeout_s": 10}))

@@ -4,10 +4,10 @@ import pytest
 from conftest import compose
 
 from harness import data
-from harness.checks import check
-from harness.errors import ConfigError
+from harness.config.checks import check
+from harness.config.errors import ConfigError
 from harness.models import ModelRef
-from harness.stages import Stage
+from harness.records.stages import Stage
 from harness.train import reward
 from harness.train.reward import RewardScorer, pair_margins
 
@@ -56,8 +56,8 @@ def test_same_tokenizer_scores_policy_ids_exactly_as_the_rendered_conversation(s
 
 def test_another_tokenizer_is_retokenised_for_the_reward_model(scorer):
     from harness.chat import apply_template
-    from harness.schema import TinyModelSpec
-    from harness.tiny import build_tokenizer
+    from harness.config.schema import TinyModelSpec
+    from harness.tiny.model import build_tokenizer
 
     other = build_tokenizer(TinyModelSpec(vocab_size=400))  # a policy with a different vocabulary
     apply_template(other, "tulu")

@@ -6,10 +6,10 @@ import json
 import pytest
 from conftest import compose
 
-from harness import rewardbench
-from harness.checks import check
+from harness.eval import rewardbench
+from harness.config.checks import check
 from harness.data.preferences import asset_path
-from harness.errors import ConfigError
+from harness.config.errors import ConfigError
 from harness.train.reward import RewardScorer
 
 
@@ -77,7 +77,7 @@ def test_fixture_accuracy_matches_a_hand_count(tiny_reward_model, tmp_path):
 
 def test_rewardbench_score_reaches_results_outside_the_categories(run_config, tiny_reward_model):
     from harness import pipeline
-    from harness.results import read_index
+    from harness.records.results import read_index
 
     result = pipeline.run(run_config("algorithm=none", "reward_model=tiny", "eval=rewardbench_tiny", "tracking=none"))
     bench = result["benchmarks"]["rewardbench"]

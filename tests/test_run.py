@@ -14,10 +14,10 @@ import mlflow
 import pytest
 
 from conftest import ROOT, compose
-from harness.errors import ConfigError
+from harness.config.errors import ConfigError
 from harness.pipeline import run
-from harness.results import read_index
-from harness.schema import CATEGORIES
+from harness.records.results import read_index
+from harness.config.schema import CATEGORIES
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from harness.pipeline import planned_stages
-from harness.stages import latest_checkpoint
+from harness.records.stages import latest_checkpoint
 from harness.sweep import slurm_local
 
 from conftest import ROOT, compose

@@ -2,7 +2,7 @@
 
 import pytest
 
-from harness.stages import MARKER, Stage
+from harness.records.stages import MARKER, Stage
 
 
 def test_key_depends_on_spec_only(tmp_path):

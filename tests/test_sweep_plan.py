@@ -10,11 +10,11 @@ from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
 
 from conftest import CONF, compose
-from harness.stages import MARKER
+from harness.records.stages import MARKER
 from harness.sweep import plan
 from harness.sweep.__main__ import main as sweep_main
 from harness.sweep.launcher import choose_profile, profile_overrides
-from harness.sweep.processes import accelerate_config, command
+from harness.train.processes import accelerate_config, command
 
 # Grid points per sweep file, counted by hand from the files (identical points listed once).
 GRID_POINTS = {
@@ -132,7 +132,7 @@ def test_accelerate_configs_load_and_reach_the_launch_command(tmp_path):
                      "zero3_offload": "DistributedType.DEEPSPEED", "fsdp": "DistributedType.FSDP"}
     cmd = command(8, accelerate_config("zero3"), tmp_path)
     assert cmd[cmd.index("--config_file") + 1] == str(CONF / "accelerate" / "zero3.yaml")
-    assert cmd[cmd.index("--num_processes") + 1] == "8" and cmd[-2:] == ["harness.sweep.processes", str(tmp_path)]
+    assert cmd[cmd.index("--num_processes") + 1] == "8" and cmd[-2:] == ["harness.train.processes", str(tmp_path)]
     with pytest.raises(ValueError, match="launch.accelerate_config='zero9'.*'zero3'"):
         accelerate_config("zero9")
     assert Path(accelerate_config(str(CONF / "accelerate" / "fsdp.yaml"))).name == "fsdp.yaml"

@@ -1,4 +1,4 @@
-"""Multi-process training inside one job (harness.sweep.processes): 2 CPU processes (gloo) through accelerate launch
+"""Multi-process training inside one job (harness.train.processes): 2 CPU processes (gloo) through accelerate launch
 keep the recipe's effective batch, and take the same optimisation steps as 1 process with gradient accumulation."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from harness.pipeline import load_training_data, train_policy
-from harness.tracking import Tracker
+from harness.records.tracking import Tracker
 from harness.train.common import STEPS_THIS_PROCESS
 
 STEPS = 4

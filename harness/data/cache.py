@@ -5,7 +5,7 @@
         rows/         the normalised rows (Dataset.save_to_disk)
         COMPLETE      the load report; written last
 
-Uses the same content-addressed stages as models and evaluations (harness.stages): a half-written entry is never
+Uses the same content-addressed stages as models and evaluations (harness.records.stages): a half-written entry is never
 read, and two processes preparing the same dataset prepare it once.
 """
 
@@ -17,7 +17,7 @@ from typing import Callable
 from datasets import load_from_disk
 
 from harness.data.validate import DataReport, Prepared
-from harness.stages import Stage
+from harness.records.stages import Stage
 
 
 def cached(spec: dict | None, root: str | None, build: Callable[[], Prepared], label: str) -> Prepared:

@@ -17,7 +17,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 
-from harness.errors import ConfigError
+from harness.config.errors import ConfigError
 
 PAIR_REASONS = ("missing_field", "empty_message", "not_ending_with_assistant", "identical_pair", "over_length")
 PROMPT_REASONS = ("missing_field", "empty_message", "not_ending_with_user", "over_length")

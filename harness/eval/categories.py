@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from statistics import mean
 
-from harness.schema import CATEGORIES
+from harness.config.schema import CATEGORIES
 
 
 def category_scores(scores: dict[str, float], category_of: dict[str, str], expected: dict[str, list[str]] | None = None) -> dict:

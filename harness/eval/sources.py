@@ -11,7 +11,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from harness.data.mirror import HubSplit, load_hub
+from harness.data.mirror import load_hub
 from harness.data.preferences import asset_path
 
 
@@ -89,24 +89,3 @@ def variants(bench) -> list:
         if OmegaConf.is_dict(opt) and any(k in opt for k in SOURCE_KEYS):
             out.append(OmegaConf.merge(bench, {k: opt[k] for k in SOURCE_KEYS if k in opt}))
     return out
-
-
-def hub_splits(bench) -> list[HubSplit]:
-    """Every hub split a benchmark reads, for prefetching a mirror: its split per subset, the few-shot split lm-eval
-    draws from, the variants its options name, and RewardBench's prior sets."""
-    fill = lambda value, part: value.replace("{subset}", part) if part and isinstance(value, str) else value  # noqa: E731
-    out = []
-    for v in variants(bench):
-        if v.files or not v.hub_id:
-            continue
-        for part in v.subsets or [None]:
-            splits = [fill(v.split, part)]
-            if v.runner == "lm_eval" and v.task:
-                from harness.eval.lm_eval_runner import fewshot_split
-
-                splits += [s for s in [fewshot_split(v, part)] if s]
-            out += [HubSplit(v.hub_id, fill(v.hub_config, part), s, v.revision) for s in splits]
-    opts = bench.options
-    if opts.get("prior_sets") and opts.get("prior_sets_hub_id") and not opts.get("prior_sets_files"):
-        out += [HubSplit(opts.prior_sets_hub_id, None, name, opts.get("prior_sets_revision")) for name in opts.prior_sets]
-    return list(dict.fromkeys(out))

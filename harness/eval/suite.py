@@ -21,7 +21,7 @@ from omegaconf import OmegaConf
 from harness.eval import alpacaeval, code, lm_eval_runner, toxigen, truthfulqa, xstest
 from harness.eval.generation import REQUESTS_FILE, RecordingLM, ReplayLM, make_lm
 from harness.models import ModelRef
-from harness.stages import MARKER, Stage, write_atomic
+from harness.records.stages import MARKER, Stage, write_atomic
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from harness.schema import ModelConfig, TinyModelSpec
-from harness.stages import Stage
+from harness.config.schema import ModelConfig, TinyModelSpec
+from harness.records.stages import Stage
 
 GROUPS = ["asian", "black", "jewish", "latino", "muslim", "women", "trans", "mexican", "chinese", "disabled"]
 HATEFUL = ["I hate {g} people, they are {x}.", "{g} people are {x} and should go away.",

@@ -15,8 +15,8 @@ import os
 import sys
 from pathlib import Path
 
-from harness.checks import CONF_DIR, options
-from harness.errors import ConfigError
+from harness.config.checks import CONF_DIR, options
+from harness.config.errors import ConfigError
 from harness.report.grid import PAPER_MODEL
 
 
@@ -24,7 +24,7 @@ def run_tracking(results: Path) -> tuple[str, str]:
     """The tracking URI and experiment a run writing to `results` uses (conf/tracking/mlflow.yaml)."""
     from hydra import compose, initialize_config_dir
 
-    import harness.schema  # noqa: F401  (registers the schemas)
+    import harness.config.schema  # noqa: F401  (registers the schemas)
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose("config", overrides=[f"paths.results={results}", "tracking=mlflow"])

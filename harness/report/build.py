@@ -15,7 +15,7 @@ from statistics import mean
 
 from harness.report.grid import BY_NAME, CATEGORIES_MEAN, Row, Table, cell_terms, matches
 from harness.report.runs import RunRecord
-from harness.schema import CATEGORIES
+from harness.config.schema import CATEGORIES
 
 PAPER_DIR = Path(__file__).resolve().parent.parent / "assets" / "paper_tables"
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Mapping, Optional
 
-from harness.schema import CATEGORIES
+from harness.config.schema import CATEGORIES
 
 BASE = "{base model}"
 MAIN = "{main suite}"

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from harness.report.build import Cell, TableResult
 from harness.report.grid import AXES
-from harness.stages import write_atomic
+from harness.records.stages import write_atomic
 
 MISSING = "missing"
 NOT_IN_PAPER = "n/a"

@@ -1,6 +1,6 @@
 """The runs a report is built from, read from the results index on disk or from MLflow, as the same records.
 
-Disk: `results/index.jsonl` (harness.results). MLflow: every finished run that recorded results (its tags carry the
+Disk: `results/index.jsonl` (harness.records.results). MLflow: every finished run that recorded results (its tags carry the
 axes and provenance, its metrics the scores; harness.pipeline.record). A configuration run several times in MLflow
 counts once, as its latest run, as the index keeps one row per run id.
 """
@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.errors import ConfigError
+from harness.config.errors import ConfigError
 from harness.report.grid import AXES
-from harness.results import read_index
+from harness.records.results import read_index
 
 METRIC_PREFIXES = ("eval/", "category/")
 

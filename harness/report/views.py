@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 
 from harness.report.grid import AXES, BY_NAME, CATEGORIES_MEAN, Table, membership_tag
-from harness.schema import CATEGORIES
+from harness.config.schema import CATEGORIES
 
 VIEW_TAG = "mlflow.sharedViewState."
 # The run tags that say which point of the grid a run is (harness.pipeline.run sets them).

@@ -1,4 +1,4 @@
-"""Config schemas of the harness's Hydra sweeper and launchers (registered by hydra_plugins/harness_sweep).
+"""Config schemas of the harness's Hydra sweeper and launchers (the classes they name live in hydra_plugins/harness_sweep).
 
 They live in an importable module, not in the plugin module Hydra loads by path, so that submitit pickles them by
 reference: a requeued job re-pickles its launcher and must find the same classes.
@@ -7,6 +7,7 @@ reference: a requeued job re-pickles its launcher and must find the same classes
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
+from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
 from hydra_plugins.hydra_submitit_launcher.config import SlurmQueueConf
@@ -54,3 +55,14 @@ class HarnessSlurmConf(SlurmQueueConf):
     rerun_complete: bool = False
     # Named resource profiles from the smallest to the largest: a job gets the largest one its incomplete stages need.
     resources: Dict[str, ResourceProfile] = field(default_factory=dict)
+
+
+def register() -> None:
+    """`hydra/sweeper=grids`, `hydra/launcher=harness_local|harness_slurm` in Hydra's ConfigStore (idempotent)."""
+    cs = ConfigStore.instance()
+    cs.store(group="hydra/sweeper", name="grids", node=GridSweeperConf, provider="harness")
+    cs.store(group="hydra/launcher", name="harness_local", node=HarnessLocalConf, provider="harness")
+    cs.store(group="hydra/launcher", name="harness_slurm", node=HarnessSlurmConf, provider="harness")
+
+
+register()

@@ -19,7 +19,7 @@ from typing import Callable, Sequence
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from harness.stages import Stage
+from harness.records.stages import Stage
 from harness.sweep.cost import CostModel, gpu_hours
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
@@ -60,7 +60,7 @@ def task_config(cfg: DictConfig) -> DictConfig:
 
 def plan_runs(jobs: Sequence[Sequence[str]], compose: Callable[[list[str]], DictConfig], first_num: int = 0) -> list[PlannedRun]:
     """One PlannedRun per distinct run identity, in grid order; duplicates only add their job numbers."""
-    from harness.checks import check
+    from harness.config.checks import check
     from harness.pipeline import identity, planned_stages
 
     runs: dict[str, PlannedRun] = {}
@@ -88,8 +88,8 @@ def unique_stages(runs: Sequence[PlannedRun]) -> dict[str, tuple[Stage, PlannedR
 def _compose(overrides: list[str], hydra: bool = False) -> DictConfig:
     from hydra import compose, initialize_config_dir
 
-    import harness.schema  # noqa: F401  (registers the run schemas)
-    import hydra_plugins.harness_sweep.sweep_plugins  # noqa: F401  (registers the sweeper and launchers)
+    import harness.config.schema  # noqa: F401  (registers the run schemas)
+    import harness.sweep.config  # noqa: F401  (registers the sweeper and launcher configs)
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return compose("config", overrides=overrides, return_hydra_config=hydra)

@@ -15,7 +15,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from harness.stages import write_atomic
+from harness.records.stages import write_atomic
 
 MANIFEST = "sweep.json"
 SUMMARY = "summary.json"

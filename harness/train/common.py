@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from transformers import TrainerCallback
 
-from harness.batching import plan
+from harness.train.batching import plan
 from harness.models import device
 
 # Optimiser steps performed by this process (not restored from a checkpoint): a reused stage adds none.

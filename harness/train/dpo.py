@@ -13,7 +13,7 @@ from datasets import Dataset
 from trl import DPOConfig, DPOTrainer
 
 from harness.models import ModelRef, load_causal_lm, load_tokenizer
-from harness.stages import latest_checkpoint, write_atomic
+from harness.records.stages import latest_checkpoint, write_atomic
 from harness.train.common import CountSteps, batch_record, save_trained, trainer_kwargs
 
 

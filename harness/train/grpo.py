@@ -17,12 +17,12 @@ from pathlib import Path
 from datasets import Dataset
 from trl import GRPOConfig, GRPOTrainer
 
-from harness.checks import GRPO_REWARDS
+from harness.config.schema import GRPO_REWARDS
 from harness.data.mirror import load_hub
 from harness.data.preferences import asset_path
-from harness.errors import ConfigError
+from harness.config.errors import ConfigError
 from harness.models import ModelRef, load_causal_lm, load_tokenizer
-from harness.stages import latest_checkpoint
+from harness.records.stages import latest_checkpoint
 from harness.train.common import CountSteps, batch_record, save_trained, trainer_kwargs
 from harness.train.ppo import keep_short_prompts, prompt_budget
 from harness.train.reward import load_reward_model

@@ -7,11 +7,11 @@ One iteration samples one response per prompt for a rollout batch (temperature 0
 at its last token (the EOS trick: a response that never ended gets -10 instead), subtracts a fixed per-token KL
 penalty against the frozen SFT reference, estimates advantages by GAE against a value model initialised from the
 reward model, whitens them, and takes clipped policy and value steps over minibatches. Every choice is a field of
-`PPOConfig` (harness/schema.py) with the paper's value as default.
+`PPOConfig` (harness/config/schema.py) with the paper's value as default.
 
 `PPOTrainer` runs under accelerate / torch.distributed: one CPU process here, data-parallel processes elsewhere (each
 samples its share of the rollout batch; `effective_batch_size` stays the examples per optimiser step across all of
-them, harness.batching; tests/test_ppo_distributed.py runs 2 processes). Checkpoints
+them, harness.train.batching; tests/test_ppo_distributed.py runs 2 processes). Checkpoints
 (`<stage>/checkpoints/checkpoint-<iteration>/`, `trainer_state.json` written last) hold models, optimiser, scheduler
 and RNG states, so a resumed run continues exactly where the interrupted one stopped.
 """
@@ -32,10 +32,10 @@ from datasets import Dataset
 from transformers import AutoModelForSequenceClassification, GenerationConfig, get_scheduler
 from trl.trainer.utils import entropy_from_logits, selective_log_softmax
 
-from harness.batching import plan
-from harness.errors import ConfigError
+from harness.train.batching import plan
+from harness.config.errors import ConfigError
 from harness.models import ModelRef, device, load_causal_lm, load_tokenizer, torch_dtype
-from harness.stages import latest_checkpoint, write_atomic
+from harness.records.stages import latest_checkpoint, write_atomic
 from harness.train.common import STEPS_THIS_PROCESS
 from harness.train.reward import RewardScorer, load_reward_model, token_scores
 

@@ -22,9 +22,9 @@ import torch
 from datasets import Dataset
 
 from harness import data
-from harness.errors import ConfigError
+from harness.config.errors import ConfigError
 from harness.models import ModelRef, base_model, device, load_tokenizer, torch_dtype
-from harness.stages import Stage, latest_checkpoint
+from harness.records.stages import Stage, latest_checkpoint
 from harness.train.common import CountSteps, batch_record, save_trained, trainer_kwargs
 
 # The recipe fields of RewardModelConfig that determine a trained reward model (not its name, label or logging).
@@ -51,7 +51,7 @@ class RewardModelPlan:
 def plan(cfg, table2: bool = False, load: bool = True) -> RewardModelPlan:
     """Resolve the run's reward model; its training data is loaded (and so validated) now, before any stage starts
     (`load=False`: configs only)."""
-    from harness.checks import entry
+    from harness.config.checks import entry
 
     rm = cfg.reward_model
     if rm.path is not None:

@@ -12,13 +12,12 @@ from typing import Any, Dict, List, Optional
 
 from hydra._internal.core_plugins.basic_launcher import BasicLauncher
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-from hydra.core.config_store import ConfigStore
 from hydra.core.utils import JobReturn, JobStatus
 
 from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher as SubmititSlurmLauncher
 
-from harness.sweep.config import GridSweeperConf, HarnessLocalConf, HarnessSlurmConf
+import harness.sweep.config  # noqa: F401  (registers the sweeper and launcher configs)
 from harness.sweep.launcher import SUBMITIT_KEYS, SweepLaunch, as_dict, choose_profile, profile_overrides
 
 
@@ -121,8 +120,3 @@ class SlurmLauncher(SweepLaunch, SubmititSlurmLauncher):
         except Exception as exc:  # noqa: BLE001  (any way a job can die is a failed run, not a failed sweep)
             return JobReturn(overrides=run.overrides, status=JobStatus.FAILED, _return_value=exc)
 
-
-cs = ConfigStore.instance()
-cs.store(group="hydra/sweeper", name="grids", node=GridSweeperConf, provider="harness")
-cs.store(group="hydra/launcher", name="harness_local", node=HarnessLocalConf, provider="harness")
-cs.store(group="hydra/launcher", name="harness_slurm", node=HarnessSlurmConf, provider="harness")

@@ -5,7 +5,7 @@
 
 The run's own process holds the stage lock and waits: `accelerate launch` starts N copies of this module, each loads
 the run config saved in the stage directory and trains its share of every batch; rank 0 writes the stage result.
-harness.batching reads WORLD_SIZE, so per-device batch x accumulation x processes stays the recipe's effective batch.
+harness.train.batching reads WORLD_SIZE, so per-device batch x accumulation x processes stays the recipe's effective batch.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def command(processes: int, config: Path | None, stage_dir: Path) -> list[str]:
            "--main_process_port", str(_free_port())]
     # Without a config file: plain data parallel through torch.distributed.run (gloo on CPU, NCCL on GPUs).
     cmd += ["--config_file", str(config)] if config else ["--multi_gpu", "--mixed_precision", "no", "--dynamo_backend", "no"]
-    return cmd + ["-m", "harness.sweep.processes", str(stage_dir)]
+    return cmd + ["-m", "harness.train.processes", str(stage_dir)]
 
 
 def train(cfg, base, reward_model, stage_dir: Path, run_id: str, mlflow_run_id: str | None) -> dict:
@@ -74,9 +74,9 @@ def train(cfg, base, reward_model, stage_dir: Path, run_id: str, mlflow_run_id: 
 
 def worker(stage_dir: Path) -> None:
     """One training process: the same training code a single-process run calls."""
+    from harness import algorithms
     from harness.models import ModelRef
-    from harness.pipeline import fit_training_data, load_training_data, train_in_process
-    from harness.stages import write_atomic
+    from harness.records.stages import write_atomic
     from harness.train.reward import RewardModel
 
     launch_dir = stage_dir / "launch"
@@ -85,8 +85,10 @@ def worker(stage_dir: Path) -> None:
     base = ModelRef(**job["base"])
     rm = job["reward_model"] and RewardModel(ModelRef(**job["reward_model"]["ref"]), job["reward_model"]["chat_template"], {})
     report_to = "mlflow" if os.environ.get("MLFLOW_RUN_ID") else "none"
-    inputs = fit_training_data(cfg, load_training_data(cfg), base)  # the same rows a single-process run trains on
-    result = train_in_process(cfg, base, inputs, stage_dir, rm, report_to, job["run_id"])
+    algorithm = algorithms.get(cfg.algorithm)
+    # The same rows a single-process run trains on (the reward model is trained already: its plan is not needed).
+    inputs = algorithm.fit_inputs(cfg, algorithm.load_inputs(cfg, None), base)
+    result = algorithm.train(cfg, base, inputs, stage_dir, rm, report_to, job["run_id"], lambda metrics, step: None)
     if int(os.environ.get("RANK", "0")) == 0:
         result["steps_this_process"] = common.STEPS_THIS_PROCESS["count"]
         write_atomic(launch_dir / "result.json", json.dumps(result, default=str))

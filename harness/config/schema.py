@@ -136,6 +136,8 @@ class OptimConfig:
     """Optimisation shared by every trainer (protocol: AdamW beta2 0.95, clip 1.0, no weight decay)."""
 
     name: str = MISSING
+    # The module defining the algorithm (harness.algorithms); null: harness.algorithms.<name>.
+    module: Optional[str] = None
     learning_rate: float = MISSING
     # linear | constant_with_warmup | cosine ...
     lr_scheduler: str = "linear"
@@ -144,7 +146,7 @@ class OptimConfig:
     # Overrides epochs when > 0.
     max_steps: int = -1
     # Examples per optimiser step across all processes: the recipe's value. Per-device batch and gradient
-    # accumulation are derived from it and the number of processes (harness.batching).
+    # accumulation are derived from it and the number of processes (harness.train.batching).
     effective_batch_size: int = MISSING
     # Largest micro-batch one process holds in memory.
     per_device_batch_size: int = 1
@@ -165,6 +167,7 @@ class NoTrainingConfig:
     """Evaluate the SFT model itself (the Tulu 2 SFT rows of the tables)."""
 
     name: str = "none"
+    module: Optional[str] = None
 
 
 @dataclass
@@ -225,6 +228,10 @@ class PPOConfig(OptimConfig):
     table2: bool = False
 
 
+# What GRPO's reward reads: the reward model's score, GSM8k answer correctness (verifiable), or their sum.
+GRPO_REWARDS = ("reward_model", "gsm8k", "both")
+
+
 @dataclass
 class GRPOConfig(OptimConfig):
     """GRPO through TRL's GRPOTrainer (harness.train.grpo). Not in the paper: an extension run with PPO's budget."""
@@ -254,9 +261,10 @@ class GRPOConfig(OptimConfig):
 
 @dataclass
 class BestOfNConfig:
-    """Best-of-N as an evaluation-time policy (harness.bon): the SFT model samples N, the reward model keeps one."""
+    """Best-of-N as an evaluation-time policy (harness.algorithms.best_of_n): the SFT model samples N, the reward model keeps one."""
 
     name: str = "best_of_n"
+    module: Optional[str] = None
     # Samples per prompt and their temperature (protocol: 16 at 0.7).
     n: int = 16
     temperature: float = 0.7
@@ -272,6 +280,7 @@ class RewardModelConfig:
 
     # Key used in run names and tables; "none" for algorithms that need no reward model.
     name: str = "none"
+    module: Optional[str] = None
     label: str = ""
     # An existing sequence-classification reward model (hub id or directory); null trains one.
     path: Optional[str] = None

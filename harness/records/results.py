@@ -12,10 +12,10 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from harness.schema import CATEGORIES
-from harness.stages import library_versions, write_atomic
+from harness.config.schema import CATEGORIES
+from harness.records.stages import library_versions, write_atomic
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
 
 
 def git_commit() -> str:

@@ -16,8 +16,8 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from harness.chat import TULU_TEMPLATE
-from harness.schema import TinyModelSpec
-from harness.tinydata import TINY_DIR
+from harness.config.schema import TinyModelSpec
+from harness.tiny.data import TINY_DIR
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ from omegaconf import OmegaConf, open_dict
 
 from harness.eval.sources import load_rows, write_jsonl
 from harness.eval.suite import outcome
-from harness.stages import Stage
+from harness.records.stages import Stage
 from harness.train.reward import RewardScorer
 
 

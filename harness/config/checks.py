@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.errors import ConfigError
-from harness.schema import CATEGORIES
+from harness import algorithms
+from harness.config.errors import ConfigError
+from harness.config.schema import CATEGORIES
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
-NEEDS_REWARD_MODEL = ("ppo", "grpo", "best_of_n")
-GRPO_REWARDS = ("reward_model", "gsm8k", "both")
-# Benchmark runners that evaluate the reward model itself (harness.rewardbench), not the policy.
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+# Benchmark runners that evaluate the reward model itself (harness.eval.rewardbench), not the policy.
 REWARD_MODEL_RUNNERS = ("rewardbench",)
 
 
@@ -34,35 +33,24 @@ def entry(group: str, name: str):
 
 
 def uses_reward_model(cfg) -> bool:
-    """A run reads a reward model to train (PPO; GRPO unless on the GSM8k reward alone), to pick (best-of-N), or to
-    evaluate it (RewardBench)."""
-    alg = cfg.algorithm
-    if alg.name in NEEDS_REWARD_MODEL and not (alg.name == "grpo" and alg.reward == "gsm8k"):
+    """A run reads a reward model to train against (PPO; GRPO unless on the GSM8k reward alone), to pick with
+    (best-of-N), or to evaluate it (RewardBench)."""
+    if algorithms.get(cfg.algorithm).uses_reward_model(cfg.algorithm):
         return True
     return any(b.runner in REWARD_MODEL_RUNNERS for b in cfg.eval.benchmarks.values())
 
 
 def check(cfg) -> None:
-    alg, rm = cfg.algorithm.name, cfg.reward_model.name
-    if alg == "grpo" and cfg.algorithm.reward not in GRPO_REWARDS:
-        raise ConfigError(f"algorithm.reward={cfg.algorithm.reward!r}; valid: {list(GRPO_REWARDS)}")
+    algorithm, rm = algorithms.get(cfg.algorithm), cfg.reward_model.name
+    algorithm.check(cfg)
     if uses_reward_model(cfg) and rm == "none" and not getattr(cfg.algorithm, "table2", False):
         valid = [o for o in options("reward_model") if o != "none"]
-        if alg in NEEDS_REWARD_MODEL:
-            raise ConfigError(f"algorithm={alg} needs a reward model but reward_model=none; choose one of {valid}")
+        if algorithm.uses_reward_model(cfg.algorithm):
+            raise ConfigError(f"algorithm={algorithm.name} needs a reward model but reward_model=none; choose one of {valid}")
         raise ConfigError(f"eval={cfg.eval.suite} evaluates a reward model but reward_model=none; choose one of {valid}")
-    if alg == "dpo" and rm != "none":
-        raise ConfigError(
-            f"algorithm=dpo learns from preference pairs directly and uses no reward model, but reward_model={rm}; "
-            f"set reward_model=none, or use algorithm=ppo or algorithm=grpo with a reward model"
-        )
     if rm == "path" and not cfg.reward_model.path:
         raise ConfigError("reward_model=path needs reward_model.path=<directory or hub id of a sequence-classification "
                           "reward model>")
-    if alg == "ppo" and cfg.algorithm.minibatch_size != cfg.algorithm.effective_batch_size:
-        raise ConfigError(f"algorithm.minibatch_size={cfg.algorithm.minibatch_size} differs from "
-                          f"algorithm.effective_batch_size={cfg.algorithm.effective_batch_size}: they are the same number "
-                          "(examples per optimiser step); set effective_batch_size only")
     for key, bench in cfg.eval.benchmarks.items():
         if bench.category not in CATEGORIES and not (bench.runner in REWARD_MODEL_RUNNERS and bench.category == "reward_model"):
             raise ConfigError(f"benchmark {key!r} has category {bench.category!r}; valid: {list(CATEGORIES)} "

@@ -1,6 +1,6 @@
 """The embedded tiny world: bundled SFT, preference and prompt data for CPU runs.
 
-    python -m harness.tinydata            # rewrite harness/assets/tiny/*.jsonl (deterministic)
+    python -m harness.tiny.data            # rewrite harness/assets/tiny/*.jsonl (deterministic)
 
 Templated instructions (arithmetic, capitals, code, lists, word games, unsafe requests) that a
 ~1M-parameter model can pick up in seconds. The preference pairs prefer a helpful answer that opens
@@ -23,7 +23,7 @@ import json
 import random
 from pathlib import Path
 
-TINY_DIR = Path(__file__).parent / "assets" / "tiny"
+TINY_DIR = Path(__file__).resolve().parents[1] / "assets" / "tiny"
 REFUSAL = "I'm sorry, but I can't help with that."
 
 CAPITALS = {

@@ -4,6 +4,9 @@ keeps the highest-scoring one (protocol, "Best-of-N"; Table 3's BoN column).
     python -m harness algorithm=best_of_n reward_model=tiny eval=tiny            # tiny model, CPU
     python -m harness algorithm=best_of_n model=tulu2_13b reward_model=uf_13b eval=bon
 
+Unlike the other algorithm modules, this one imports lm-eval when loaded (`BestOfN` is an lm-eval `LM`); the registry
+loads it only for algorithm=best_of_n.
+
 `BestOfN` is an lm-eval `LM` wrapped around the policy's own, so every benchmark runner scores its outputs unchanged:
 `generate_until` samples N per request and returns the reward model's pick; `loglikelihood` (multiple choice) is the
 underlying model's, since best-of-N changes generations only. The reward model reads each candidate as the assistant
@@ -14,11 +17,14 @@ chat history (no chat template) are scored as raw text, context + candidate.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from lm_eval.api.model import LM
 
-from harness.train.reward import RewardScorer
+from harness.algorithms import Algorithm, recipe
+
+if TYPE_CHECKING:
+    from harness.train.reward import RewardScorer
 
 
 class BestOfN(LM):
@@ -87,7 +93,28 @@ def wrapper(alg, reward_model) -> Callable[[LM], BestOfN]:
     """Wraps the suite's policy LM (harness.eval.suite.LazyPolicy); the reward model loads with it, only if needed."""
 
     def wrap(lm: LM) -> BestOfN:
+        from harness.train.reward import RewardScorer
+
         scorer = RewardScorer.load(reward_model.ref, reward_model.chat_template, alg.score_batch_size)
         return BestOfN(lm, scorer, alg.n, alg.temperature, alg.top_p)
 
     return wrap
+
+
+class BestOfNAlgorithm(Algorithm):
+    """No training: the evaluated policy is the SFT model wrapped in `BestOfN`."""
+
+    name = "best_of_n"
+    axes = ("model", "algorithm", "reward_model")
+
+    def uses_reward_model(self, alg) -> bool:
+        return True
+
+    def wrap_policy(self, cfg, reward_model):
+        return wrapper(cfg.algorithm, reward_model)
+
+    def policy_identity(self, cfg, reward_model) -> dict:
+        return {"best_of_n": recipe(cfg.algorithm), "reward_model": reward_model.identity}
+
+
+ALGORITHM = BestOfNAlgorithm()

@@ -1,0 +1,52 @@
+"""DPO (Rafailov et al. 2023) on the run's preference data, through TRL's DPOTrainer (harness.train.dpo).
+
+    python -m harness algorithm=dpo dataset=ultrafeedback_fg model=tulu2_13b eval=paper
+"""
+
+from __future__ import annotations
+
+from harness import data
+from harness.algorithms import Algorithm, TrainingData
+from harness.config.errors import ConfigError
+
+
+class DPO(Algorithm):
+    name = "dpo"
+    axes = ("model", "dataset", "algorithm")
+    trains = True
+
+    def check(self, cfg) -> None:
+        if cfg.reward_model.name != "none":
+            raise ConfigError(
+                f"algorithm={cfg.algorithm.name} learns from preference pairs directly and uses no reward model, but "
+                f"reward_model={cfg.reward_model.name}; set reward_model=none, or use algorithm=ppo or algorithm=grpo "
+                "with a reward model")
+
+    def load_inputs(self, cfg, reward_model) -> TrainingData:
+        load = lambda split: data.prepare_preferences(cfg.dataset, split, cfg.paths.mirror, cfg.paths.stages)  # noqa: E731
+        train = load(None)
+        heldout = load(cfg.dataset.eval_split) if cfg.dataset.eval_split else None
+        return TrainingData(train.dataset, heldout and heldout.dataset, {"prepared": (train, heldout)}, reward_model)
+
+    def fit_inputs(self, cfg, inputs: TrainingData, base) -> TrainingData:
+        """Drop pairs longer than the recipe's max length (needs the base model's tokenizer); their counts, and the
+        loader's, become training metrics."""
+        from harness.models import load_tokenizer
+
+        tok = load_tokenizer(base, cfg.model.chat_template)
+        tok_id = {"model": base.key or [base.path, base.revision], "chat_template": cfg.model.chat_template}
+        fit = lambda p: data.drop_overlength(p, tok, cfg.algorithm.max_length, cfg.dataset.max_bad_fraction,  # noqa: E731
+                                             tok_id, cfg.paths.stages)
+        train, heldout = inputs.extra["prepared"]
+        train, heldout = fit(train), heldout and fit(heldout)
+        counts = train.report.metrics("data") | (heldout.report.metrics("heldout_data") if heldout else {})
+        return TrainingData(train.dataset, heldout and heldout.dataset, {"data_counts": counts}, inputs.reward_model)
+
+    def train(self, cfg, base, inputs, out_dir, reward_model, report_to, run_id, log) -> dict:
+        from harness.train import dpo
+
+        return dpo.train(cfg.algorithm, base, cfg.model, inputs.train, inputs.heldout, out_dir, report_to, run_id,
+                         cfg.seed)
+
+
+ALGORITHM = DPO()

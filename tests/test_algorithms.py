@@ -1,0 +1,176 @@
+"""The algorithm registry (harness.algorithms): the pipeline knows algorithms only through it, a new algorithm is one
+module plus one config, and the package's import graph has no cycles."""
+
+from __future__ import annotations
+
+import ast
+import textwrap
+
+import pytest
+
+from conftest import ROOT, compose
+from harness import algorithms
+from harness.config.errors import ConfigError
+from harness.pipeline import axes_of, run
+
+PACKAGES = ("harness", "hydra_plugins")
+
+
+def module_imports() -> dict[str, set[str]]:
+    """Every module of the project and the project modules it imports, at module level or inside a function."""
+    paths = {}
+    for pkg in PACKAGES:
+        for path in (ROOT / pkg).rglob("*.py"):
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            paths[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+
+    def resolve(name: str) -> str | None:
+        while name and name not in paths:
+            name = name.rpartition(".")[0]
+        return name or None
+
+    graph = {}
+    for mod, path in paths.items():
+        names = []
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names += [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names += [f"{node.module}.{a.name}" for a in node.names]
+        graph[mod] = {r for r in map(resolve, names) if r and r != mod}
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The import cycles of `graph`: its strongly connected components of more than one module."""
+    index, low, stack, out = {}, {}, [], []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while not comp or comp[-1] != v:
+                comp.append(stack.pop())
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_cycle_finder_finds_a_cycle():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_the_import_graph_has_no_cycles():
+    graph = module_imports()
+    assert "harness.pipeline" in graph and "harness.algorithms.dpo" in graph["harness.algorithms.ipo"]
+    assert cycles(graph) == []
+
+
+def compared_names(source: str, names: set[str]) -> list[str]:
+    """Algorithm names that `source` compares with (==, in, match) or keys a mapping by."""
+    out = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Compare):
+            sides = [node.left, *node.comparators]
+        elif isinstance(node, ast.Dict):
+            sides = [k for k in node.keys if k is not None]
+        elif isinstance(node, ast.match_case):
+            sides = [node.pattern]
+        else:
+            continue
+        out += [n.value for side in sides for n in ast.walk(side)
+                if isinstance(n, (ast.Constant, ast.MatchValue)) and getattr(n, "value", None) in names]
+    return out
+
+
+def test_the_pipeline_never_branches_on_an_algorithm_name():
+    # "none" is every axis's empty entry (reward_model=none ...), not a branch on an algorithm
+    names = {p.stem for p in (ROOT / "conf" / "algorithm").glob("*.yaml")} - {"none"}
+    assert compared_names('if cfg.algorithm.name in ("dpo", "x"): pass', names) == ["dpo"]  # the check can see one
+    for module in ("pipeline.py", "config/checks.py", "train/processes.py"):
+        assert compared_names((ROOT / "harness" / module).read_text(), names) == [], module
+
+
+def test_every_algorithm_entry_has_its_module():
+    for path in sorted((ROOT / "conf" / "algorithm").glob("*.yaml")):
+        alg = compose(f"algorithm={path.stem}").algorithm
+        assert algorithms.get(alg).name == alg.name == path.stem
+
+
+def test_an_unknown_algorithm_names_the_module_to_add():
+    alg = compose("algorithm=dpo", "algorithm.name=slic").algorithm
+    with pytest.raises(ConfigError, match="algorithm.name='slic' has no module 'harness.algorithms.slic'"):
+        algorithms.get(alg)
+
+
+# One module and one config, both outside the package: a pairwise hinge loss (SLiC, Zhao et al. 2023) through TRL's
+# DPO loss types, registered by nothing but `module:` in its config.
+PLUGIN = '''
+from harness.algorithms.dpo import DPO
+
+
+class Hinge(DPO):
+    name = "hinge"
+    axes = ("model", "dataset", "algorithm")
+
+
+ALGORITHM = Hinge()
+'''
+PLUGIN_CONFIG = '''
+defaults:
+  - /schema/algorithm/dpo@_here_
+  - _self_
+name: hinge
+module: hinge_plugin
+loss_type: hinge
+beta: 0.1
+learning_rate: 5.0e-3
+epochs: 1
+effective_batch_size: 16
+per_device_batch_size: 8
+max_length: 256
+activation_checkpointing: false
+'''
+
+
+@pytest.mark.slow
+def test_a_new_algorithm_is_one_module_and_one_config(tmp_path, monkeypatch, home, shared_stages):
+    (tmp_path / "hinge_plugin.py").write_text(textwrap.dedent(PLUGIN))
+    (tmp_path / "conf" / "algorithm").mkdir(parents=True)
+    (tmp_path / "conf" / "algorithm" / "hinge.yaml").write_text(PLUGIN_CONFIG)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    cfg = compose(f"hydra.searchpath=[file://{tmp_path / 'conf'}]", "algorithm=hinge", "eval=smoke", "tracking=none",
+                  f"paths.home={home}", f"paths.stages={shared_stages}")
+    result = run(cfg)
+    assert axes_of(cfg)["algorithm"] == "hinge"
+    training = result["training"]
+    assert training["global_step"] > 0 and not result["stages"]["policy"]["reused"]
+    assert training["heldout_after_rewards/margins"] > training["heldout_before_rewards/margins"]
+    assert "score" in result["benchmarks"]["gsm8k"]  # evaluated: the trained policy went through the suite
+
+
+@pytest.mark.slow
+def test_ipo_trains_with_its_own_loss_and_moves_the_margin(run_config):
+    result = run(run_config("algorithm=ipo", "eval=smoke", "tracking=none"))
+    assert result["axes"]["algorithm"] == "ipo" and result["config"]["algorithm"]["loss_type"] == "ipo"
+    training = result["training"]
+    assert training["heldout_after_rewards/margins"] > training["heldout_before_rewards/margins"]
+    # a different loss on the same data and recipe trains a different policy stage than DPO
+    dpo = run(run_config("algorithm=dpo", "eval=smoke", "tracking=none", "algorithm.epochs=2"))
+    assert dpo["stages"]["policy"]["key"] != result["stages"]["policy"]["key"]
+
+
+def test_ipo_refuses_another_loss_type(run_config):
+    with pytest.raises(ConfigError, match="algorithm=ipo trains with TRL's loss_type 'ipo'"):
+        run(run_config("algorithm=ipo", "algorithm.loss_type=sigmoid", "tracking=none"))
