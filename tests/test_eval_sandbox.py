@@ -65,7 +65,7 @@ def test_file_deletion_outside_its_directory_is_contained(tmp_path):
 
 
 def test_project_files_are_invisible_and_untouchable():
-    schema = PROJECT_ROOT / "harness" / "schema.py"
+    schema = PROJECT_ROOT / "harness" / "config" / "schema.py"
     before = schema.read_text()
     read = run_python(f"print(open({str(schema)!r}).read())", LIMITS)
     assert read.status == "failed" and "FileNotFoundError" in read.stderr
