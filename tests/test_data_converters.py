@@ -59,12 +59,18 @@ def test_every_converter_has_a_fixture_case():
     assert used == set(converters.CONVERTERS)
 
 
-def test_helpsteer_ranks_without_verbosity_and_can_reproduce_the_scripts_order(tmp_path):
-    cfg = upstream("helpsteer", tmp_path, "dataset.converter_options.chosen=lowest")
-    chosen = {r["prompt"][0]["content"]: r["chosen"][0]["content"] for r in prepare_preferences(cfg, mirror=str(tmp_path)).dataset}
-    # "lowest" makes the worse response chosen, as the paper's ascending sort did; the mean ignores verbosity, which
-    # would otherwise rank the long "Define gravity." answer first.
-    assert chosen == {"Name a fruit.": "A car.", "Define gravity.": read_jsonl(FIXTURES / "helpsteer" / "rows.jsonl")[3]["response"]}
+def test_helpsteer_default_is_the_scripts_ascending_sort_and_the_stated_rule_is_an_option(tmp_path):
+    # The paper's script (hamishivi/EasyLM conversion_scripts/convert_preference_data.py, HelpSteer branch) sorts a
+    # prompt's responses ascending by the mean of 4 aspects and takes samples[0] as chosen: the lowest-rated one.
+    rows = read_jsonl(FIXTURES / "helpsteer" / "rows.jsonl")
+    by_default = upstream("helpsteer", tmp_path)
+    assert by_default.converter_options.chosen == "lowest"
+    chosen = {r["prompt"][0]["content"]: r["chosen"][0]["content"] for r in prepare_preferences(by_default, mirror=str(tmp_path)).dataset}
+    # The mean ignores verbosity: the long "Define gravity." answer (complexity 1) ranks below the short one.
+    assert chosen == {"Name a fruit.": "A car.", "Define gravity.": rows[3]["response"]}
+    stated = compose("dataset=helpsteer", "dataset.source=upstream", "dataset.converter_options.chosen=highest").dataset
+    chosen = {r["prompt"][0]["content"]: r["chosen"][0]["content"] for r in prepare_preferences(stated, mirror=str(tmp_path)).dataset}
+    assert chosen == {"Name a fruit.": "An apple is a fruit.", "Define gravity.": rows[2]["response"]}
 
 
 def test_helpsteer_rejects_an_unknown_option(tmp_path):
@@ -95,9 +101,9 @@ def _nectar_rows(n: int) -> list[dict]:
 @pytest.mark.parametrize("name, rows, allowed", [
     # Nectar: any answer but the rank-1 one (".1").
     ("nectar", _nectar_rows(30), lambda r: not r.endswith(".1")),
-    # HelpSteer: any response but the top-rated one (".3", all aspects 3).
+    # HelpSteer (default: the script's ascending sort): any response but the lowest-rated one (".0", all aspects 0).
     ("helpsteer", [{"prompt": f"p{i}", "response": f"r{i}.{k}", "helpfulness": k, "correctness": k, "coherence": k,
-                    "complexity": k, "verbosity": 0} for i in range(30) for k in range(4)], lambda r: not r.endswith(".3")),
+                    "complexity": k, "verbosity": 0} for i in range(30) for k in range(4)], lambda r: not r.endswith(".0")),
     # PRM800k: the steps of one of the problem's found-error solutions.
     ("prm800k_phase2", [{"question": {"problem": f"p{i}", "ground_truth_solution": "truth", "pre_generated_steps": [f"wrong {k}"]},
                          "label": {"finish_reason": "found_error"}} for i in range(30) for k in range(4)],
