@@ -6,9 +6,8 @@ import pytest
 from conftest import compose
 from test_data_support import FIXTURES, mirror_rows
 
-from harness.data.mirror import HubSplit
 from harness.data.preferences import prepare_preferences
-from harness.data.prompts import prepare_prompts
+from harness.data.prompts import hub_sources, prepare_prompts
 from harness.data.validate import DataError, token_lengths
 from harness.schema import TinyModelSpec
 from harness.tiny import build_tokenizer
@@ -32,7 +31,7 @@ def test_paper_prompt_sets_are_splits_of_tulu_2_5_prompts():
 
 def test_released_prompts_load_from_the_mirror_with_bad_rows_counted(tmp_path):
     cfg = compose("prompts=uf", "prompts.max_bad_fraction=0.5").prompts
-    mirror_rows(tmp_path, HubSplit("allenai/tulu-2.5-prompts", None, "ultrafeedback_prompts", None),
+    mirror_rows(tmp_path, hub_sources(cfg)[0],
                 FIXTURES / "tulu25_prompts" / "ultrafeedback_prompts.jsonl")
     prepared = prepare_prompts(cfg, mirror=str(tmp_path))
     assert prepared.report.dropped == {"empty_message": 1, "missing_field": 2}

@@ -8,6 +8,7 @@ from pathlib import Path
 from datasets import Dataset
 
 from harness.data.mirror import HubSplit, add_to_mirror
+from harness.schema import DatasetConfig
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "data"
 
@@ -17,10 +18,18 @@ def read_jsonl(path: Path) -> list[dict]:
 
 
 def mirror_rows(mirror: Path, source: HubSplit, rows: list[dict] | Path) -> HubSplit:
-    """Put `rows` (or a JSON-lines file) into `mirror` as the copy of `source`."""
+    """Put `rows` (or a JSON-lines file: the whole split as the hub serves it) into `mirror` as the copy of `source`
+    (its seeded prefix for an upstream set), as prefetch does."""
     rows = read_jsonl(rows) if isinstance(rows, Path) else rows
-    add_to_mirror(mirror, source.hub_id, source.config, source.split, source.revision, Dataset.from_list(rows))
+    add_to_mirror(mirror, source.hub_id, source.config, source.split, source.revision, Dataset.from_list(rows),
+                  source.seed, source.cap)
     return source
+
+
+def released_source(split: str) -> HubSplit:
+    """A released split of allenai/tulu-2.5-preference-data, as a dataset config reads it (pinned, its own file)."""
+    d = DatasetConfig()
+    return HubSplit(d.hub_id, None, split, d.revision, d.data_files)
 
 
 def tulu_pair(prompt: str, chosen: str, rejected: str, source: str = "fixture") -> dict:

@@ -18,7 +18,8 @@ from datasets import Dataset, Features, Value, load_dataset
 from omegaconf import OmegaConf
 
 from harness.data.cache import cached
-from harness.data.mirror import HubSplit, entry_sha256
+from harness.data.hub import pinned
+from harness.data.mirror import HubSplit, source_sha256
 from harness.data.preferences import MESSAGES, asset_path, cache_spec, identity, limited, prepare_preferences
 from harness.data.validate import (DataError, DataReport, Prepared, content_id, messages_or_none, prompt_problem,
                                    token_lengths)
@@ -49,7 +50,7 @@ def prefetch_hint(cfg) -> str:
 
 
 def hub_sources(cfg) -> list[HubSplit]:
-    return [HubSplit(cfg.hub_id, None, cfg.split, cfg.revision)] if cfg.source == "tulu25" else []
+    return [HubSplit(cfg.hub_id, None, cfg.split, cfg.revision, cfg.data_files)] if cfg.source == "tulu25" else []
 
 
 def _raw(cfg, mirror: str | None, dataset_cfg, cache: str | None) -> list[dict]:
@@ -58,7 +59,7 @@ def _raw(cfg, mirror: str | None, dataset_cfg, cache: str | None) -> list[dict]:
             raise DataError(f"prompts {cfg.name!r} have no file for split {cfg.train_split!r}; files: {dict(cfg.files or {})}")
         raw = load_dataset("json", data_files=str(asset_path(cfg.files[cfg.train_split])), split="train")
     elif cfg.source == "tulu25":
-        raw = HubSplit(cfg.hub_id, None, cfg.split, cfg.revision).load(mirror, prefetch_hint(cfg))
+        raw = hub_sources(cfg)[0].load(mirror, prefetch_hint(cfg))
     elif cfg.source == "from_dataset":
         if dataset_cfg is None:
             raise DataError(f"prompts {cfg.name!r} (source from_dataset) need the run's dataset config: "
@@ -101,8 +102,8 @@ def _spec(cfg, mirror: str | None, dataset_cfg) -> dict | None:
         return None if inner is None else ident | {"dataset": identity(dataset_cfg), "dataset_cache": inner}
     for s in hub_sources(cfg):
         if mirror:
-            ident["mirror_sha256"] = entry_sha256(mirror, *s[:4])
-        elif s.revision is None:
+            ident["mirror_sha256"] = source_sha256(mirror, s)
+        elif not pinned(s.revision):
             return None
     return ident
 
