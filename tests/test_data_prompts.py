@@ -76,3 +76,15 @@ def test_prompts_subsample_with_a_seed(tmp_path):
     ids = lambda seed: list(prepare_prompts(compose("prompts=tiny", "prompts.max_samples=20", f"prompts.seed={seed}").prompts,  # noqa: E731
                                             cache=str(tmp_path)).dataset["id"])
     assert ids(1) == ids(1) and ids(1) != ids(2) and len(ids(1)) == 20
+
+
+def test_prompt_column_follows_easylm_precedence_and_is_printed(tmp_path, capsys):
+    # hamishivi/EasyLM EasyLM/data.py, TuluPromptDataset._process_sample: instruction, then history_messages, messages,
+    # conversation, chosen; the first column the dataset has is used for every row.
+    cfg = compose("prompts=uf").prompts
+    both = [{"messages": [{"role": "user", "content": f"from messages {i}"}], "instruction": f"from instruction {i}"}
+            for i in range(3)]
+    mirror_rows(tmp_path, hub_sources(cfg)[0], both)
+    prepared = prepare_prompts(cfg, mirror=str(tmp_path))
+    assert [r["prompt"] for r in prepared.dataset] == [[{"role": "user", "content": f"from instruction {i}"}] for i in range(3)]
+    assert "prompts uf: prompt column 'instruction'" in capsys.readouterr().out
