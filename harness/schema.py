@@ -95,6 +95,12 @@ class DatasetConfig:
     seed: int = 42
     # Share of invalid rows above which loading stops with an error instead of dropping them.
     max_bad_fraction: float = 0.1
+    # Drop pairs whose chosen and rejected are identical (counted as `identical_pair`). This project's own filter: the
+    # paper's conversion script kept them (false reproduces it).
+    drop_identical_pairs: bool = True
+    # Rows of the released split when they differ from Table 1's `paper_rows` (ultrafeedback_overall: 58,933
+    # released vs 60,908 printed); `python -m harness.data verify` compares the released split with it.
+    released_rows: Optional[int] = None
     # source=mixture: the components.
     mixture: list[MixtureComponent] = field(default_factory=list)
     # source=upstream: original hub dataset and converter (harness.data.converters).

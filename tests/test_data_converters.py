@@ -129,3 +129,52 @@ def test_mostly_bad_upstream_rows_stop_naming_the_dataset_and_the_bad_rows(tmp_p
     message = str(err.value)
     assert "dataset 'shp2': 3 of 5 pairs are invalid" in message
     assert "bad_label: labels=2, post_id='j1k2l3'" in message and "identical_pair" in message
+
+
+def test_script_parser_splits_on_every_marker_and_drops_empty_turns():
+    # hamishivi/EasyLM conversion_scripts/convert_preference_data.py, parse_out_prompt_turns_hh_format: pieces at every
+    # "Human:", each cut at "Assistant:" keeping only the text before a second "Assistant:"; empty texts are no turns.
+    turns = hh_rlhf.parse_turns_script("\n\nHuman: quote: Human: hi\n\nAssistant: Assistant: yes\n\nHuman: ok")
+    assert turns == [{"role": "user", "content": "quote:"}, {"role": "user", "content": "hi"},
+                     {"role": "user", "content": "ok"}]
+    assert hh_rlhf.parse_turns_script("\n\nHuman: Say nothing.\n\nAssistant:") == [{"role": "user", "content": "Say nothing."}]
+
+
+def test_hh_rlhf_script_parse_skips_what_the_script_skipped_silently(tmp_path):
+    cfg = upstream("hh_rlhf", tmp_path, "dataset.converter_options.parse=script")
+    prepared = prepare_preferences(cfg, mirror=str(tmp_path))
+    # By hand from rows.jsonl: the identical pair and "Say nothing." (its empty reply is no turn) have nothing after
+    # the shared turns: skipped by rule, not bad. The quoted "Human:" row ends chosen on a user turn: dropped.
+    assert prepared.report.skipped == {"no_diverging_turn": 2}
+    assert prepared.report.dropped == {"not_ending_with_assistant": 1}
+    assert len(prepared.dataset) == 3
+
+
+def test_nectar_script_rule_may_reject_an_answer_tied_with_rank_one():
+    rows = [{"prompt": f"\n\nHuman: q{i}\n\nAssistant: ", "answers": [
+        {"answer": "first", "rank": 1.0}, {"answer": "tied", "rank": 1.0}, {"answer": "worse", "rank": 2.0}]} for i in range(20)]
+    conv = converters.get("nectar")
+
+    def rejected(options):
+        ctx = converters.Context(random.Random(42), options)
+        return {p["rejected"][-1]["content"] for p in conv.convert(iter(rows), ctx)}
+
+    assert rejected({}) == {"worse"}
+    assert rejected({"parse": "script"}) == {"tied", "worse"}
+    with pytest.raises(ValueError, match=r"parse='exact'.*\['markers', 'script'\]"):
+        rejected({"parse": "exact"})
+
+
+def test_identical_pairs_are_an_own_filter_that_can_be_turned_off(tmp_path):
+    kept = prepare_preferences(upstream("ultrafeedback_fg", tmp_path, "dataset.drop_identical_pairs=false"), mirror=str(tmp_path))
+    assert kept.report.dropped == {} and len(kept.dataset) == 3  # the script kept the identical pair
+
+
+@pytest.mark.parametrize("name, options, skipped", [
+    # By hand from rows.jsonl: 2023 has one two-turn battle; 2024 one two-turn conversation and one with a null turn.
+    ("chatbot_arena_2023", ["single_turn_only=true", "language=English"], {"tie": 2, "multi_turn": 1}),
+    ("chatbot_arena_2024", ["single_turn_only=true", "drop_null_turns=true"], {"tie": 1, "multi_turn": 1, "null_turn": 1}),
+])
+def test_chatbot_arena_filters_are_options_counted_as_skips(tmp_path, name, options, skipped):
+    cfg = upstream(name, tmp_path, *(f"dataset.converter_options.{o}" for o in options))
+    assert prepare_preferences(cfg, mirror=str(tmp_path)).report.skipped == skipped

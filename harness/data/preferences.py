@@ -37,7 +37,7 @@ MESSAGES = List({"role": Value("string"), "content": Value("string")})
 FEATURES = Features({"prompt": MESSAGES, "chosen": MESSAGES, "rejected": MESSAGES, "source": Value("string"),
                      "id": Value("string")})
 # Config keys that do not change the rows a dataset yields.
-NOT_IDENTITY = ("label", "paper_rows", "max_bad_fraction")
+NOT_IDENTITY = ("label", "paper_rows", "released_rows", "max_bad_fraction")
 
 
 def asset_path(path: str) -> Path:
@@ -53,7 +53,7 @@ def _side(value) -> list[dict] | None:
     return messages_or_none(value)
 
 
-def normalize(row: dict, default_source: str) -> tuple[dict | None, str | None]:
+def normalize(row: dict, default_source: str, drop_identical: bool = True) -> tuple[dict | None, str | None]:
     """(normalised row, None) or (None, reason it is bad). Rows holding two whole conversations (tulu-2.5) are split
     at the longest run of turns they share; an explicit `prompt` message list is taken as is."""
     chosen, rejected = _side(row.get("chosen")), _side(row.get("rejected"))
@@ -66,7 +66,7 @@ def normalize(row: dict, default_source: str) -> tuple[dict | None, str | None]:
         while n < min(len(chosen), len(rejected)) - 1 and chosen[n] == rejected[n]:
             n += 1
         prompt, chosen, rejected = chosen[:n], chosen[n:], rejected[n:]
-    reason = pair_problem(prompt, chosen, rejected)
+    reason = pair_problem(prompt, chosen, rejected, drop_identical)
     if reason:
         return None, reason
     source = row.get("source") if isinstance(row.get("source"), str) and row.get("source") else default_source
@@ -176,7 +176,7 @@ def _build(cfg, split: str, mirror: str | None) -> Prepared:
     report = DataReport(cfg.name)
     rows = []
     for i, row in enumerate(_rows(cfg, split, mirror, report)):
-        out, reason = normalize(row, cfg.name)
+        out, reason = normalize(row, cfg.name, cfg.drop_identical_pairs)
         if out is None:
             report.drop(reason, i, row)
         else:
