@@ -78,9 +78,36 @@ def test_verify_reports_each_failure_kind_and_writes_verify_json(tmp_path, capsy
     assert "HelpSteer direction: ok" in printed and "3 failure(s)" in printed
 
 
+def test_verify_counts_chatbot_arena_pairs_under_each_candidate_filter(tmp_path):
+    cfg = compose("dataset=chatbot_arena_2024", "dataset.source=upstream", "dataset.max_bad_fraction=1.0")
+    mirror_rows(tmp_path, upstream_split(cfg.dataset), FIXTURES / "chatbot_arena_2024" / "rows.jsonl")
+
+    class Hub(FixtureHub):
+        def resolve(self, hub_id, revision):
+            return "d" * 40
+
+    [row] = verify([cfg], Hub(), str(tmp_path))["sources"]
+    # By hand from rows.jsonl (5 rows: a tie, a two-turn win, a null turn, an unparseable one, a one-turn win): 2 pairs
+    # kept by default (the null turn is dropped in validation), 1 single-turn only, 2 with null turns skipped.
+    assert row["rows"] == "FAIL" and "rows: 2, expected 34269" in row["notes"]
+    assert "with single_turn_only: 1 pairs" in row["notes"] and "with drop_null_turns: 2 pairs" in row["notes"]
+
+
 def test_verify_fails_a_released_helpsteer_built_the_other_way(tmp_path):
     _mirror(tmp_path, "highest")
     report = verify(_configs()[:2], FixtureHub(), str(tmp_path))
     assert report["helpsteer"]["status"] == "FAIL"
     assert report["helpsteer"]["released_direction"] == "highest" and report["helpsteer"]["configured"] == "lowest"
     assert report["failures"] == 2  # the direction, and (as above) the prompts' columns
+
+
+def test_cli_verify_prints_the_table_writes_verify_json_beside_the_mirror_and_exits_1_on_failure(tmp_path, monkeypatch, capsys):
+    from harness.data import __main__ as cli
+    from harness.data import verify as verify_module
+
+    _mirror(tmp_path, "lowest")
+    monkeypatch.setattr(verify_module, "HfHubInfo", lambda token: FixtureHub())
+    assert cli.main(["verify", "dataset=orca", f"dataset.revision={UNKNOWN}", f"paths.mirror={tmp_path}"]) == 1
+    out = capsys.readouterr().out
+    assert "orca_dpo_pairs@ffffffffffff" in out and "1 failure(s)" in out
+    assert json.loads((tmp_path / "verify.json").read_text())["failures"] == 1

@@ -186,9 +186,26 @@ def check_rows(row: Row, t: Target, mirror: str | None) -> None:
             return
         n = report.subsampled_from or report.rows
         row.notes.append(f"converted: {n} pairs, skipped {report.skipped}, dropped {report.dropped}")
+        row.notes += filter_variants(t.convert, mirror)
     row.rows = OK if n == t.expected_rows else FAIL
     if n != t.expected_rows:
         row.notes.append(f"rows: {n}, expected {t.expected_rows}")
+
+
+def filter_variants(cfg, mirror: str | None) -> list[str]:
+    """Pairs kept with each off-by-default filter option of the converter turned on (Chatbot Arena's candidate
+    filters), so the one that reproduces Table 1 can be read off."""
+    out = []
+    for key, value in cfg.converter_options.items():
+        if value is False:
+            variant = cfg.copy()
+            variant.converter_options[key] = True
+            try:
+                report = preferences.prepare_preferences(variant, mirror=mirror).report
+                out.append(f"with {key}: {report.subsampled_from or report.rows} pairs")
+            except Exception as e:  # noqa: BLE001
+                out.append(f"with {key}: {type(e).__name__}: {str(e)[:100]}")
+    return out
 
 
 def helpsteer_direction(mirror: str | None) -> dict:
