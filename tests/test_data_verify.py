@@ -29,6 +29,11 @@ class FixtureHub:
             raise ValueError(f"{hub_id}: revision {revision} not found")
         return main
 
+    def resolve_model(self, model_id, revision):
+        if model_id != "allenai/truthfulqa-truth-judge-llama2-7B":
+            raise ValueError(f"{model_id}: repository not found")
+        return "e" * 40
+
     def files(self, hub_id, commit):
         return ["README.md", "data/train.parquet"] + (["distilabel-capybara.py"] if "capybara" in hub_id else [])
 
@@ -91,6 +96,14 @@ def test_verify_counts_chatbot_arena_pairs_under_each_candidate_filter(tmp_path)
     # kept by default (the null turn is dropped in validation), 1 single-turn only, 2 with null turns skipped.
     assert row["rows"] == "FAIL" and "rows: 2, expected 34269" in row["notes"]
     assert "with single_turn_only: 1 pairs" in row["notes"] and "with drop_null_turns: 2 pairs" in row["notes"]
+
+
+def test_verify_checks_judge_models_by_id():
+    cfg = compose("eval=paper")
+    cfg.eval.benchmarks = {"truthfulqa": cfg.eval.benchmarks.truthfulqa}  # its two hf judges (hub ids)
+    report = verify([cfg], FixtureHub(), None)
+    judges = {r["used_by"]: r["revision"] for r in report["sources"] if r["source"].startswith("model ")}
+    assert judges == {"eval truthfulqa judge truth": "pin " + "e" * 40, "eval truthfulqa judge info": "FAIL"}
 
 
 def test_verify_fails_a_released_helpsteer_built_the_other_way(tmp_path):

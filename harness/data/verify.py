@@ -11,7 +11,7 @@ Per source (preference data, upstream sets, prompts, benchmarks), one row of one
               converter's columns; prompts: one of the EasyLM prompt columns)
     rows      the released split's rows against Table 1 (harness/assets/paper_tables/table1_preference_data.csv; a
               config's `released_rows` where the release differs), and an upstream set's converted pairs likewise
-and, when HelpSteer is among them, its direction: the released `helpsteer` split joined to nvidia/HelpSteer on
+judges' models (hub ids) get the revision check; and, when HelpSteer is among them, its direction: the released `helpsteer` split joined to nvidia/HelpSteer on
 (prompt, response), the mean of the 4 ratings of chosen against rejected, and the direction that decides against
 `conf/dataset/helpsteer.yaml`'s `chosen`. Rows are read from the mirror when one is set (run prefetch first), else from
 the hub. The table is printed and written as verify.json beside the mirror (or `--out`); any FAIL exits 1.
@@ -45,6 +45,9 @@ class HubInfo(Protocol):
     def files(self, hub_id: str, commit: str) -> list[str]:
         """The repo's file paths at `commit`."""
 
+    def resolve_model(self, model_id: str, revision: str | None) -> str:
+        """The commit of a model repo (a judge); raises when it does not resolve."""
+
 
 class HfHubInfo:
     def __init__(self, token: str | None = None):
@@ -57,6 +60,9 @@ class HfHubInfo:
 
     def files(self, hub_id: str, commit: str) -> list[str]:
         return self.api.list_repo_files(hub_id, repo_type="dataset", revision=commit)
+
+    def resolve_model(self, model_id: str, revision: str | None) -> str:
+        return self.api.model_info(model_id, revision=revision).sha
 
 
 @dataclass
@@ -71,6 +77,8 @@ class Target:
     expected_rows: int | None = None
     # An upstream dataset config whose converted pairs are counted against expected_rows.
     convert: object = None
+    # A model repo (a judge's hub id) rather than a dataset split: only its revision is checked.
+    model: bool = False
 
 
 @dataclass
@@ -127,12 +135,25 @@ def run_targets(cfg) -> list[Target]:
     out += [Target(s, f"prompts={cfg.prompts.name}", prompts.PROMPT_COLUMNS, False) for s in prompts.hub_sources(cfg.prompts)]
     for name, bench in cfg.eval.benchmarks.items():
         out += [Target(s, f"eval {name}") for s in hub_splits(bench)]
+        out += [Target(HubSplit(j.model, None, "model", j.revision), f"eval {name} judge {key}", model=True)
+                for key, j in bench.judges.items() if j.kind == "hf" and j.model and "/" in j.model
+                and not Path(j.model).exists()]
     return out
 
 
 def describe(s: HubSplit) -> str:
     sample = "" if s.seed is None else f" (seed {s.seed}, first {s.cap})"
     return f"{s.hub_id} [{s.config or 'default'}] {s.split}@{revision_label(s.revision)[:12]}{sample}"
+
+
+def check_model(row: Row, s: HubSplit, hub: HubInfo) -> None:
+    try:
+        commit = hub.resolve_model(s.hub_id, hub_revision(s.revision))
+    except Exception as e:  # noqa: BLE001
+        row.revision = FAIL
+        row.notes.append(f"model revision {revision_label(s.revision)} does not resolve: {type(e).__name__}: {e}")
+        return
+    row.revision = OK if commit == s.revision else f"pin {commit}"
 
 
 def check_repo(row: Row, s: HubSplit, hub: HubInfo) -> None:
@@ -240,9 +261,12 @@ def verify(configs: list, hub: HubInfo, mirror: str | None) -> dict:
             targets.setdefault(t.source, t)
     rows = []
     for s, t in targets.items():
-        row = Row(describe(s), t.used_by)
-        check_repo(row, s, hub)
-        check_rows(row, t, mirror)
+        row = Row(f"model {s.hub_id}@{revision_label(s.revision)[:12]}" if t.model else describe(s), t.used_by)
+        if t.model:
+            check_model(row, s, hub)
+        else:
+            check_repo(row, s, hub)
+            check_rows(row, t, mirror)
         rows.append(row)
     report = {"sources": [asdict(r) | {"failed": r.failed} for r in rows]}
     if any(s.split == "helpsteer" or s.hub_id == "nvidia/HelpSteer" for s in targets):
