@@ -26,6 +26,7 @@ def compose_run(overrides: list[str]):
 
 
 def cmd_prefetch(args) -> int:
+    from harness.data.hub import revision_label
     from harness.data.prefetch import prefetch, run_sources, sweep_points
 
     points = sweep_points(args.sweep, args.overrides) if args.sweep else [list(args.overrides)]
@@ -39,7 +40,8 @@ def cmd_prefetch(args) -> int:
     for line in prefetch(sources, mirror, force=args.force):
         s = line["source"]
         rows = f": {line['rows']} rows" if "rows" in line else ""
-        print(f"  {line['status']:<8} {s.hub_id} [{s.config or 'default'}] {s.split}@{s.revision or 'main'}{rows}")
+        sample = "" if s.seed is None else f" (seed {s.seed}, first {s.cap})"
+        print(f"  {line['status']:<8} {s.hub_id} [{s.config or 'default'}] {s.split}@{revision_label(s.revision)}{sample}{rows}")
     return 0
 
 
