@@ -8,7 +8,7 @@ from conftest import compose
 from test_data_support import FIXTURES, mirror_rows, released_source, tulu_pair
 
 from harness.data import mixture
-from harness.data.mirror import HubSplit, MirrorMissing
+from harness.data.mirror import MirrorMissing
 from harness.data.preferences import hub_sources, prepare_preferences
 from harness.data.validate import DataError
 

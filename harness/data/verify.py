@@ -11,9 +11,9 @@ Per source (preference data, upstream sets, prompts, benchmarks), one row of one
               converter's columns; prompts: one of the EasyLM prompt columns)
     rows      the released split's rows against Table 1 (harness/assets/paper_tables/table1_preference_data.csv; a
               config's `released_rows` where the release differs), and an upstream set's converted pairs likewise
-judges' models (hub ids) get the revision check; and, when HelpSteer is among them, its direction: the released `helpsteer` split joined to nvidia/HelpSteer on
-(prompt, response), the mean of the 4 ratings of chosen against rejected, and the direction that decides against
-`conf/dataset/helpsteer.yaml`'s `chosen`. Rows are read from the mirror when one is set (run prefetch first), else from
+judges' models (hub ids) get the revision check; and, when HelpSteer is among them, its direction: the released
+`helpsteer` split joined to nvidia/HelpSteer on (prompt, response), the mean of the 4 ratings of chosen against
+rejected, and the direction that decides, against `conf/dataset/helpsteer.yaml`'s `chosen`. Rows are read from the mirror when one is set (run prefetch first), else from
 the hub. The table is printed and written as verify.json beside the mirror (or `--out`); any FAIL exits 1.
 """
 
