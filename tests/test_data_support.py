@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
 from datasets import Dataset
 
 from harness.data.mirror import HubSplit, add_to_mirror
-from harness.schema import DatasetConfig
+from harness.data.mixture import dataset_config
+from harness.data.preferences import released_split
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "data"
 
@@ -28,8 +30,12 @@ def mirror_rows(mirror: Path, source: HubSplit, rows: list[dict] | Path) -> HubS
 
 def released_source(split: str) -> HubSplit:
     """A released split of allenai/tulu-2.5-preference-data, as a dataset config reads it (pinned, its own file)."""
-    d = DatasetConfig()
-    return HubSplit(d.hub_id, None, split, d.revision, d.data_files)
+    return _released_capybara()._replace(split=split)
+
+
+@functools.lru_cache(maxsize=1)
+def _released_capybara() -> HubSplit:
+    return released_split(dataset_config("capybara"))
 
 
 def tulu_pair(prompt: str, chosen: str, rejected: str, source: str = "fixture") -> dict:
