@@ -29,7 +29,7 @@ from typing import Protocol
 from harness.data import converters, mixture, preferences, prompts
 from harness.data.hub import hub_revision, pinned, revision_label
 from harness.data.mirror import HubSplit
-from harness.eval.sources import hub_splits
+from harness.data.prefetch import hub_splits
 
 TABLE1 = Path(__file__).resolve().parent.parent / "assets" / "paper_tables" / "table1_preference_data.csv"
 HELPSTEER_ASPECTS = ("helpfulness", "correctness", "coherence", "complexity")
