@@ -156,3 +156,17 @@ def test_an_upstream_set_under_its_cap_is_mirrored_whole_in_the_seeded_order(tmp
     assert manifest["rows"] == 6 and manifest["sample"] == {"seed": 42, "cap": 500000, "of_rows": 6}
     pairs = prepare_preferences(cfg, mirror=str(tmp_path)).dataset
     assert [r["prompt"][0]["content"] for r in pairs] == datasets.Dataset.from_list(rows).shuffle(seed=42)["history"]
+
+
+def test_prefetch_downloads_the_whole_upstream_split_once_and_keeps_its_seeded_prefix(tmp_path, monkeypatch):
+    full = datasets.Dataset.from_list(_shp_rows(10))
+    calls = []
+    monkeypatch.setattr(hub, "load_dataset", lambda path, **kw: calls.append(kw) or full)
+    monkeypatch.setattr(hub, "load_dataset_builder", lambda *a, **k: type("B", (), {
+        "name": "json", "config": type("C", (), {"data_files": {"train": ["hf://datasets/stanfordnlp/SHP-2/t.json"]}})()})())
+    cfg = compose("dataset=shp2", "dataset.source=upstream", "dataset.upstream_max_rows=4").dataset
+    prefetch(hub_sources(cfg), str(tmp_path))  # the real hub fetch, at the loader boundary
+    assert len(calls) == 1
+    [manifest] = read_manifest(tmp_path)
+    mirrored = datasets.Dataset.from_parquet(str(tmp_path / manifest["file"]))
+    assert mirrored["history"] == full.shuffle(seed=42).select(range(4))["history"]  # shuffled once, not twice
