@@ -280,14 +280,15 @@ def verify(configs: list, hub: HubInfo, mirror: str | None) -> dict:
 
 def table(report: dict) -> str:
     head = ("source", "used by", "revision", "script", "columns", "rows", "notes")
-    lines = [[r["source"], r["used_by"], r["revision"], r["script"], r["columns"], r["rows"], "; ".join(r["notes"])]
-             for r in report["sources"]]
+    one_line = lambda text: " ".join(str(text).split())  # noqa: E731 (hub errors span lines)
+    lines = [[r["source"], r["used_by"], r["revision"], r["script"], r["columns"], r["rows"],
+              "; ".join(one_line(n) for n in r["notes"])] for r in report["sources"]]
     widths = [max(len(str(x)) for x in col) for col in zip(head, *lines)][:-1]
     fmt = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths + [0])).rstrip()  # noqa: E731
     out = [fmt(head), fmt(["-" * w for w in widths] + ["-----"])] + [fmt(c) for c in lines]
     if "helpsteer" in report:
         h = report["helpsteer"]
-        out.append(f"HelpSteer direction: {h['status']}: " + ", ".join(f"{k}={v}" for k, v in h.items() if k != "status"))
+        out.append(f"HelpSteer direction: {h['status']}: " + one_line(", ".join(f"{k}={v}" for k, v in h.items() if k != "status")))
     out.append(f"{report['failures']} failure(s)")
     return "\n".join(out)
 
