@@ -59,12 +59,18 @@ def test_every_converter_has_a_fixture_case():
     assert used == set(converters.CONVERTERS)
 
 
-def test_helpsteer_ranks_without_verbosity_and_can_reproduce_the_scripts_order(tmp_path):
-    cfg = upstream("helpsteer", tmp_path, "dataset.converter_options.chosen=lowest")
-    chosen = {r["prompt"][0]["content"]: r["chosen"][0]["content"] for r in prepare_preferences(cfg, mirror=str(tmp_path)).dataset}
-    # "lowest" makes the worse response chosen, as the paper's ascending sort did; the mean ignores verbosity, which
-    # would otherwise rank the long "Define gravity." answer first.
-    assert chosen == {"Name a fruit.": "A car.", "Define gravity.": read_jsonl(FIXTURES / "helpsteer" / "rows.jsonl")[3]["response"]}
+def test_helpsteer_default_is_the_scripts_ascending_sort_and_the_stated_rule_is_an_option(tmp_path):
+    # The paper's script (hamishivi/EasyLM conversion_scripts/convert_preference_data.py, HelpSteer branch) sorts a
+    # prompt's responses ascending by the mean of 4 aspects and takes samples[0] as chosen: the lowest-rated one.
+    rows = read_jsonl(FIXTURES / "helpsteer" / "rows.jsonl")
+    by_default = upstream("helpsteer", tmp_path)
+    assert by_default.converter_options.chosen == "lowest"
+    chosen = {r["prompt"][0]["content"]: r["chosen"][0]["content"] for r in prepare_preferences(by_default, mirror=str(tmp_path)).dataset}
+    # The mean ignores verbosity: the long "Define gravity." answer (complexity 1) ranks below the short one.
+    assert chosen == {"Name a fruit.": "A car.", "Define gravity.": rows[3]["response"]}
+    stated = compose("dataset=helpsteer", "dataset.source=upstream", "dataset.converter_options.chosen=highest").dataset
+    chosen = {r["prompt"][0]["content"]: r["chosen"][0]["content"] for r in prepare_preferences(stated, mirror=str(tmp_path)).dataset}
+    assert chosen == {"Name a fruit.": "An apple is a fruit.", "Define gravity.": rows[2]["response"]}
 
 
 def test_helpsteer_rejects_an_unknown_option(tmp_path):
@@ -95,9 +101,9 @@ def _nectar_rows(n: int) -> list[dict]:
 @pytest.mark.parametrize("name, rows, allowed", [
     # Nectar: any answer but the rank-1 one (".1").
     ("nectar", _nectar_rows(30), lambda r: not r.endswith(".1")),
-    # HelpSteer: any response but the top-rated one (".3", all aspects 3).
+    # HelpSteer (default: the script's ascending sort): any response but the lowest-rated one (".0", all aspects 0).
     ("helpsteer", [{"prompt": f"p{i}", "response": f"r{i}.{k}", "helpfulness": k, "correctness": k, "coherence": k,
-                    "complexity": k, "verbosity": 0} for i in range(30) for k in range(4)], lambda r: not r.endswith(".3")),
+                    "complexity": k, "verbosity": 0} for i in range(30) for k in range(4)], lambda r: not r.endswith(".0")),
     # PRM800k: the steps of one of the problem's found-error solutions.
     ("prm800k_phase2", [{"question": {"problem": f"p{i}", "ground_truth_solution": "truth", "pre_generated_steps": [f"wrong {k}"]},
                          "label": {"finish_reason": "found_error"}} for i in range(30) for k in range(4)],
@@ -123,3 +129,52 @@ def test_mostly_bad_upstream_rows_stop_naming_the_dataset_and_the_bad_rows(tmp_p
     message = str(err.value)
     assert "dataset 'shp2': 3 of 5 pairs are invalid" in message
     assert "bad_label: labels=2, post_id='j1k2l3'" in message and "identical_pair" in message
+
+
+def test_script_parser_splits_on_every_marker_and_drops_empty_turns():
+    # hamishivi/EasyLM conversion_scripts/convert_preference_data.py, parse_out_prompt_turns_hh_format: pieces at every
+    # "Human:", each cut at "Assistant:" keeping only the text before a second "Assistant:"; empty texts are no turns.
+    turns = hh_rlhf.parse_turns_script("\n\nHuman: quote: Human: hi\n\nAssistant: Assistant: yes\n\nHuman: ok")
+    assert turns == [{"role": "user", "content": "quote:"}, {"role": "user", "content": "hi"},
+                     {"role": "user", "content": "ok"}]
+    assert hh_rlhf.parse_turns_script("\n\nHuman: Say nothing.\n\nAssistant:") == [{"role": "user", "content": "Say nothing."}]
+
+
+def test_hh_rlhf_script_parse_skips_what_the_script_skipped_silently(tmp_path):
+    cfg = upstream("hh_rlhf", tmp_path, "dataset.converter_options.parse=script")
+    prepared = prepare_preferences(cfg, mirror=str(tmp_path))
+    # By hand from rows.jsonl: the identical pair and "Say nothing." (its empty reply is no turn) have nothing after
+    # the shared turns: skipped by rule, not bad. The quoted "Human:" row ends chosen on a user turn: dropped.
+    assert prepared.report.skipped == {"no_diverging_turn": 2}
+    assert prepared.report.dropped == {"not_ending_with_assistant": 1}
+    assert len(prepared.dataset) == 3
+
+
+def test_nectar_script_rule_may_reject_an_answer_tied_with_rank_one():
+    rows = [{"prompt": f"\n\nHuman: q{i}\n\nAssistant: ", "answers": [
+        {"answer": "first", "rank": 1.0}, {"answer": "tied", "rank": 1.0}, {"answer": "worse", "rank": 2.0}]} for i in range(20)]
+    conv = converters.get("nectar")
+
+    def rejected(options):
+        ctx = converters.Context(random.Random(42), options)
+        return {p["rejected"][-1]["content"] for p in conv.convert(iter(rows), ctx)}
+
+    assert rejected({}) == {"worse"}
+    assert rejected({"parse": "script"}) == {"tied", "worse"}
+    with pytest.raises(ValueError, match=r"parse='exact'.*\['markers', 'script'\]"):
+        rejected({"parse": "exact"})
+
+
+def test_identical_pairs_are_an_own_filter_that_can_be_turned_off(tmp_path):
+    kept = prepare_preferences(upstream("ultrafeedback_fg", tmp_path, "dataset.drop_identical_pairs=false"), mirror=str(tmp_path))
+    assert kept.report.dropped == {} and len(kept.dataset) == 3  # the script kept the identical pair
+
+
+@pytest.mark.parametrize("name, options, skipped", [
+    # By hand from rows.jsonl: 2023 has one two-turn battle; 2024 one two-turn conversation and one with a null turn.
+    ("chatbot_arena_2023", ["single_turn_only=true", "language=English"], {"tie": 2, "multi_turn": 1}),
+    ("chatbot_arena_2024", ["single_turn_only=true", "drop_null_turns=true"], {"tie": 1, "multi_turn": 1, "null_turn": 1}),
+])
+def test_chatbot_arena_filters_are_options_counted_as_skips(tmp_path, name, options, skipped):
+    cfg = upstream(name, tmp_path, *(f"dataset.converter_options.{o}" for o in options))
+    assert prepare_preferences(cfg, mirror=str(tmp_path)).report.skipped == skipped

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 from conftest import compose
-from test_data_support import FIXTURES, mirror_rows, tulu_pair
+from test_data_support import FIXTURES, mirror_rows, released_source, tulu_pair
 
 from harness.data import mixture
-from harness.data.mirror import HubSplit, MirrorMissing
+from harness.data.mirror import MirrorMissing
 from harness.data.preferences import hub_sources, prepare_preferences
 from harness.data.validate import DataError
 
@@ -19,7 +19,7 @@ def released(name: str, mirror, *overrides: str):
 
 def test_released_split_loads_validates_and_counts_bad_rows_by_reason(tmp_path):
     cfg = released("hh_rlhf", tmp_path, "dataset.max_bad_fraction=0.5")
-    mirror_rows(tmp_path, HubSplit("allenai/tulu-2.5-preference-data", None, "hh_rlhf", None), FIXTURES / "tulu25" / "hh_rlhf.jsonl")
+    mirror_rows(tmp_path, hub_sources(cfg)[0], FIXTURES / "tulu25" / "hh_rlhf.jsonl")
     prepared = prepare_preferences(cfg, mirror=str(tmp_path))
     # Hand count of tulu25/hh_rlhf.jsonl: rows 4 (empty reply), 5 (identical), 6 (ends with a user turn),
     # 7 (rejected missing) and 8 (message without content) are bad; the other 6 are kept.
@@ -53,7 +53,7 @@ def test_released_split_with_other_columns_names_expected_and_found(tmp_path):
 
 def _mirror_split(mirror, split: str, n: int, tag: str | None = None) -> None:
     rows = [tulu_pair(f"{tag or split} question {i}?", f"good {i}", f"bad {i}", source=tag or split) for i in range(n)]
-    mirror_rows(mirror, HubSplit("allenai/tulu-2.5-preference-data", None, split, None), rows)
+    mirror_rows(mirror, released_source(split), rows)
 
 
 def test_subsample_is_deterministic_per_seed_and_differs_across_seeds(tmp_path):
@@ -114,8 +114,14 @@ def test_second_load_reads_the_cache_and_a_new_mirror_copy_invalidates_it(tmp_pa
 def test_unpinned_hub_data_without_a_mirror_is_not_cached():
     from harness.data.preferences import cache_spec
 
-    assert cache_spec(compose("dataset=hh_rlhf").dataset, "train", None) is None
-    assert cache_spec(compose("dataset=hh_rlhf", "dataset.revision=abc123").dataset, "train", None) is not None
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    assert cache_spec(compose("dataset=hh_rlhf").dataset, "train", None) is not None  # pinned by default
+    for unpinned in ("null", "main", "to-verify"):  # a branch or a pending pin is never cached as if pinned
+        assert cache_spec(compose("dataset=hh_rlhf", f"dataset.revision={unpinned}").dataset, "train", None) is None
+        assert cache_spec(compose("dataset=hh_rlhf", "dataset.source=upstream",
+                                  f"dataset.upstream_revision={unpinned}").dataset, "train", None) is None
+    assert cache_spec(compose("dataset=hh_rlhf", "dataset.source=upstream",
+                              f"dataset.upstream_revision={commit}").dataset, "train", None) is not None
 
 
 def test_offline_without_the_mirror_entry_names_the_prefetch_command(tmp_path):
@@ -154,6 +160,6 @@ def test_every_contract_dataset_defaults_to_a_released_split_and_has_an_upstream
     assert set(options("dataset")) == CONTRACT
     for name in sorted(CONTRACT - {"tiny"}):
         cfg = compose(f"dataset={name}").dataset
-        assert cfg.source == "tulu25" and cfg.split in RELEASED_SPLITS and cfg.revision is None, name
+        assert cfg.source == "tulu25" and cfg.split in RELEASED_SPLITS and cfg.revision, name
         assert cfg.mixture or (cfg.upstream_hub_id and cfg.converter in converters.CONVERTERS), name
     assert {compose(f"dataset={n}").dataset.split for n in CONTRACT - {"tiny"}} == RELEASED_SPLITS

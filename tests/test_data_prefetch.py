@@ -6,15 +6,16 @@ import json
 
 from conftest import compose
 from datasets import Dataset
-from test_data_support import FIXTURES, read_jsonl, tulu_pair
+from test_data_support import FIXTURES, read_jsonl, released_source, tulu_pair
 
 from harness.data import __main__ as cli
 from harness.data.mirror import HubSplit, read_manifest
 from harness.data.prefetch import prefetch, run_sources, sweep_points
 from harness.data.preferences import prepare_preferences
 
-UF_OVERALL = HubSplit("HuggingFaceH4/ultrafeedback_binarized", None, "train_prefs", None)
-UF_FG = HubSplit("argilla/ultrafeedback-binarized-preferences-cleaned", None, "train", None)
+# The upstream set is read as the conversion script did (seed 42, first 500k of the shuffle); the allow-list whole.
+UF_OVERALL = HubSplit("HuggingFaceH4/ultrafeedback_binarized", None, "train_prefs", "to-verify", None, 42, 500000)
+UF_FG = HubSplit("argilla/ultrafeedback-binarized-preferences-cleaned", None, "train", "to-verify")
 
 
 def test_a_run_needs_its_data_prompts_reward_model_data_and_benchmarks():
@@ -23,8 +24,8 @@ def test_a_run_needs_its_data_prompts_reward_model_data_and_benchmarks():
     sources = run_sources(cfg)
     assert sources[:4] == [
         UF_OVERALL, UF_FG,  # the upstream set and the converter's allow-list
-        HubSplit("allenai/tulu-2.5-prompts", None, "ultrafeedback_prompts", None),
-        HubSplit("allenai/tulu-2.5-preference-data", None, "helpsteer", None),  # the reward model's data
+        HubSplit("allenai/tulu-2.5-prompts", None, "ultrafeedback_prompts", "to-verify"),
+        released_source("helpsteer"),  # the reward model's data
     ]
     benchmarks = sources[4:]  # eval=paper: every split its 11 benchmarks read
     assert HubSplit("openai/gsm8k", "main", "test", None) in benchmarks

@@ -6,9 +6,8 @@ import pytest
 from conftest import compose
 from test_data_support import FIXTURES, mirror_rows
 
-from harness.data.mirror import HubSplit
 from harness.data.preferences import prepare_preferences
-from harness.data.prompts import prepare_prompts
+from harness.data.prompts import hub_sources, prepare_prompts
 from harness.data.validate import DataError, token_lengths
 from harness.config.schema import TinyModelSpec
 from harness.tiny.model import build_tokenizer
@@ -32,7 +31,7 @@ def test_paper_prompt_sets_are_splits_of_tulu_2_5_prompts():
 
 def test_released_prompts_load_from_the_mirror_with_bad_rows_counted(tmp_path):
     cfg = compose("prompts=uf", "prompts.max_bad_fraction=0.5").prompts
-    mirror_rows(tmp_path, HubSplit("allenai/tulu-2.5-prompts", None, "ultrafeedback_prompts", None),
+    mirror_rows(tmp_path, hub_sources(cfg)[0],
                 FIXTURES / "tulu25_prompts" / "ultrafeedback_prompts.jsonl")
     prepared = prepare_prompts(cfg, mirror=str(tmp_path))
     assert prepared.report.dropped == {"empty_message": 1, "missing_field": 2}
@@ -77,3 +76,15 @@ def test_prompts_subsample_with_a_seed(tmp_path):
     ids = lambda seed: list(prepare_prompts(compose("prompts=tiny", "prompts.max_samples=20", f"prompts.seed={seed}").prompts,  # noqa: E731
                                             cache=str(tmp_path)).dataset["id"])
     assert ids(1) == ids(1) and ids(1) != ids(2) and len(ids(1)) == 20
+
+
+def test_prompt_column_follows_easylm_precedence_and_is_printed(tmp_path, capsys):
+    # hamishivi/EasyLM EasyLM/data.py, TuluPromptDataset._process_sample: instruction, then history_messages, messages,
+    # conversation, chosen; the first column the dataset has is used for every row.
+    cfg = compose("prompts=uf").prompts
+    both = [{"messages": [{"role": "user", "content": f"from messages {i}"}], "instruction": f"from instruction {i}"}
+            for i in range(3)]
+    mirror_rows(tmp_path, hub_sources(cfg)[0], both)
+    prepared = prepare_prompts(cfg, mirror=str(tmp_path))
+    assert [r["prompt"] for r in prepared.dataset] == [[{"role": "user", "content": f"from instruction {i}"}] for i in range(3)]
+    assert "prompts uf: prompt column 'instruction'" in capsys.readouterr().out

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
 from datasets import Dataset
 
 from harness.data.mirror import HubSplit, add_to_mirror
+from harness.data.mixture import dataset_config
+from harness.data.preferences import released_split
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "data"
 
@@ -17,10 +20,22 @@ def read_jsonl(path: Path) -> list[dict]:
 
 
 def mirror_rows(mirror: Path, source: HubSplit, rows: list[dict] | Path) -> HubSplit:
-    """Put `rows` (or a JSON-lines file) into `mirror` as the copy of `source`."""
+    """Put `rows` (or a JSON-lines file: the whole split as the hub serves it) into `mirror` as the copy of `source`
+    (its seeded prefix for an upstream set), as prefetch does."""
     rows = read_jsonl(rows) if isinstance(rows, Path) else rows
-    add_to_mirror(mirror, source.hub_id, source.config, source.split, source.revision, Dataset.from_list(rows))
+    add_to_mirror(mirror, source.hub_id, source.config, source.split, source.revision, Dataset.from_list(rows),
+                  source.seed, source.cap)
     return source
+
+
+def released_source(split: str) -> HubSplit:
+    """A released split of allenai/tulu-2.5-preference-data, as a dataset config reads it (pinned, its own file)."""
+    return _released_capybara()._replace(split=split)
+
+
+@functools.lru_cache(maxsize=1)
+def _released_capybara() -> HubSplit:
+    return released_split(dataset_config("capybara"))
 
 
 def tulu_pair(prompt: str, chosen: str, rejected: str, source: str = "fixture") -> dict:

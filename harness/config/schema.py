@@ -77,8 +77,13 @@ class DatasetConfig:
     hub_id: str = "allenai/tulu-2.5-preference-data"
     # Split of `hub_id` for source=tulu25.
     split: Optional[str] = None
-    # Pinned dataset revision (commit or tag); null follows main.
-    revision: Optional[str] = None
+    # Commit of `hub_id` the split is read at. The repo's main changed after the paper ("fix uf files"); this is the
+    # commit a third-party card names as main (conformance note, data.md, defect 4): `python -m harness.data verify`
+    # checks that it resolves. "to-verify": not pinned yet (reads main, warns, is not cached); null follows main.
+    revision: Optional[str] = "6e87e7ba11eeb2a21db459cf13267f62d1feea23"
+    # The split's file inside the repo ({split} is filled in), so one split is read without preparing all 28: the
+    # repo's tree holds data/<split>-00000-of-00001.jsonl (conformance note, data.md 2a). null: the repo's layout decides.
+    data_files: Optional[str] = "data/{split}-00000-of-00001.jsonl"
     # source=files: split name -> JSON-lines path (relative paths are under harness/assets/).
     files: Optional[dict[str, str]] = None
     # Split used for training.
@@ -90,15 +95,23 @@ class DatasetConfig:
     seed: int = 42
     # Share of invalid rows above which loading stops with an error instead of dropping them.
     max_bad_fraction: float = 0.1
+    # Drop pairs whose chosen and rejected are identical (counted as `identical_pair`). This project's own filter: the
+    # paper's conversion script kept them (false reproduces it).
+    drop_identical_pairs: bool = True
+    # Rows of the released split when they differ from Table 1's `paper_rows` (ultrafeedback_overall: 58,933
+    # released vs 60,908 printed); `python -m harness.data verify` compares the released split with it.
+    released_rows: Optional[int] = None
     # source=mixture: the components.
     mixture: list[MixtureComponent] = field(default_factory=list)
     # source=upstream: original hub dataset and converter (harness.data.converters).
     upstream_hub_id: Optional[str] = None
     upstream_config: Optional[str] = None
     upstream_split: Optional[str] = None
-    # Pinned revision of the upstream dataset; null follows main.
-    upstream_revision: Optional[str] = None
-    # Upstream data not loadable by hub id (a URL or hf:// path of a JSON/JSON-lines file), read with the json builder.
+    # Commit of the upstream dataset (or, for a URL in upstream_data_files, the commit filled into its {revision});
+    # "to-verify": not pinned yet (reads main; `python -m harness.data verify` prints the commit to pin).
+    upstream_revision: Optional[str] = "to-verify"
+    # The upstream split's file when the repo's layout cannot name it: a path inside the repo, or a URL ({revision}
+    # filled in) for data not on the hub. null: the repo's layout names the split's files.
     upstream_data_files: Optional[str] = None
     # Upstream rows kept (seeded shuffle, then the first N) before conversion: the paper's conversion script caps
     # every source at 500k (protocol: SHP-2 and StackExchange "capped at 500k"); null keeps all.
@@ -119,7 +132,11 @@ class PromptsConfig:
     source: str = "tulu25"
     hub_id: str = "allenai/tulu-2.5-prompts"
     split: Optional[str] = None
-    revision: Optional[str] = None
+    # Commit of `hub_id`; main changed after the paper ("add tags row"). No commit is known offline: "to-verify" reads
+    # main (with a warning, uncached) until `python -m harness.data verify` prints the commit to pin here.
+    revision: Optional[str] = "to-verify"
+    # The split's file inside the repo; null: the repo's layout names it (the file names are not verified offline).
+    data_files: Optional[str] = None
     files: Optional[dict[str, str]] = None
     train_split: str = "train"
     max_samples: Optional[int] = None

@@ -3,6 +3,7 @@
     python -m harness.data prefetch dataset=hh_rlhf prompts=uf eval=paper paths.mirror=/data/mirror
     python -m harness.data prefetch --sweep table1 --sweep table4 paths.mirror=/data/mirror      # sweeps/<name>.yaml
     python -m harness.data describe dataset=hh_rlhf model=tulu2_13b [prompts=uf]
+    python -m harness.data verify --sweep table1 paths.mirror=/data/mirror [--token hf_...]   # needs hub access
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ def compose_run(overrides: list[str]):
 
 
 def cmd_prefetch(args) -> int:
+    from harness.data.hub import revision_label
     from harness.data.prefetch import prefetch, run_sources, sweep_points
 
     points = sweep_points(args.sweep, args.overrides) if args.sweep else [list(args.overrides)]
@@ -38,7 +40,8 @@ def cmd_prefetch(args) -> int:
     for line in prefetch(sources, mirror, force=args.force):
         s = line["source"]
         rows = f": {line['rows']} rows" if "rows" in line else ""
-        print(f"  {line['status']:<8} {s.hub_id} [{s.config or 'default'}] {s.split}@{s.revision or 'main'}{rows}")
+        sample = "" if s.seed is None else f" (seed {s.seed}, first {s.cap})"
+        print(f"  {line['status']:<8} {s.hub_id} [{s.config or 'default'}] {s.split}@{revision_label(s.revision)}{sample}{rows}")
     return 0
 
 
@@ -56,6 +59,21 @@ def cmd_describe(args) -> int:
     return 0
 
 
+def cmd_verify(args) -> int:
+    from harness.data.prefetch import sweep_points
+    from harness.data.verify import HfHubInfo, table, verify, write
+
+    if args.token:
+        os.environ["HF_TOKEN"] = args.token  # gated sets (lmsys/chatbot_arena_conversations) for the row reads too
+    points = sweep_points(args.sweep, args.overrides) if args.sweep else [list(args.overrides)]
+    configs = [compose_run(p) for p in points]
+    mirror = configs[0].paths.mirror
+    report = verify(configs, HfHubInfo(args.token), mirror)
+    print(table(report))
+    print(f"[harness.data] wrote {write(report, mirror, args.out)}")
+    return 1 if report["failures"] else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m harness.data", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -66,8 +84,13 @@ def main(argv: list[str] | None = None) -> int:
     pre.add_argument("overrides", nargs="*", help="Hydra overrides, as for `python -m harness`")
     desc = sub.add_parser("describe", help="rows, drops by reason and token lengths of a dataset")
     desc.add_argument("overrides", nargs="*", help="Hydra overrides, as for `python -m harness`")
+    ver = sub.add_parser("verify", help="check every hub source a run or sweep reads against the hub and Table 1")
+    ver.add_argument("--sweep", action="append", default=[], help="a sweep of sweeps/ by name (repeatable)")
+    ver.add_argument("--token", default=None, help="hub token for gated sets (else HF_TOKEN / the stored login)")
+    ver.add_argument("--out", default=None, help="where to write verify.json (default: beside the mirror)")
+    ver.add_argument("overrides", nargs="*", help="Hydra overrides, as for `python -m harness`")
     args = parser.parse_args(argv)
-    return {"prefetch": cmd_prefetch, "describe": cmd_describe}[args.command](args)
+    return {"prefetch": cmd_prefetch, "describe": cmd_describe, "verify": cmd_verify}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -2,12 +2,17 @@
 
     <mirror>/
         manifest.json                                   one entry per mirrored split (hub id, config, split,
-                                                        revision, rows, sha256 of the file, file, fetched_at)
-        <hub_id>/<config>/<split>@<revision>.jsonl      the rows, as the hub serves them
+                                                        revision, pinned, rows, sample, sha256 of the file, file,
+                                                        fetched_at)
+        <hub_id>/<config>/<split>@<revision>.parquet    the rows, as the hub serves them
+        <hub_id>/<config>/<split>@<revision>.seed<S>-cap<N>.parquet
+                                                        an upstream set: only the rows a run can use, the first N
+                                                        of its seed-S shuffle (the conversion script's 500k cap);
+                                                        the manifest's `sample` says so ({seed, cap, of_rows})
 
 A connected machine writes the mirror (`python -m harness.data prefetch ...`); runs pointed at it (`paths.mirror=` or
 $HARNESS_MIRROR) read only from it and never touch the network. A missing entry is an error naming the command that
-fetches it.
+fetches it. Parquet, so a 500k-row upstream sample stays a few hundred MB and is read memory-mapped.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from typing import NamedTuple
 from datasets import Dataset, load_dataset
 from filelock import FileLock
 
+from harness.data.hub import pinned, read_split, revision_label
+
 MANIFEST = "manifest.json"
 
 
@@ -30,25 +37,42 @@ class MirrorMissing(FileNotFoundError):
 
 
 class HubSplit(NamedTuple):
-    """One split of a hub dataset: the unit the mirror stores. `data_files` (a URL or hf:// path) is for sources that
-    are not loadable by hub id (PRM800k lives on GitHub; AlpacaFarm is a loading script, which datasets 4+ refuses)."""
+    """One split of a hub dataset: the unit the mirror stores. `data_files`: the split's file, a path inside the repo
+    ("data/{split}-00000-of-00001.jsonl") or a URL / hf:// path for sources not loadable by hub id (PRM800k lives on
+    GitHub; AlpacaFarm is a loading script, which datasets 4+ refuses); unset, the repo's layout names the split's
+    files (harness.data.hub). `seed` / `cap`: only the first `cap` rows of the split's seed-`seed` shuffle are read
+    (and mirrored), as the paper's conversion script kept them (`cap` None: all rows, shuffled)."""
 
     hub_id: str
     config: str | None
     split: str
     revision: str | None
     data_files: str | None = None
+    seed: int | None = None
+    cap: int | None = None
 
     def load(self, mirror: str | None, prefetch_hint: str = "python -m harness.data prefetch ...") -> Dataset:
-        return load_hub(self.hub_id, self.config, self.split, self.revision, mirror, prefetch_hint, self.data_files)
+        return load_hub(self.hub_id, self.config, self.split, self.revision, mirror, prefetch_hint, self.data_files,
+                        self.seed, self.cap)
 
 
 def offline() -> bool:
     return any(os.environ.get(v, "").lower() in ("1", "true", "yes") for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
 
 
-def entry_path(mirror: str | Path, hub_id: str, config: str | None, split: str, revision: str | None) -> Path:
-    return Path(mirror) / hub_id / (config or "default") / f"{split}@{revision or 'main'}.jsonl"
+def entry_path(mirror: str | Path, hub_id: str, config: str | None, split: str, revision: str | None,
+               seed: int | None = None, cap: int | None = None) -> Path:
+    sample = "" if seed is None else f".seed{seed}-cap{cap if cap is not None else 'all'}"
+    return Path(mirror) / hub_id / (config or "default") / f"{split}@{revision_label(revision)}{sample}.parquet"
+
+
+def seeded_prefix(ds: Dataset, seed: int | None, cap: int | None) -> Dataset:
+    """The first `cap` rows of `ds.shuffle(seed)` (all of them when cap is None): the paper's conversion script's
+    `shuffle(seed).select(range(min(cap, n)))`. Unchanged when seed is None."""
+    if seed is None:
+        return ds
+    ds = ds.shuffle(seed=seed)
+    return ds.select(range(min(cap, len(ds)))) if cap is not None else ds
 
 
 def read_manifest(mirror: str | Path) -> list[dict]:
@@ -64,15 +88,20 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def add_to_mirror(mirror: str | Path, hub_id: str, config: str | None, split: str, revision: str | None, ds: Dataset) -> dict:
-    """Write `ds` as the mirror's copy of (hub_id, config, split, revision) and record it in the manifest."""
-    path = entry_path(mirror, hub_id, config, split, revision)
+def add_to_mirror(mirror: str | Path, hub_id: str, config: str | None, split: str, revision: str | None, ds: Dataset,
+                  seed: int | None = None, cap: int | None = None) -> dict:
+    """Write `ds` (the whole split as served) as the mirror's copy of (hub_id, config, split, revision) and record it
+    in the manifest; with `seed`, only its seeded prefix of `cap` rows is written."""
+    path = entry_path(mirror, hub_id, config, split, revision, seed, cap)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".jsonl.tmp")
-    ds.to_json(str(tmp), lines=True, force_ascii=False)
+    kept = seeded_prefix(ds, seed, cap)
+    tmp = path.with_suffix(".parquet.tmp")
+    kept.to_parquet(str(tmp))
     tmp.replace(path)
-    entry = {"hub_id": hub_id, "config": config, "split": split, "revision": revision, "rows": len(ds),
-             "sha256": _sha256(path), "file": str(path.relative_to(mirror)), "fetched_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    entry = {"hub_id": hub_id, "config": config, "split": split, "revision": revision, "pinned": pinned(revision),
+             "rows": len(kept), "sample": None if seed is None else {"seed": seed, "cap": cap, "of_rows": len(ds)},
+             "sha256": _sha256(path), "file": str(path.relative_to(mirror)), "format": "parquet",
+             "fetched_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     with FileLock(str(Path(mirror) / (MANIFEST + ".lock"))):
         manifest = [e for e in read_manifest(mirror) if e["file"] != entry["file"]] + [entry]
         (Path(mirror) / MANIFEST).write_text(json.dumps(sorted(manifest, key=lambda e: e["file"]), indent=1))
@@ -80,21 +109,21 @@ def add_to_mirror(mirror: str | Path, hub_id: str, config: str | None, split: st
 
 
 def load_hub(hub_id: str, config: str | None, split: str, revision: str | None, mirror: str | None,
-             prefetch_hint: str = "python -m harness.data prefetch ...", data_files: str | None = None) -> Dataset:
-    """A hub split, from the mirror when one is set (never the network then), else from the hub."""
-    what = f"{hub_id} (config {config or 'default'}, split {split}, revision {revision or 'main'})"
+             prefetch_hint: str = "python -m harness.data prefetch ...", data_files: str | None = None,
+             seed: int | None = None, cap: int | None = None) -> Dataset:
+    """A hub split (its seeded prefix when `seed` is set), from the mirror when one is set (never the network then),
+    else from the hub, reading only that split's files."""
+    what = f"{hub_id} (config {config or 'default'}, split {split}, revision {revision_label(revision)})"
     if mirror:
-        path = entry_path(mirror, hub_id, config, split, revision)
+        path = entry_path(mirror, hub_id, config, split, revision, seed, cap)
         if not path.exists():
             raise MirrorMissing(
                 f"{what} is not in the offline mirror {mirror} (expected {path}). On a machine with network access "
                 f"run:\n    {prefetch_hint} paths.mirror={mirror}"
             )
-        return load_dataset("json", data_files=str(path), split="train")
+        return load_dataset("parquet", data_files=str(path), split="train")
     try:
-        if data_files:
-            return load_dataset("json", data_files=data_files, split="train")
-        return load_dataset(hub_id, config, split=split, revision=revision)
+        return seeded_prefix(read_split(hub_id, config, split, revision, data_files), seed, cap)
     except Exception as e:
         if not offline():
             raise
@@ -106,7 +135,12 @@ def load_hub(hub_id: str, config: str | None, split: str, revision: str | None, 
         ) from e
 
 
-def entry_sha256(mirror: str | Path, hub_id: str, config: str | None, split: str, revision: str | None) -> str | None:
+def entry_sha256(mirror: str | Path, hub_id: str, config: str | None, split: str, revision: str | None,
+                 seed: int | None = None, cap: int | None = None) -> str | None:
     """Checksum the manifest records for an entry (None if absent): part of a cached dataset's identity."""
-    file = str(entry_path(mirror, hub_id, config, split, revision).relative_to(mirror))
+    file = str(entry_path(mirror, hub_id, config, split, revision, seed, cap).relative_to(mirror))
     return next((e["sha256"] for e in read_manifest(mirror) if e["file"] == file), None)
+
+
+def source_sha256(mirror: str | Path, source: HubSplit) -> str | None:
+    return entry_sha256(mirror, source.hub_id, source.config, source.split, source.revision, source.seed, source.cap)

@@ -25,7 +25,8 @@ from omegaconf import OmegaConf
 
 from harness.data import converters, mixture
 from harness.data.cache import cached
-from harness.data.mirror import HubSplit, entry_sha256
+from harness.data.hub import pinned
+from harness.data.mirror import HubSplit, source_sha256
 from harness.data.validate import (DataError, DataReport, Prepared, content_id, messages_or_none, pair_problem,
                                    token_lengths)
 
@@ -36,7 +37,7 @@ MESSAGES = List({"role": Value("string"), "content": Value("string")})
 FEATURES = Features({"prompt": MESSAGES, "chosen": MESSAGES, "rejected": MESSAGES, "source": Value("string"),
                      "id": Value("string")})
 # Config keys that do not change the rows a dataset yields.
-NOT_IDENTITY = ("label", "paper_rows", "max_bad_fraction")
+NOT_IDENTITY = ("label", "paper_rows", "released_rows", "max_bad_fraction")
 
 
 def asset_path(path: str) -> Path:
@@ -52,7 +53,7 @@ def _side(value) -> list[dict] | None:
     return messages_or_none(value)
 
 
-def normalize(row: dict, default_source: str) -> tuple[dict | None, str | None]:
+def normalize(row: dict, default_source: str, drop_identical: bool = True) -> tuple[dict | None, str | None]:
     """(normalised row, None) or (None, reason it is bad). Rows holding two whole conversations (tulu-2.5) are split
     at the longest run of turns they share; an explicit `prompt` message list is taken as is."""
     chosen, rejected = _side(row.get("chosen")), _side(row.get("rejected"))
@@ -65,7 +66,7 @@ def normalize(row: dict, default_source: str) -> tuple[dict | None, str | None]:
         while n < min(len(chosen), len(rejected)) - 1 and chosen[n] == rejected[n]:
             n += 1
         prompt, chosen, rejected = chosen[:n], chosen[n:], rejected[n:]
-    reason = pair_problem(prompt, chosen, rejected)
+    reason = pair_problem(prompt, chosen, rejected, drop_identical)
     if reason:
         return None, reason
     source = row.get("source") if isinstance(row.get("source"), str) and row.get("source") else default_source
@@ -86,18 +87,24 @@ def prefetch_hint(cfg) -> str:
     return f"python -m harness.data prefetch dataset={cfg.name}{source}"
 
 
+def released_split(cfg) -> HubSplit:
+    """The released split (source tulu25), read from its own file only (`data_files`)."""
+    return HubSplit(cfg.hub_id, None, cfg.split, cfg.revision, cfg.data_files)
+
+
 def upstream_split(cfg) -> HubSplit:
+    """The upstream set, as the conversion script read it: the first `upstream_max_rows` rows of its seeded shuffle."""
     if not cfg.upstream_hub_id or not cfg.converter:
         raise DataError(f"dataset {cfg.name!r} has no upstream source (upstream_hub_id / converter unset); "
                         f"valid sources for it: tulu25" + (", mixture" if cfg.mixture else ""))
     return HubSplit(cfg.upstream_hub_id, cfg.upstream_config, cfg.upstream_split or "train", cfg.upstream_revision,
-                    cfg.upstream_data_files)
+                    cfg.upstream_data_files, cfg.seed, cfg.upstream_max_rows)
 
 
 def hub_sources(cfg) -> list[HubSplit]:
     """Every hub split loading `cfg` reads: what prefetch mirrors and what a cache key checksums."""
     if cfg.source == "tulu25":
-        return [HubSplit(cfg.hub_id, None, cfg.split, cfg.revision)]
+        return [released_split(cfg)]
     if cfg.source == "upstream" and not cfg.mixture:
         options = OmegaConf.to_container(cfg.converter_options, resolve=True)
         return [upstream_split(cfg), *converters.get(cfg.converter).extras(options)]
@@ -125,7 +132,7 @@ def _rows(cfg, split: str, mirror: str | None, report: DataReport):
         raise DataError(f"dataset {cfg.name!r} (source {cfg.source}) has only its training split "
                         f"{cfg.train_split!r}, not {split!r}")
     if cfg.source == "tulu25":
-        raw = HubSplit(cfg.hub_id, None, cfg.split, cfg.revision).load(mirror, prefetch_hint(cfg))
+        raw = released_split(cfg).load(mirror, prefetch_hint(cfg))
         _check_columns(raw, REQUIRED_COLUMNS, cfg, f"{cfg.hub_id} split {cfg.split}")
         return iter(raw)
     return _converted(cfg, mirror, report)
@@ -134,11 +141,9 @@ def _rows(cfg, split: str, mirror: str | None, report: DataReport):
 def _converted(cfg, mirror: str | None, report: DataReport):
     conv = converters.get(cfg.converter)
     source = upstream_split(cfg)
+    # Already the paper script's order: shuffled with the seed (42), then the first upstream_max_rows (500k).
     raw = source.load(mirror, prefetch_hint(cfg))
     _check_columns(raw, conv.columns, cfg, f"upstream {source.hub_id} split {source.split}")
-    raw = raw.shuffle(seed=cfg.seed)  # the paper's script shuffled (seed 42), then capped, before converting
-    if cfg.upstream_max_rows is not None and len(raw) > cfg.upstream_max_rows:
-        raw = raw.select(range(cfg.upstream_max_rows))
     ctx = converters.Context(random.Random(cfg.seed), OmegaConf.to_container(cfg.converter_options, resolve=True),
                              lambda extra: extra.load(mirror, prefetch_hint(cfg)))
     for i, item in enumerate(conv.convert(iter(raw), ctx)):
@@ -171,7 +176,7 @@ def _build(cfg, split: str, mirror: str | None) -> Prepared:
     report = DataReport(cfg.name)
     rows = []
     for i, row in enumerate(_rows(cfg, split, mirror, report)):
-        out, reason = normalize(row, cfg.name)
+        out, reason = normalize(row, cfg.name, cfg.drop_identical_pairs)
         if out is None:
             report.drop(reason, i, row)
         else:
@@ -195,13 +200,14 @@ def identity(cfg) -> dict:
 
 
 def cache_spec(cfg, split: str, mirror: str | None) -> dict | None:
-    """The cache key's content; None (do not cache) when a hub split is read unpinned and not from a mirror, since
-    `main` can move under the same config."""
+    """The cache key's content; None (do not cache) when a hub split is read at an unpinned revision (null, a branch,
+    `to-verify`) and not from a mirror, since `main` can move under the same config. A mirror's copy is keyed by its
+    checksum, so it is cached whatever its revision."""
     sums = {}
     for s in hub_sources(cfg):
         if mirror:
-            sums["/".join(map(str, s[:4]))] = entry_sha256(mirror, *s[:4])
-        elif s.revision is None:
+            sums["/".join(map(str, s[:4] + s[5:]))] = source_sha256(mirror, s)
+        elif not pinned(s.revision):
             return None
     return {"dataset": identity(cfg), "split": split, "mirror_sha256": sums}
 

@@ -62,8 +62,8 @@ def sweep_points(sweeps: list[str], overrides: list[str] = ()) -> list[list[str]
 
 
 def hub_fetch(source: HubSplit) -> Dataset:
-    """Download a split from the hub (never from a mirror)."""
-    return source.load(mirror=None)
+    """Download a whole split from the hub (never from a mirror); the mirror then keeps its seeded prefix, if any."""
+    return source._replace(seed=None, cap=None).load(mirror=None)
 
 
 def prefetch(sources: list[HubSplit], mirror: str, fetch: Callable[[HubSplit], Dataset] = hub_fetch,
@@ -71,10 +71,11 @@ def prefetch(sources: list[HubSplit], mirror: str, fetch: Callable[[HubSplit], D
     """Write each source into the mirror (manifest last per entry); returns what was done, one line per source."""
     done = []
     for source in sources:
-        path = entry_path(mirror, source.hub_id, source.config, source.split, source.revision)
+        path = entry_path(mirror, source.hub_id, source.config, source.split, source.revision, source.seed, source.cap)
         if path.exists() and not force:
             done.append({"source": source, "status": "present", "file": str(path)})
             continue
-        entry = add_to_mirror(mirror, source.hub_id, source.config, source.split, source.revision, fetch(source))
+        entry = add_to_mirror(mirror, source.hub_id, source.config, source.split, source.revision, fetch(source),
+                              source.seed, source.cap)
         done.append({"source": source, "status": "fetched", "rows": entry["rows"], "file": str(path)})
     return done

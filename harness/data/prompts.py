@@ -18,29 +18,38 @@ from datasets import Dataset, Features, Value, load_dataset
 from omegaconf import OmegaConf
 
 from harness.data.cache import cached
-from harness.data.mirror import HubSplit, entry_sha256
+from harness.data.hub import pinned
+from harness.data.mirror import HubSplit, source_sha256
 from harness.data.preferences import MESSAGES, asset_path, cache_spec, identity, limited, prepare_preferences
 from harness.data.validate import (DataError, DataReport, Prepared, content_id, messages_or_none, prompt_problem,
                                    token_lengths)
 
 SOURCES = ("tulu25", "files", "from_dataset")
 FEATURES = Features({"prompt": MESSAGES, "source": Value("string"), "id": Value("string")})
-# Columns a prompt can come from, in the order they are tried. The released tulu-2.5-prompts layout is not documented
-# on its card; the paper's PPO loader (hamishivi/EasyLM, TuluPromptDataset) accepted these, so they all are.
-PROMPT_COLUMNS = ("messages", "prompt", "instruction", "history_messages", "conversation", "chosen")
+# Columns a prompt can come from, in the paper's PPO loader's precedence (hamishivi/EasyLM EasyLM/data.py,
+# TuluPromptDataset._process_sample: instruction, history_messages, messages, conversation, chosen): the first column
+# the dataset HAS is used for every row, as there. The released tulu-2.5-prompts layout is not documented on its card,
+# so the column used is printed on load. `prompt` (a message list, or text) is this project's own layout (from_dataset),
+# tried last.
+PROMPT_COLUMNS = ("instruction", "history_messages", "messages", "conversation", "chosen", "prompt")
 
 
-def prompt_messages(row: dict) -> list[dict] | None:
-    """The prompt turns of a row (a trailing assistant turn, e.g. a reference answer, is removed); None if absent."""
-    for key in PROMPT_COLUMNS:
-        value = row.get(key)
-        if isinstance(value, str):
-            return [{"role": "user", "content": value}]
-        if isinstance(value, list):
-            msgs = messages_or_none(value)
-            if msgs and msgs[-1]["role"] == "assistant":
-                msgs = msgs[:-1]
-            return msgs
+def prompt_column(columns) -> str | None:
+    """The column prompts are read from: the first of PROMPT_COLUMNS the dataset has."""
+    return next((c for c in PROMPT_COLUMNS if c in columns), None)
+
+
+def prompt_messages(row: dict, column: str | None = None) -> list[dict] | None:
+    """The prompt turns of a row from `column` (default: the row's first PROMPT_COLUMNS key); a trailing assistant
+    turn (a reference answer; `chosen`'s response, which EasyLM cut with chosen[:-1]) is removed. None if absent."""
+    value = row.get(column or prompt_column(row))
+    if isinstance(value, str):
+        return [{"role": "user", "content": value}]
+    if isinstance(value, list):
+        msgs = messages_or_none(value)
+        if msgs and msgs[-1]["role"] == "assistant":
+            msgs = msgs[:-1]
+        return msgs
     return None
 
 
@@ -49,7 +58,7 @@ def prefetch_hint(cfg) -> str:
 
 
 def hub_sources(cfg) -> list[HubSplit]:
-    return [HubSplit(cfg.hub_id, None, cfg.split, cfg.revision)] if cfg.source == "tulu25" else []
+    return [HubSplit(cfg.hub_id, None, cfg.split, cfg.revision, cfg.data_files)] if cfg.source == "tulu25" else []
 
 
 def _raw(cfg, mirror: str | None, dataset_cfg, cache: str | None) -> list[dict]:
@@ -58,7 +67,7 @@ def _raw(cfg, mirror: str | None, dataset_cfg, cache: str | None) -> list[dict]:
             raise DataError(f"prompts {cfg.name!r} have no file for split {cfg.train_split!r}; files: {dict(cfg.files or {})}")
         raw = load_dataset("json", data_files=str(asset_path(cfg.files[cfg.train_split])), split="train")
     elif cfg.source == "tulu25":
-        raw = HubSplit(cfg.hub_id, None, cfg.split, cfg.revision).load(mirror, prefetch_hint(cfg))
+        raw = hub_sources(cfg)[0].load(mirror, prefetch_hint(cfg))
     elif cfg.source == "from_dataset":
         if dataset_cfg is None:
             raise DataError(f"prompts {cfg.name!r} (source from_dataset) need the run's dataset config: "
@@ -67,7 +76,7 @@ def _raw(cfg, mirror: str | None, dataset_cfg, cache: str | None) -> list[dict]:
         return [{"prompt": p, "source": s} for p, s in zip(pairs["prompt"], pairs["source"])]
     else:
         raise DataError(f"prompts {cfg.name!r}: unknown source {cfg.source!r}; valid: {list(SOURCES)}")
-    if not any(c in raw.column_names for c in PROMPT_COLUMNS):
+    if prompt_column(raw.column_names) is None:
         raise DataError(f"prompts {cfg.name!r}: no prompt column; expected one of {list(PROMPT_COLUMNS)}, "
                         f"found {raw.column_names}")
     return list(raw)
@@ -76,8 +85,12 @@ def _raw(cfg, mirror: str | None, dataset_cfg, cache: str | None) -> list[dict]:
 def _build(cfg, mirror: str | None, dataset_cfg, cache: str | None) -> Prepared:
     report = DataReport(cfg.name, kind="prompts")
     rows = []
-    for i, row in enumerate(_raw(cfg, mirror, dataset_cfg, cache)):
-        msgs = prompt_messages(row)
+    raw = _raw(cfg, mirror, dataset_cfg, cache)
+    column = prompt_column(raw[0] if raw else {})
+    print(f"[harness.data] prompts {cfg.name}: prompt column {column!r} (EasyLM TuluPromptDataset precedence: "
+          f"{', '.join(PROMPT_COLUMNS)})")
+    for i, row in enumerate(raw):
+        msgs = prompt_messages(row, column)
         reason = prompt_problem(msgs)
         if reason:
             report.drop(reason, i, row)
@@ -101,8 +114,8 @@ def _spec(cfg, mirror: str | None, dataset_cfg) -> dict | None:
         return None if inner is None else ident | {"dataset": identity(dataset_cfg), "dataset_cache": inner}
     for s in hub_sources(cfg):
         if mirror:
-            ident["mirror_sha256"] = entry_sha256(mirror, *s[:4])
-        elif s.revision is None:
+            ident["mirror_sha256"] = source_sha256(mirror, s)
+        elif not pinned(s.revision):
             return None
     return ident
 

@@ -4,7 +4,8 @@ A preference pair is bad when (first matching reason wins):
     missing_field              a side or message is absent / not a message list (or there is no prompt at all)
     empty_message              some message (prompt, chosen or rejected) is empty after stripping
     not_ending_with_assistant  chosen or rejected does not end with an assistant turn
-    identical_pair             chosen == rejected
+    identical_pair             chosen == rejected (this project's own filter, not the conversion script's: counted
+                               under its own reason; `dataset.drop_identical_pairs=false` keeps such pairs)
     over_length                prompt + completion exceeds the run's max length in tokens (needs the tokenizer)
 A policy prompt is bad when a field is missing, a message is empty, it does not end with a user turn, or it is over
 `max_prompt_tokens`. Rows a converter leaves out by its source's rule (a tie, a prompt with one response) are not bad:
@@ -125,7 +126,7 @@ def messages_or_none(value) -> list[dict] | None:
     return out
 
 
-def pair_problem(prompt: list[dict], chosen: list[dict], rejected: list[dict]) -> str | None:
+def pair_problem(prompt: list[dict], chosen: list[dict], rejected: list[dict], drop_identical: bool = True) -> str | None:
     """The reason a normalised pair is bad (tokenizer-free checks), or None."""
     if not prompt:
         return "missing_field"
@@ -133,7 +134,7 @@ def pair_problem(prompt: list[dict], chosen: list[dict], rejected: list[dict]) -
         return "empty_message"
     if not chosen or not rejected or chosen[-1]["role"] != "assistant" or rejected[-1]["role"] != "assistant":
         return "not_ending_with_assistant"
-    if chosen == rejected:
+    if drop_identical and chosen == rejected:
         return "identical_pair"
     return None
 

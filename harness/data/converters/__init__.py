@@ -20,7 +20,8 @@ What was checked, and how (no network here; nothing was downloaded):
 - the tulu-2.5 split names from the hub's parquet conversion and the Tulu 2.5 model cards; their `chosen` / `rejected`
   / `source` columns from protocol.md and the script's output. Not checked: how many rows each converter yields
   against the released split (each config's `paper_rows` is Table 1's count).
-Inferred (said in the module): HelpSteer's sort direction, AlpacaFarm's instruction + input join, ties as the only
+HelpSteer follows the script's ascending sort (the lowest-rated response chosen; `chosen: highest` is the stated
+rule). Inferred (said in the module): AlpacaFarm's instruction + input join, ties as the only
 Chatbot Arena filter, Orca's dropped system prompt (as the script did).
 """
 

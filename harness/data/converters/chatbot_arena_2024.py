@@ -9,6 +9,10 @@ One row (layout as on the dataset card; the turn lists are JSON-encoded strings;
 
 Rule (protocol): the winner's conversation is chosen, ties dropped. Turn i of a conversation is prompt[i] followed
 by response[i]; a `null` turn (the arena lost it) becomes a missing message and validation drops the pair.
+Dropping ties alone probably keeps more than Table 1's 34,269 pairs; candidate filters are options, off by default
+(the row they leave out is counted as skipped under its name; `python -m harness.data verify` prints the kept count):
+    single_turn_only: true    keep only one-turn conversations                          -> skipped `multi_turn`
+    drop_null_turns: true     skip (rather than count as bad) conversations with a null turn -> skipped `null_turn`
 """
 
 from __future__ import annotations
@@ -41,6 +45,12 @@ def convert(rows, ctx):
         prompts, a, b = _turns(r["prompt"]), _turns(r["response_a"]), _turns(r["response_b"])
         if prompts is None or a is None or b is None or r["winner_model_a"] == r["winner_model_b"]:
             yield Skip("unparseable", bad=True, detail=f"prompt={r['prompt']!r:.80}")
+            continue
+        if ctx.options.get("single_turn_only") and len(prompts) != 1:
+            yield Skip("multi_turn")
+            continue
+        if ctx.options.get("drop_null_turns") and any(t is None for t in (*prompts, *a, *b)):
+            yield Skip("null_turn")
             continue
         conv_a, conv_b = _conversation(prompts, a), _conversation(prompts, b)
         yield pair(conv_a, conv_b) if r["winner_model_a"] == 1 else pair(conv_b, conv_a)

@@ -5,13 +5,14 @@ One row (layout as on the dataset card; texts abbreviated):
      "response": "Here are some important factors to consider ...",
      "helpfulness": 3, "correctness": 4, "coherence": 4, "complexity": 2, "verbosity": 2}
 
-Rule (protocol): group rows by prompt (prompts with one response are skipped); rank a prompt's responses by the mean
-of helpfulness, correctness, coherence and complexity (verbosity excluded); chosen = the top one, rejected = a random
-one of the others.
-Option `chosen` (converter_options): `highest` (default, the rule as stated) or `lowest`. The paper's script sorted
-ascending and took the first, which makes the lowest-rated response chosen; protocol.md flags that sort as looking
-inverted. Whether the released split carries that inversion could not be checked here (no network): `lowest`
-reproduces the script literally.
+Rule (the paper's conversion script, hamishivi/EasyLM `conversion_scripts/convert_preference_data.py`, every
+version up to dbf2212, HelpSteer branch): group rows by prompt (prompts with one response are skipped); sort a
+prompt's responses ASCENDING by the mean of helpfulness, correctness, coherence and complexity (verbosity excluded);
+chosen = `samples[0]`, i.e. the LOWEST-rated response; rejected = `Random(seed).choice(samples[1:])`. The released
+`helpsteer` split was built by that script, so it carries this direction.
+Option `chosen` (converter_options): `lowest` (default: the script, hence the released split) or `highest` (the rule
+as protocol.md states it: the top-rated response chosen, a random other rejected). `python -m harness.data verify`
+checks the direction on the real data (joins the released split to nvidia/HelpSteer and compares ratings).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ ASPECTS = ("helpfulness", "correctness", "coherence", "complexity")
 
 
 def convert(rows, ctx):
-    order = ctx.options.get("chosen", "highest")
+    order = ctx.options.get("chosen", "lowest")
     if order not in ("highest", "lowest"):
         raise ValueError(f"helpsteer converter option chosen={order!r}; valid: ['highest', 'lowest']")
     prompts: dict[str, list[dict]] = {}
@@ -34,7 +35,7 @@ def convert(rows, ctx):
         if len(samples) < 2:
             yield Skip("single_response")
             continue
-        # Stable sort: equal means keep their (seeded) row order.
+        # Stable sort: equal means keep their (seeded) row order, as the script's `sorted` did.
         ranked = sorted(samples, key=lambda s: mean(s[a] for a in ASPECTS), reverse=order == "highest")
         rejected = ctx.rng.choice(ranked[1:])
         yield pair(single_turn(prompt, ranked[0]["response"]), single_turn(prompt, rejected["response"]))

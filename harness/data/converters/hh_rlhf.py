@@ -10,6 +10,11 @@ Rule (protocol): parse the `Human:` / `Assistant:` turns; the turns both transcr
 side keeps its first turn after them (the paper's script did the same). A pair where one transcript has nothing after
 the shared turns is malformed and dropped. Turns are split only at the transcript markers ("\n\nHuman:",
 "\n\nAssistant:"), so a message that quotes "Human:" mid-line stays whole (the paper's script split on any "Human:").
+Option `parse` (converter_options): `markers` (default, as above) or `script`: the paper's script's parser
+(hamishivi/EasyLM conversion_scripts/convert_preference_data.py, parse_out_prompt_turns_hh_format): split on every
+"Human:", then each piece at "Assistant:" (only the text up to a second "Assistant:" is kept), empty turns dropped;
+a pair with nothing after the shared turns is skipped by rule (`no_diverging_turn`, not counted as bad), as the script
+skipped it silently.
 """
 
 from __future__ import annotations
@@ -29,6 +34,31 @@ def parse_turns(text: str) -> list[dict]:
     return [msg(ROLES[role], content) for role, content in zip(parts[1::2], parts[2::2])]
 
 
+def parse_turns_script(text: str) -> list[dict]:
+    """The paper's script's turn parser: every "Human:" starts a piece; a piece is the user text up to "Assistant:"
+    and the assistant text up to the next "Assistant:" (if any); empty texts are no turns."""
+    turns = []
+    for piece in (text or "").split("Human:"):
+        if not piece.strip():
+            continue
+        human, *assistant = piece.split("Assistant:")
+        if human.strip():
+            turns.append(msg("user", human))
+        if assistant and assistant[0].strip():
+            turns.append(msg("assistant", assistant[0]))
+    return turns
+
+
+PARSERS = {"markers": parse_turns, "script": parse_turns_script}
+
+
+def parser(options: dict):
+    name = options.get("parse", "markers")
+    if name not in PARSERS:
+        raise ValueError(f"converter option parse={name!r}; valid: {sorted(PARSERS)}")
+    return PARSERS[name]
+
+
 def shared_prefix(a: list[dict], b: list[dict]) -> int:
     n = 0
     while n < min(len(a), len(b)) and a[n] == b[n]:
@@ -37,11 +67,13 @@ def shared_prefix(a: list[dict], b: list[dict]) -> int:
 
 
 def convert(rows, ctx):
+    parse = parser(ctx.options)
+    script = parse is parse_turns_script
     for r in rows:
-        chosen, rejected = parse_turns(r["chosen"]), parse_turns(r["rejected"])
+        chosen, rejected = parse(r["chosen"]), parse(r["rejected"])
         n = shared_prefix(chosen, rejected)
         if n >= len(chosen) or n >= len(rejected):
-            yield Skip("no_diverging_turn", bad=True, detail=f"chosen={r['chosen']!r:.80}")
+            yield Skip("no_diverging_turn", bad=not script, detail=f"chosen={r['chosen']!r:.80}")
             continue
         yield pair(chosen[: n + 1], rejected[: n + 1])
 
