@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from harness.errors import ConfigError
@@ -12,6 +13,7 @@ NEEDS_REWARD_MODEL = ("ppo", "grpo", "best_of_n")
 GRPO_REWARDS = ("reward_model", "gsm8k", "both")
 # Benchmark runners that evaluate the reward model itself (harness.rewardbench), not the policy.
 REWARD_MODEL_RUNNERS = ("rewardbench",)
+log = logging.getLogger(__name__)
 
 
 def options(group: str) -> list[str]:
@@ -43,6 +45,8 @@ def uses_reward_model(cfg) -> bool:
 
 
 def check(cfg) -> None:
+    from harness.eval.sources import check_sources
+
     alg, rm = cfg.algorithm.name, cfg.reward_model.name
     if alg == "grpo" and cfg.algorithm.reward not in GRPO_REWARDS:
         raise ConfigError(f"algorithm.reward={cfg.algorithm.reward!r}; valid: {list(GRPO_REWARDS)}")
@@ -64,6 +68,11 @@ def check(cfg) -> None:
                           f"algorithm.effective_batch_size={cfg.algorithm.effective_batch_size}: they are the same number "
                           "(examples per optimiser step); set effective_batch_size only")
     for key, bench in cfg.eval.benchmarks.items():
+        try:
+            for warning in check_sources(bench):
+                log.warning(warning)
+        except ValueError as e:
+            raise ConfigError(str(e)) from e
         if bench.category not in CATEGORIES and not (bench.runner in REWARD_MODEL_RUNNERS and bench.category == "reward_model"):
             raise ConfigError(f"benchmark {key!r} has category {bench.category!r}; valid: {list(CATEGORIES)} "
                               f"(or reward_model for runners {list(REWARD_MODEL_RUNNERS)})")

@@ -377,7 +377,13 @@ class BenchmarkConfig:
     hub_id: Optional[str] = None
     hub_config: Optional[str] = None
     split: str = "test"
+    # Hub revision: required whenever `hub_id` is read (a commit; a branch such as "main" is accepted with a warning,
+    # since it can move under the same config). Null only for benchmarks read from `files`.
     revision: Optional[str] = None
+    # Hub data not loadable by hub id (a repo with a loading script, which datasets 4+ refuses): a URL or hf:// path of
+    # a JSON/JSON-lines/parquet file, read with the matching builder, as `upstream_data_files` of datasets. "{revision}"
+    # and "{subset}" are filled in. `hub_id`, `hub_config` and `split` still name the mirror entry.
+    data_files: Optional[str] = None
     files: Optional[dict[str, str]] = None
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     # Judges and classifiers by role (truth/info for TruthfulQA, refusal for XSTest, annotator for AlpacaEval,

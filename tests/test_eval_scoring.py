@@ -250,3 +250,20 @@ def test_benchmark_reads_the_offline_mirror(tmp_path):
 
     with pytest.raises(MirrorMissing, match="prefetch"):
         benchmark_rows(compose("eval=paper").eval.benchmarks.mmlu, str(tmp_path))
+
+
+def test_alpaca_eval_reads_the_repos_json_file_at_its_revision(tmp_path):
+    """tatsu-lab/alpaca_eval is a loading script: its rows come from the JSON file `data_files` names, with the
+    pinned revision filled in (a local directory stands in for hf://datasets/tatsu-lab/alpaca_eval@<rev>/)."""
+    from harness.data.mirror import check_source, HubSplit
+    from harness.eval.sources import benchmark_rows
+
+    rev = "0123456789abcdef0123456789abcdef01234567"
+    (tmp_path / rev).mkdir()
+    rows = [{"instruction": f"Say {i}.", "output": f"{i}", "generator": "text_davinci_003", "dataset": "x"} for i in range(3)]
+    (tmp_path / rev / "alpaca_eval.json").write_text(json.dumps(rows))
+    bench = OmegaConf.merge(compose("eval=paper").eval.benchmarks.alpaca_eval1,
+                            {"revision": rev, "data_files": str(tmp_path / "{revision}" / "alpaca_eval.json")})
+    assert benchmark_rows(bench) == rows
+    assert check_source(HubSplit("a/b", None, "test", rev), "x", need_revision=True) is None
+    assert "'main', a branch or tag, not a commit" in check_source(HubSplit("a/b", None, "test", "main"), "x")

@@ -29,9 +29,23 @@ class MirrorMissing(FileNotFoundError):
     """The mirror has no copy of a split the run needs (or the machine is offline and has no mirror)."""
 
 
+# Hub repos that are loading scripts, which datasets 4+ refuses ("Dataset scripts are no longer supported"): a source
+# naming one must read its files through `data_files` instead. Evidence per repo in the comment.
+SCRIPT_REPOS = {
+    # lm-eval issue #2843 / PR #2845 (commit 908ac2b24) moved BBH to SaylorTwift/bbh for this reason
+    "lukaemon/bbh": "use hub_id SaylorTwift/bbh (same configs, split and fields; lm-eval 0.4.13's own source)",
+    # alpaca_eval 0.6.6 constants.py loads it with trust_remote_code=True; tatsu-lab/alpaca_eval issue #454
+    "tatsu-lab/alpaca_eval": "set data_files: hf://datasets/tatsu-lab/alpaca_eval@{revision}/<config>.json",
+    # the AlpacaFarm repo is a loading script too (see conf/dataset/alpacafarm*.yaml)
+    "tatsu-lab/alpaca_farm": "set data_files to the JSON file of the split (hf://datasets/tatsu-lab/alpaca_farm@...)",
+}
+COMMIT_LENGTH = 40
+
+
 class HubSplit(NamedTuple):
-    """One split of a hub dataset: the unit the mirror stores. `data_files` (a URL or hf:// path) is for sources that
-    are not loadable by hub id (PRM800k lives on GitHub; AlpacaFarm is a loading script, which datasets 4+ refuses)."""
+    """One split of a hub dataset: the unit the mirror stores. `data_files` (a URL or hf:// path; "{revision}" is
+    filled in) is for sources not loadable by hub id (PRM800k lives on GitHub; AlpacaFarm and AlpacaEval are loading
+    scripts, which datasets 4+ refuses)."""
 
     hub_id: str
     config: str | None
@@ -41,6 +55,30 @@ class HubSplit(NamedTuple):
 
     def load(self, mirror: str | None, prefetch_hint: str = "python -m harness.data prefetch ...") -> Dataset:
         return load_hub(self.hub_id, self.config, self.split, self.revision, mirror, prefetch_hint, self.data_files)
+
+
+def check_source(source: HubSplit, owner: str, need_revision: bool = False) -> str | None:
+    """Refuse a source datasets cannot load (a loading-script repo read by id) or one without a revision where one is
+    required; returns a warning when the revision is a branch rather than a commit (it can move), else None."""
+    if source.hub_id in SCRIPT_REPOS and not source.data_files:
+        raise ValueError(f"{owner}: {source.hub_id} is a loading-script dataset, which datasets 4+ refuses; "
+                         f"{SCRIPT_REPOS[source.hub_id]}")
+    if need_revision and not source.revision:
+        raise ValueError(f"{owner}: hub source {source.hub_id} has no `revision`; set revision: <commit> (or the "
+                         f"branch, e.g. main, to follow it knowingly)")
+    rev = source.revision
+    if rev and not (len(rev) == COMMIT_LENGTH and all(c in "0123456789abcdef" for c in rev)):
+        return f"{owner}: {source.hub_id} is read at {rev!r}, a branch or tag, not a commit: it may change under this config"
+    return None
+
+
+def fill_data_files(data_files: str, revision: str | None) -> str:
+    return data_files.replace("{revision}", revision or "main")
+
+
+def builder(data_files: str) -> str:
+    """The datasets builder for a file: parquet for .parquet, else json (JSON and JSON lines)."""
+    return "parquet" if data_files.endswith(".parquet") else "json"
 
 
 def offline() -> bool:
@@ -93,7 +131,8 @@ def load_hub(hub_id: str, config: str | None, split: str, revision: str | None, 
         return load_dataset("json", data_files=str(path), split="train")
     try:
         if data_files:
-            return load_dataset("json", data_files=data_files, split="train")
+            files = fill_data_files(data_files, revision)
+            return load_dataset(builder(files), data_files=files, split="train")
         return load_dataset(hub_id, config, split=split, revision=revision)
     except Exception as e:
         if not offline():

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from harness.data.mirror import HubSplit, load_hub
+from harness.data.mirror import HubSplit, check_source
 from harness.data.preferences import asset_path
 
 
@@ -47,8 +47,9 @@ def load_rows(bench, mirror: str | None = None, part: str | None = None, split: 
     if not bench.hub_id:
         raise ValueError(f"benchmark {bench.name!r} sets neither `files` nor `hub_id`")
     config = fill(bench.hub_config) if bench.hub_config else None
-    return list(load_hub(bench.hub_id, config, split, bench.revision, mirror,
-                         f"python -m harness.data prefetch eval=<suite with {bench.name}>"))
+    source = HubSplit(bench.hub_id, config, split, bench.revision, fill(bench.data_files) if bench.data_files else None)
+    check_source(source, f"benchmark {bench.name!r}", need_revision=True)
+    return list(source.load(mirror, f"python -m harness.data prefetch eval=<suite with {bench.name}>"))
 
 
 def select(rows: list[dict], bench) -> list[dict]:
@@ -79,7 +80,7 @@ def write_jsonl(rows: list[dict], path: Path) -> Path:
 
 # Keys of a benchmark's `options` entry that make it a variant reading other data (AlpacaEval's reference outputs,
 # TruthfulQA's MC2 config): the variant is the benchmark with these keys replaced.
-SOURCE_KEYS = ("hub_id", "hub_config", "split", "revision", "files")
+SOURCE_KEYS = ("hub_id", "hub_config", "split", "revision", "data_files", "files")
 
 
 def variants(bench) -> list:
@@ -91,10 +92,24 @@ def variants(bench) -> list:
     return out
 
 
+def check_sources(bench) -> list[str]:
+    """Refuse a benchmark whose hub sources datasets cannot load or that carry no revision (the error names the fix);
+    returns one warning per source read at a branch rather than a commit."""
+    warnings = []
+    for v in variants(bench):
+        if v.files or not v.hub_id:
+            continue
+        source = HubSplit(v.hub_id, v.hub_config, v.split, v.revision, v.data_files)
+        warning = check_source(source, f"benchmark {bench.name!r}", need_revision=True)
+        warnings += [warning] if warning else []
+    return warnings
+
+
 def hub_splits(bench) -> list[HubSplit]:
     """Every hub split a benchmark reads, for prefetching a mirror: its split per subset, the few-shot split lm-eval
     draws from, the variants its options name, and RewardBench's prior sets."""
     fill = lambda value, part: value.replace("{subset}", part) if part and isinstance(value, str) else value  # noqa: E731
+    check_sources(bench)
     out = []
     for v in variants(bench):
         if v.files or not v.hub_id:
@@ -105,7 +120,7 @@ def hub_splits(bench) -> list[HubSplit]:
                 from harness.eval.lm_eval_runner import fewshot_split
 
                 splits += [s for s in [fewshot_split(v, part)] if s]
-            out += [HubSplit(v.hub_id, fill(v.hub_config, part), s, v.revision) for s in splits]
+            out += [HubSplit(v.hub_id, fill(v.hub_config, part), s, v.revision, fill(v.data_files, part)) for s in splits]
     opts = bench.options
     if opts.get("prior_sets") and opts.get("prior_sets_hub_id") and not opts.get("prior_sets_files"):
         out += [HubSplit(opts.prior_sets_hub_id, None, name, opts.get("prior_sets_revision")) for name in opts.prior_sets]
