@@ -57,7 +57,8 @@ def run(bench, ctx) -> dict:
     else:
         template = bench.options["judge_template"]
         verdicts = make_judge(bench, "refusal", ctx).choose(
-            [template.format(question=r["prompt"], response=o) for r, o in zip(rows, outputs)], CLASSES)
+            [template.format(question=r["prompt"], response=o) for r, o in zip(rows, outputs)],
+            list(bench.options.get("judge_classes") or CLASSES))
         labels = [max(v, key=v.get) if v else "unparsed" for v in verdicts]
     write_jsonl([{"prompt": p, "type": r["type"], "unsafe": u, "output": o, "label": y, "string_match": m}
                  for r, p, o, u, y, m in zip(rows, prompts, outputs, unsafe, labels, matched)], ctx.dir / "samples.jsonl")
