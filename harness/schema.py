@@ -399,6 +399,8 @@ class EvalConfig:
     suite: str = MISSING
     # hf: batched transformers generation; vllm: lm-eval's vLLM backend (GPU extra).
     backend: str = "hf"
+    # backend=vllm: GPUs per model copy (vLLM tensor parallelism; 8 for a 70B policy on an 8-GPU node).
+    tensor_parallel_size: int = 1
     batch_size: int = 8
     # Rescore the saved samples of every benchmark (prompts, outputs, judge verdicts) without loading a model.
     recompute: bool = False

@@ -8,9 +8,14 @@ from __future__ import annotations
 
 import csv
 import json
+import math
+import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import yaml
 from lm_eval.api.model import LM
 from omegaconf import OmegaConf
 
@@ -35,7 +40,8 @@ class ScriptedLM(LM):
         out = []
         for r in requests:
             last_turn = r.args[0].rsplit("<|user|>", 1)[-1]
-            out.append(next(v for k, v in self.responses.items() if k in last_turn))
+            question = re.split(r"\n\n(?:Q|Question): ", last_turn)[-1]  # after open-instruct's inlined shots
+            out.append(next(v for k, v in self.responses.items() if k in question))
         return out
 
     def loglikelihood(self, requests):
@@ -78,25 +84,31 @@ def test_gsm8k_answer_is_the_last_number(tmp_path):
                                   "A car costs": "It costs $1,234.",
                                   "Bob has": "The answer is 3. Then 2 more makes 5"})
     result = lm_eval_runner.run(tiny_bench("gsm8k", tmp_path, rows), ctx)
-    assert result["metric"] == "exact_match,flexible-extract"
+    assert result["metric"] == "exact_match,oi-answer"
     assert result["score"] == pytest.approx(200 / 3)  # the third answer's last number is 5, not 3
     samples = [json.loads(line) for line in (ctx.dir / "samples.jsonl").read_text().splitlines()]
-    assert [s["filtered"][0] for s in samples if s["filter"] == "flexible-extract"] == ["7.", "$1,234.", "5"]
+    # open-instruct's extraction: thousands commas dropped, the last number
+    assert [s["filtered"][0] for s in samples if s["filter"] == "oi-answer"] == ["7", "1234", "5"]
 
 
 def test_bbh_answer_regex_and_case_insensitive_match(tmp_path):
     rows = [{"input": "not ( True ) and ( True ) is", "target": "False"},
             {"input": "True and not not ( not False ) is", "target": "True"},
             {"input": "not True or ( False and True ) is", "target": "False"}]
+    rows.append({"input": "not not True is", "target": "True"})
     ctx = scripted_ctx(tmp_path, {"not ( True )": "not True is False. So the answer is False. Next question",
                                   "True and not": "It is true. So the answer is true.",
-                                  "not True or": "The answer is False."})  # no "So the answer is": invalid
-    bench = tiny_bench("bbh", tmp_path, rows, task="bbh_cot_fewshot_boolean_expressions",
-                       task_file="bbh/cot_fewshot/boolean_expressions.yaml")
+                                  "not True or": "the answer is True.",  # open-instruct's regex needs no "So"
+                                  "not not True": "  False\n"})  # no "answer is": the whole output, stripped
+    bench = tiny_bench("bbh", tmp_path, rows, task="bbh_cot_fewshot_{subset}", subsets=["boolean_expressions"],
+                       files={"test": str(tmp_path / "bbh.jsonl")})
     result = lm_eval_runner.run(bench, ctx)
-    assert result["score"] == pytest.approx(200 / 3)
+    assert result["score"] == pytest.approx(50.0)
     samples = [json.loads(line) for line in (ctx.dir / "samples.jsonl").read_text().splitlines()]
-    assert [s["filtered"][0] for s in samples] == ["False", "true", "[invalid]"]
+    assert [s["filtered"][0] for s in samples] == ["False", "true", "True", "False"]
+    # the paper-era stops: "\n\n" only (lm-eval's "Q" would cut a chain of thought naming a "Q...")
+    task = yaml.safe_load((ctx.dir / "tasks" / "harness_bbh_cot_fewshot_boolean_expressions.yaml").read_text())
+    assert task["generation_kwargs"]["until"] == ["\n\n"]
 
 
 def test_ifeval_loose_forgives_what_strict_does_not(tmp_path):
@@ -267,3 +279,68 @@ def test_alpaca_eval_reads_the_repos_json_file_at_its_revision(tmp_path):
     assert benchmark_rows(bench) == rows
     assert check_source(HubSplit("a/b", None, "test", rev), "x", need_revision=True) is None
     assert "'main', a branch or tag, not a commit" in check_source(HubSplit("a/b", None, "test", "main"), "x")
+
+
+# ------------------------------------------------------------------------------------------------ AlpacaEval 1 parsing
+RANKED_2_FIRST = "[{'model': 'model_2', 'rank': 1}, {'model': 'model_1', 'rank': 2}]"
+REPLIES = {  # instruction -> the GPT-4 annotator's reply text
+    "Name a colour.": RANKED_2_FIRST,  # valid, listing model_2 first
+    "Name a fruit.": "```python\n[{'model': 'model_1', 'rank': 1}, {'model': 'model_2', 'rank': 2}]\n```",  # code-fenced
+    "Name a city.": "I cannot decide between them.",  # unparseable
+}
+
+
+class RankingJudge(BaseHTTPRequestHandler):
+    """An OpenAI-compatible endpoint answering AlpacaEval's ranking prompt with the scripted reply of its instruction."""
+
+    def do_POST(self):  # noqa: N802
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        text = "\n".join(m["content"] for m in body["messages"])
+        reply = next(v for k, v in REPLIES.items() if k in text)
+        data = json.dumps({"choices": [{"message": {"role": "assistant", "content": reply}}]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_alpaca_eval1_replies_go_to_alpaca_evals_own_parser_and_unparseable_ones_are_counted(tmp_path):
+    from alpaca_eval.completion_parsers import ranking_parser
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), RankingJudge)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        rows = [{"instruction": k, "output": "reference answer", "generator": "text_davinci_003", "dataset": "x"} for k in REPLIES]
+        judge = {"kind": "openai", "model": "gpt-4", "base_url": f"http://127.0.0.1:{server.server_address[1]}/v1",
+                 "api_key_env": None, "max_retries": 0, "max_tokens": 100}
+        bench = tiny_bench("alpaca_eval1", tmp_path, rows, judges={"annotator": judge})
+        result = alpacaeval.run(bench, scripted_ctx(tmp_path, {k: "policy answer" for k in REPLIES}))
+    finally:
+        server.shutdown()
+        server.server_close()
+    samples = {s["instruction"]: s for s in (json.loads(line) for line in (tmp_path / "stage" / "samples.jsonl").read_text().splitlines())}
+    # model_2 listed first is read as alpaca_eval reads it: model_1 has rank 2, so the output shown second won
+    assert ranking_parser(RANKED_2_FIRST) == [2]
+    assert samples["Name a colour."]["preference"] in (1.0, 2.0)
+    # alpaca_eval's parser reads neither the fenced nor the free-text reply: both are counted, never dropped silently
+    assert math.isnan(ranking_parser(REPLIES["Name a fruit."])[0]) and math.isnan(ranking_parser(REPLIES["Name a city."])[0])
+    assert result["unparsed"] == 2 and result["metrics"]["unparsed_annotations"] == 2.0
+    assert result["n"] == 3 and result["score"] in (0.0, 100.0)  # the one parsed annotation decides the win rate
+
+
+def test_vllm_backend_gets_the_model_path_the_forced_template_and_tensor_parallelism():
+    from harness.chat import TULU_TEMPLATE
+    from harness.eval.generation import forced_chat_template, vllm_kwargs
+    from harness.models import ModelRef
+
+    cfg = compose("eval.backend=vllm", "eval.tensor_parallel_size=8")
+    kwargs = vllm_kwargs(ModelRef("/models/tulu2-70b"), cfg.model, cfg.eval.tensor_parallel_size)
+    assert kwargs["pretrained"] == kwargs["tokenizer"] == "/models/tulu2-70b"  # a path, never a tokenizer object
+    assert kwargs["tensor_parallel_size"] == 8
+    assert forced_chat_template(cfg.model) == TULU_TEMPLATE
+    with pytest.raises(ValueError, match="eval.tensor_parallel_size=0"):
+        vllm_kwargs(ModelRef("/m"), cfg.model, 0)

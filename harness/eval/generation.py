@@ -22,7 +22,23 @@ REQUESTS_FILE = "lm_requests.jsonl"
 BACKENDS = ("hf", "vllm")
 
 
-def make_lm(backend: str, ref: ModelRef, model_cfg, batch_size: int) -> LM:
+def vllm_kwargs(ref: ModelRef, model_cfg, tensor_parallel_size: int = 1) -> dict:
+    """lm-eval's VLLM arguments: the model path (vLLM loads weights and tokenizer itself; lm-eval types `tokenizer` as
+    a path, so never a tokenizer object), the dtype, and the tensor-parallel degree (8 for a 70B policy on one node)."""
+    if tensor_parallel_size < 1:
+        raise ValueError(f"eval.tensor_parallel_size={tensor_parallel_size}; it is the number of GPUs per model, >= 1")
+    return {"pretrained": ref.path, "revision": ref.revision, "tokenizer": ref.path, "batch_size": "auto",
+            "dtype": model_cfg.dtype, "tensor_parallel_size": int(tensor_parallel_size)}
+
+
+def forced_chat_template(model_cfg) -> str | None:
+    """The chat template the config forces (model.chat_template), as Jinja text; None keeps the tokenizer's own."""
+    from harness.chat import TEMPLATES
+
+    return TEMPLATES[model_cfg.chat_template] if model_cfg.chat_template else None
+
+
+def make_lm(backend: str, ref: ModelRef, model_cfg, batch_size: int, tensor_parallel_size: int = 1) -> LM:
     """The policy for lm-eval: batched transformers generation (CPU/GPU), or lm-eval's vLLM backend (GPU extra)."""
     if backend == "hf":
         from lm_eval.models.huggingface import HFLM
@@ -35,9 +51,11 @@ def make_lm(backend: str, ref: ModelRef, model_cfg, batch_size: int) -> LM:
                                "`pip install -e .[vllm]` (it brings its own torch), or use eval.backend=hf")
         from lm_eval.models.vllm_causallms import VLLM
 
-        tok = load_tokenizer(ref, model_cfg.chat_template)
-        # vLLM loads the weights itself; the tokenizer is passed so the forced chat template applies.
-        return VLLM(pretrained=ref.path, revision=ref.revision, tokenizer=tok, batch_size="auto", dtype=model_cfg.dtype)
+        lm = VLLM(**vllm_kwargs(ref, model_cfg, tensor_parallel_size))
+        template = forced_chat_template(model_cfg)
+        if template:  # lm-eval's VLLM renders chats with `hf_chat_template`: the forced template (Tulu), not the model's
+            lm.hf_chat_template = lm.tokenizer.chat_template = template
+        return lm
     raise ValueError(f"eval.backend={backend!r}; valid: {list(BACKENDS)}")
 
 
