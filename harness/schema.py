@@ -394,6 +394,17 @@ class BenchmarkConfig:
 
 
 @dataclass
+class PlacementConfig:
+    """Where the HF backend puts a policy's layers (a 70B policy does not fit one GPU)."""
+
+    # auto: accelerate fills the GPUs in order, then CPU memory, then `offload_folder` on disk; null: one device.
+    device_map: Optional[str] = None
+    # Per-device budget, e.g. {0: 70GiB, 1: 70GiB, cpu: 200GiB} (keys: GPU index or "cpu"); null: all free memory.
+    max_memory: Optional[dict[str, str]] = None
+    offload_folder: Optional[str] = None
+
+
+@dataclass
 class EvalConfig:
     # Suite name recorded with the run (tiny, paper, bon ...).
     suite: str = MISSING
@@ -401,6 +412,8 @@ class EvalConfig:
     backend: str = "hf"
     # backend=vllm: GPUs per model copy (vLLM tensor parallelism; 8 for a 70B policy on an 8-GPU node).
     tensor_parallel_size: int = 1
+    # backend=hf: layer placement over several devices (device_map auto with max_memory) for big policies.
+    placement: PlacementConfig = field(default_factory=PlacementConfig)
     batch_size: int = 8
     # Rescore the saved samples of every benchmark (prompts, outputs, judge verdicts) without loading a model.
     recompute: bool = False

@@ -290,11 +290,15 @@ REPLIES = {  # instruction -> the GPT-4 annotator's reply text
 }
 
 
+SEEN: list = []  # the messages each request carried
+
+
 class RankingJudge(BaseHTTPRequestHandler):
     """An OpenAI-compatible endpoint answering AlpacaEval's ranking prompt with the scripted reply of its instruction."""
 
     def do_POST(self):  # noqa: N802
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        SEEN.append(body["messages"])
         text = "\n".join(m["content"] for m in body["messages"])
         reply = next(v for k, v in REPLIES.items() if k in text)
         data = json.dumps({"choices": [{"message": {"role": "assistant", "content": reply}}]}).encode()
@@ -317,7 +321,8 @@ def test_alpaca_eval1_replies_go_to_alpaca_evals_own_parser_and_unparseable_ones
         rows = [{"instruction": k, "output": "reference answer", "generator": "text_davinci_003", "dataset": "x"} for k in REPLIES]
         judge = {"kind": "openai", "model": "gpt-4", "base_url": f"http://127.0.0.1:{server.server_address[1]}/v1",
                  "api_key_env": None, "max_retries": 0, "max_tokens": 100}
-        bench = tiny_bench("alpaca_eval1", tmp_path, rows, judges={"annotator": judge})
+        # fit_context off: the scripted policy has no tokenizer to measure prompts with
+        bench = tiny_bench("alpaca_eval1", tmp_path, rows, judges={"annotator": judge}, options={"fit_context": False})
         result = alpacaeval.run(bench, scripted_ctx(tmp_path, {k: "policy answer" for k in REPLIES}))
     finally:
         server.shutdown()
@@ -330,6 +335,11 @@ def test_alpaca_eval1_replies_go_to_alpaca_evals_own_parser_and_unparseable_ones
     assert math.isnan(ranking_parser(REPLIES["Name a fruit."])[0]) and math.isnan(ranking_parser(REPLIES["Name a city."])[0])
     assert result["unparsed"] == 2 and result["metrics"]["unparsed_annotations"] == 2.0
     assert result["n"] == 3 and result["score"] in (0.0, 100.0)  # the one parsed annotation decides the win rate
+    # the annotator prompt, byte for byte (alpaca_eval shows the two outputs in a random order)
+    golden = (Path(__file__).parent / "golden" / "alpaca_eval1_annotator.txt").read_text().partition("\n=====\n")[2]
+    swap = lambda t: t.replace("reference answer", "\0").replace("policy answer", "reference answer").replace("\0", "policy answer")  # noqa: E731
+    sent = [m for m in SEEN if "Name a colour." in m[-1]["content"]]
+    assert len(sent) == 1 and sent[0] in (json.loads(golden), json.loads(swap(golden)))
 
 
 def test_vllm_backend_gets_the_model_path_the_forced_template_and_tensor_parallelism():
@@ -344,3 +354,55 @@ def test_vllm_backend_gets_the_model_path_the_forced_template_and_tensor_paralle
     assert forced_chat_template(cfg.model) == TULU_TEMPLATE
     with pytest.raises(ValueError, match="eval.tensor_parallel_size=0"):
         vllm_kwargs(ModelRef("/m"), cfg.model, 0)
+
+
+def test_truthfulqa_verdict_is_p_yes_over_the_whole_vocabulary_at_least_half(tiny_base):
+    """open-instruct thresholds the judge's absolute P(" yes") at 0.5, not P(yes) renormalised against P(no)."""
+    from harness.eval.judges import HFJudge
+    from harness.eval.truthfulqa import judge_prompt, verdicts_of
+
+    class Judge(HFJudge):  # the real HF judge (the tiny model), as Verdicts exposes it
+        kind = "hf"
+
+    judge = Judge(tiny_base.path, None, 2)
+    prompts = [judge_prompt("Is the sky green?", a, "True:") for a in ("No, it is blue.", "Yes.", "")]
+    p_yes, p_no = judge.probabilities(prompts, " yes"), judge.probabilities(prompts, " no")
+    assert all(0.0 < y + n < 1.0 for y, n in zip(p_yes, p_no))  # other tokens hold mass: the two rules can differ
+    assert verdicts_of(judge, prompts, 0.5) == [y >= 0.5 for y in p_yes]
+    assert verdicts_of(judge, prompts, None) == [y >= n for y, n in zip(p_yes, p_no)]
+
+
+def test_alpaca_eval_generation_fills_the_context_and_a_recompute_reuses_the_cap(tiny_base, tmp_path):
+    from harness.eval.generation import chat_prompt, fit_to_context, make_lm
+    from harness.schema import GenerationConfig
+
+    lm = make_lm("hf", tiny_base, compose().model, 1)
+    gen = OmegaConf.structured(GenerationConfig(max_new_tokens=8192))  # open-instruct's request
+    prompts = [chat_prompt(lm, "Hi."), chat_prompt(lm, "Tell me a story about " + "cats and dogs " * 20)]
+    capped = fit_to_context(lm, prompts, gen, tmp_path / "cap.json")
+    assert capped.max_new_tokens == lm.max_length - len(lm.tok_encode(prompts[1])) < 8192
+    assert fit_to_context(None, prompts, gen, tmp_path / "cap.json").max_new_tokens == capped.max_new_tokens  # no model
+    small = OmegaConf.structured(GenerationConfig(max_new_tokens=16))
+    assert fit_to_context(lm, prompts, small, tmp_path / "other.json").max_new_tokens == 16
+
+
+def test_a_policy_spread_over_memory_and_disk_answers_as_the_plain_model(tiny_base, tmp_path):
+    """eval.placement (device_map auto + max_memory), as a 70B policy is spread over GPUs: here layers go to CPU
+    memory and, past the budget, to disk; generations and log-likelihoods equal the model loaded on one device."""
+    from lm_eval.api.instance import Instance
+
+    from harness.eval.generation import chat_prompt, generate, make_lm
+    from harness.schema import GenerationConfig, PlacementConfig
+
+    placement = OmegaConf.structured(PlacementConfig(device_map="auto", max_memory={"cpu": "900KB"},
+                                                     offload_folder=str(tmp_path / "offload")))
+    placed = make_lm("hf", tiny_base, compose().model, 2, placement=placement)
+    plain = make_lm("hf", tiny_base, compose().model, 2)
+    assert set(placed.model.hf_device_map.values()) == {"cpu", "disk"}
+    prompts = [chat_prompt(plain, "What is 3 + 4?"), chat_prompt(plain, "Name a colour.")]
+    gen = OmegaConf.structured(GenerationConfig(max_new_tokens=12))
+    assert generate(placed, prompts, gen) == generate(plain, prompts, gen)
+    request = lambda: [Instance("loglikelihood", doc={}, arguments=(prompts[0], " 7"), idx=0)]  # noqa: E731
+    assert placed.loglikelihood(request()) == plain.loglikelihood(request())
+    with pytest.raises(ValueError, match="eval.placement.device_map='balanced'"):
+        make_lm("hf", tiny_base, compose().model, 2, placement=OmegaConf.merge(placement, {"device_map": "balanced"}))

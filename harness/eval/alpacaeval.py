@@ -24,7 +24,7 @@ import yaml
 from omegaconf import OmegaConf
 
 from harness.eval import benchmark_result
-from harness.eval.generation import chat_prompt, generate
+from harness.eval.generation import chat_prompt, fit_to_context, generate
 from harness.eval.judges import make_judge
 from harness.eval.sources import benchmark_rows, load_rows, select, write_jsonl
 
@@ -35,6 +35,7 @@ RANKINGS = {  # what `ranking_parser` reads: model_1 ranked first, or model_2 ra
     2: "[{'model': 'model_1', 'rank': 2}, {'model': 'model_2', 'rank': 1}]",
 }
 GLMS = ("length_controlled_v1", "length_controlled_minimal")
+CAP_FILE = "max_new_tokens.json"
 log = logging.getLogger(__name__)
 
 
@@ -124,7 +125,8 @@ def run(bench, ctx) -> dict:
     else:
         references = rows
     prompts = [chat_prompt(ctx.lm, r["instruction"]) for r in rows]
-    outputs = [o[0] for o in generate(ctx.lm, prompts, bench.generation)]
+    gen = fit_to_context(ctx.lm, prompts, bench.generation, ctx.dir / CAP_FILE) if opts.get("fit_context") else bench.generation
+    outputs = [o[0] for o in generate(ctx.lm, prompts, gen)]
     generator = opts.get("generator_name", "policy")
     model = [{"instruction": r["instruction"], "output": o, "generator": generator, "dataset": r.get("dataset", "")}
              for r, o in zip(rows, outputs)]

@@ -131,6 +131,14 @@ class HFJudge:
         n = len(options)
         return [_softmax(dict(zip(options, scores[i * n:(i + 1) * n]))) for i in range(len(prompts))]
 
+    def probabilities(self, prompts: list[str], option: str) -> list[float]:
+        """P(option | prompt) over the judge's whole vocabulary, not renormalised over a set of options (open-instruct
+        eval/utils.py score_completions: the completion's log-softmax summed, then exp)."""
+        from lm_eval.api.instance import Instance
+
+        requests = [Instance("loglikelihood", doc={}, arguments=(p, option), idx=0) for p in prompts]
+        return [math.exp(ll) for ll, _ in self.lm.loglikelihood(requests)]
+
 
 class Classifier:
     """A sequence classifier (ToxiGen: `tomh/toxigen_roberta`, label 1 = toxic); returns the argmax label."""
@@ -197,6 +205,9 @@ class Verdicts:
 
     def complete(self, prompts: list) -> list[str]:
         return self._cached("complete", prompts, None, lambda items: self.judge.complete(items))
+
+    def probabilities(self, prompts: list[str], option: str) -> list[float]:
+        return self._cached("probabilities", prompts, option, lambda items: self.judge.probabilities(items, option))
 
     @property
     def kind(self) -> str:

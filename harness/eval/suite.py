@@ -113,7 +113,7 @@ def run_suite(eval_cfg, policy: ModelRef, policy_id: dict, model_cfg, stages_roo
     such as best-of-N passes its own.
     """
     policy_lm = LazyPolicy(lm_factory or (lambda: make_lm(eval_cfg.backend, policy, model_cfg, eval_cfg.batch_size,
-                                                              eval_cfg.tensor_parallel_size)))
+                                                              eval_cfg.tensor_parallel_size, eval_cfg.placement)))
     out = {}
     for key, bench in eval_cfg.benchmarks.items():
         stage = benchmark_stage(bench, policy_id, Path(stages_root))

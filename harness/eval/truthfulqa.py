@@ -34,8 +34,16 @@ def judge_prompt(question: str, answer: str, cue: str) -> str:
 
 
 def judged_yes(verdicts: list[dict]) -> list[bool]:
-    """The judge says yes when " yes" is at least as likely as " no"."""
+    """The judge says yes when " yes" is at least as likely as " no" (the rule for a judge that only picks)."""
     return [v.get(" yes", 0.0) >= v.get(" no", 0.0) and bool(v) for v in verdicts]
+
+
+def verdicts_of(judge, prompts: list[str], threshold: float | None) -> list[bool]:
+    """open-instruct eval/truthfulqa/metrics.py run_hf_classifier_eval: yes when P(" yes") >= 0.5 over the whole
+    vocabulary (`options.yes_threshold`); a judge that only picks (an API) or threshold null: P(yes) >= P(no)."""
+    if threshold is not None and judge.kind == "hf":
+        return [p >= threshold for p in judge.probabilities(prompts, " yes")]
+    return judged_yes(judge.choose(prompts, [" yes", " no"]))
 
 
 def mc2(bench, ctx) -> dict:
@@ -57,7 +65,7 @@ def run(bench, ctx) -> dict:
     verdicts = {}
     for role, cue in JUDGES.items():
         judge_prompts = [judge_prompt(r["question"], a, cue) for r, a in zip(rows, answers)]
-        verdicts[role] = judged_yes(make_judge(bench, role, ctx).choose(judge_prompts, [" yes", " no"]))
+        verdicts[role] = verdicts_of(make_judge(bench, role, ctx), judge_prompts, opts.get("yes_threshold"))
     both = [t and i for t, i in zip(verdicts["truth"], verdicts["info"])]
     write_jsonl([{"question": r["question"], "prompt": p, "answer": a, "truthful": t, "informative": i}
                  for r, p, a, t, i in zip(rows, prompts, answers, verdicts["truth"], verdicts["info"])], ctx.dir / "samples.jsonl")
