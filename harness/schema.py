@@ -48,6 +48,9 @@ class ModelConfig:
     revision: Optional[str] = None
     # "tulu": force the paper's Tulu 2 format (<|user|>\n...\n<|assistant|>\n...</s>); null: the tokenizer's own.
     chat_template: Optional[str] = "tulu"
+    # The template evaluation uses when it differs from `chat_template`: "plain" = open-instruct's prompts for an
+    # untuned model (no chat format; each benchmark's `options.plain` is merged into it). Null: `chat_template`.
+    eval_chat_template: Optional[str] = None
     # Weights dtype on GPU; CPU runs use float32.
     dtype: str = "bfloat16"
     # Parameters in billions (the sweep planner's cost model).

@@ -77,6 +77,29 @@ def test_prompts_are_open_instructs_byte_for_byte(tiny_suite, key):
         assert body in sent, f"{key}: no request equals tests/golden/{name}.txt; first sent:\n{sorted(sent)[0]!r}"
 
 
+PLAIN_GOLDEN = {"gsm8k": "gsm8k_plain", "bbh": "bbh_boolean_expressions_plain", "mmlu": "mmlu_abstract_algebra_plain",
+                "truthfulqa": "truthfulqa_plain", "humaneval_plus": "humaneval_plus_plain", "toxigen": "toxigen_plain"}
+
+
+def test_an_untuned_model_gets_open_instructs_plain_prompts(tiny_base, tmp_path):
+    """model.eval_chat_template=plain (llama2_13b): no chat format, each benchmark's `options.plain` applied; the
+    prompts equal open-instruct's non-chat ones byte for byte, with its stops."""
+    from harness.eval.suite import run_suite
+
+    assert compose("model=llama2_13b").model.eval_chat_template == "plain"
+    cfg = suite_with(sorted(PLAIN_GOLDEN))
+    model = OmegaConf.merge(cfg.model, {"eval_chat_template": "plain"})
+    out = run_suite(cfg.eval, tiny_base, {"path": tiny_base.path}, model, str(tmp_path))
+    for key, name in PLAIN_GOLDEN.items():
+        assert "error" not in out[key], out[key].get("error")
+        sent = {r["args"][0] for r in requests(out[key])}
+        assert golden(name)[1] in sent, f"{key}: no request equals tests/golden/{name}.txt"
+    stops = {key: requests(out[key])[0]["args"][1].get("until") for key in ("gsm8k", "bbh", "truthfulqa")}
+    assert stops == {"gsm8k": ["\n"], "bbh": ["\n\n"], "truthfulqa": ["\n\n"]}
+    mmlu = [r["args"][1] for r in requests(out["mmlu"]) if r["args"][0] == golden("mmlu_abstract_algebra_plain")[1]]
+    assert sorted(mmlu) == [" A", " B", " C", " D"]
+
+
 def test_mmlu_scores_the_answer_letters_after_the_prefill(tiny_suite):
     _, body = golden("mmlu_abstract_algebra")
     bench = tiny_suite[1]["benchmarks"]["mmlu"]
