@@ -301,7 +301,11 @@ class RankingJudge(BaseHTTPRequestHandler):
         SEEN.append(body["messages"])
         text = "\n".join(m["content"] for m in body["messages"])
         reply = next(v for k, v in REPLIES.items() if k in text)
-        data = json.dumps({"choices": [{"message": {"role": "assistant", "content": reply}}]}).encode()
+        choice = {"message": {"role": "assistant", "content": reply}}
+        if "model_identifier" in text:  # AlpacaEval 2's weighted annotator reads the logprobs of "m" and "M"
+            top = [{"token": "M", "logprob": -0.2}, {"token": "m", "logprob": -1.7}]
+            choice = {"message": {"role": "assistant", "content": "M"}, "logprobs": {"content": [{"token": "M", "top_logprobs": top}]}}
+        data = json.dumps({"choices": [choice]}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
@@ -312,9 +316,32 @@ class RankingJudge(BaseHTTPRequestHandler):
         pass
 
 
+@pytest.mark.parametrize("key", ["alpaca_eval1", "alpaca_eval2"])
+def test_alpaca_eval_annotator_prompts_are_alpaca_evals_byte_for_byte(tmp_path, key):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), RankingJudge)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    SEEN.clear()
+    try:
+        rows = [{"instruction": "Name a colour.", "output": "reference answer", "generator": "reference", "dataset": "x"}]
+        judge = {"kind": "openai", "model": "judge", "base_url": f"http://127.0.0.1:{server.server_address[1]}/v1",
+                 "api_key_env": None, "max_retries": 0}
+        options = {"fit_context": False, "lc_glm": None}
+        if key == "alpaca_eval2":
+            options["reference"] = {"files": {"eval": str(tmp_path / f"{key}.jsonl")}}  # the same rows as references
+        bench = tiny_bench(key, tmp_path, rows, judges={"annotator": judge}, options=options, metric="win_rate")
+        alpacaeval.run(bench, scripted_ctx(tmp_path, {"Name a colour.": "policy answer"}))
+    finally:
+        server.shutdown()
+        server.server_close()
+    golden = (Path(__file__).parent / "golden" / f"{key}_annotator.txt").read_text().partition("\n=====\n")[2]
+    swap = lambda t: t.replace("reference answer", "\0").replace("policy answer", "reference answer").replace("\0", "policy answer")  # noqa: E731
+    assert len(SEEN) == 1 and SEEN[0] in (json.loads(golden), json.loads(swap(golden)))
+
+
 def test_alpaca_eval1_replies_go_to_alpaca_evals_own_parser_and_unparseable_ones_are_counted(tmp_path):
     from alpaca_eval.completion_parsers import ranking_parser
 
+    SEEN.clear()
     server = ThreadingHTTPServer(("127.0.0.1", 0), RankingJudge)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
