@@ -91,6 +91,12 @@ def test_gsm8k_answer_is_the_last_number(tmp_path):
     assert [s["filtered"][0] for s in samples if s["filter"] == "oi-answer"] == ["7", "1234", "5"]
 
 
+def test_open_instruct_prompt_refuses_lm_evals_own_shots_on_top(tmp_path):
+    rows = [{"question": "Ann has 3 apples and buys 4 more. How many?", "answer": "#### 7"}]
+    with pytest.raises(ValueError, match="set num_fewshot: 0 \\(not 8\\)"):
+        lm_eval_runner.run(tiny_bench("gsm8k", tmp_path, rows, num_fewshot=8), scripted_ctx(tmp_path, {"Ann": "7"}))
+
+
 def test_bbh_answer_regex_and_case_insensitive_match(tmp_path):
     rows = [{"input": "not ( True ) and ( True ) is", "target": "False"},
             {"input": "True and not not ( not False ) is", "target": "True"},

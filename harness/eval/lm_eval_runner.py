@@ -96,6 +96,9 @@ def write_task(bench, ctx, tasks_dir: Path, part: str | None = None) -> tuple[st
     task = {"include": str(yaml_path), "task": name, "dataset_path": "json", "dataset_name": None,
             "test_split": "test", "num_fewshot": shots}
     if bench.options.get("prompt"):
+        if shots:
+            raise ValueError(f"benchmark {bench.name!r}: options.prompt={bench.options.prompt!r} writes the shots into "
+                             f"the user turn itself; set num_fewshot: 0 (not {shots}) so lm-eval adds none of its own")
         task |= {"doc_to_text": openinstruct.PROMPT_FIELD, "description": "", "gen_prefix": bench.options.get("gen_prefix")}
     if base.get("output_type") == "generate_until":
         task["generation_kwargs"] = gen
