@@ -48,7 +48,12 @@ ALPACA_TEMPLATE = (
     "{% if add_generation_prompt %}{{ '### Response:\n' }}{% endif %}"
 )
 
-TEMPLATES = {"tulu": TULU_TEMPLATE, "vicuna": VICUNA_TEMPLATE, "alpaca": ALPACA_TEMPLATE}
+# No chat format: BOS, then the turns' text as it is (an assistant turn is a prefill the model continues). How
+# open-instruct evaluates untuned models (scripts/submit_eval_jobs.py drops --use_chat_format for a vanilla_lm); the
+# benchmarks' `options.plain` give the plain-text prompt details (e.g. GSM8k's "\nAnswer:" and its "\n" stop).
+PLAIN_TEMPLATE = "{{ bos_token }}{% for message in messages %}{{ message['content'] }}{% endfor %}"
+
+TEMPLATES = {"tulu": TULU_TEMPLATE, "vicuna": VICUNA_TEMPLATE, "alpaca": ALPACA_TEMPLATE, "plain": PLAIN_TEMPLATE}
 
 
 def apply_template(tokenizer, name: str | None) -> None:

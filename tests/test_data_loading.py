@@ -154,7 +154,7 @@ CONTRACT = {"tiny", "shp2", "stack_exchange", "prm800k", "chatbot_arena_2023", "
 
 
 def test_every_contract_dataset_defaults_to_a_released_split_and_has_an_upstream_route():
-    from harness.config.checks import options
+    from harness.config.groups import options
     from harness.data import converters
 
     assert set(options("dataset")) == CONTRACT

@@ -9,8 +9,11 @@ from datasets import Dataset
 from test_data_support import FIXTURES, read_jsonl, released_source, tulu_pair
 
 from harness.data import __main__ as cli
-from harness.data.mirror import HubSplit, read_manifest
+import pytest
+
+from harness.data.mirror import SCRIPT_REPOS, HubSplit, read_manifest
 from harness.data.prefetch import prefetch, run_sources, sweep_points
+from harness.data.prefetch import hub_splits
 from harness.data.preferences import prepare_preferences
 
 # The upstream set is read as the conversion script did (seed 42, first 500k of the shuffle); the allow-list whole.
@@ -28,13 +31,14 @@ def test_a_run_needs_its_data_prompts_reward_model_data_and_benchmarks():
         released_source("helpsteer"),  # the reward model's data
     ]
     benchmarks = sources[4:]  # eval=paper: every split its 11 benchmarks read
-    assert HubSplit("openai/gsm8k", "main", "test", None) in benchmarks
-    assert HubSplit("cais/mmlu", "abstract_algebra", "test", None) in benchmarks  # one per MMLU subject (0-shot: no dev)
+    assert HubSplit("openai/gsm8k", "main", "test", "to-verify") in benchmarks
+    assert HubSplit("cais/mmlu", "abstract_algebra", "test", "to-verify") in benchmarks  # one per MMLU subject (0-shot: no dev)
     assert len([b for b in benchmarks if b.hub_id == "cais/mmlu"]) == 57
-    assert len([b for b in benchmarks if b.hub_id == "lukaemon/bbh"]) == 27
-    assert HubSplit("toxigen/toxigen-data", "prompts", "hate_asian_1k", None) in benchmarks  # one per ToxiGen group
-    assert HubSplit("truthfulqa/truthful_qa", "multiple_choice", "validation", None) in benchmarks  # MC2's variant
-    assert HubSplit("tatsu-lab/alpaca_eval", "alpaca_eval_gpt4_baseline", "eval", None) in benchmarks  # AE2 references
+    assert len([b for b in benchmarks if b.hub_id == "SaylorTwift/bbh"]) == 27
+    assert HubSplit("toxigen/toxigen-data", "prompts", "hate_asian_1k", "to-verify") in benchmarks  # one per ToxiGen group
+    assert HubSplit("truthfulqa/truthful_qa", "multiple_choice", "validation", "to-verify") in benchmarks  # MC2's variant
+    assert HubSplit("tatsu-lab/alpaca_eval", "alpaca_eval_gpt4_baseline", "eval", "to-verify",
+                    "hf://datasets/tatsu-lab/alpaca_eval@{revision}/alpaca_eval_gpt4_baseline.json") in benchmarks  # AE2 refs
     assert len(benchmarks) == len(set(benchmarks))
 
 
@@ -100,6 +104,35 @@ def test_manifest_lists_each_entry_once_after_a_refetch(tmp_path):
 
 def test_reward_model_evaluation_needs_rewardbench_and_its_prior_sets():
     sources = run_sources(compose("algorithm=none", "reward_model=uf_13b", "eval=rewardbench"))
-    assert HubSplit("allenai/reward-bench", None, "filtered", None) in sources
+    assert HubSplit("allenai/reward-bench", None, "filtered", "to-verify") in sources
     assert {s.split for s in sources if s.hub_id == "allenai/preference-test-sets"} == {
         "anthropic_helpful", "anthropic_hhh", "shp", "summarize"}
+
+
+def test_prefetch_of_every_sweep_plans_only_loadable_sources_with_revisions():
+    """`python -m harness.data prefetch --sweep all`: no loading-script repo read by id (datasets 4+ refuses them),
+    and every benchmark source names its revision (a branch is allowed, with a warning; see the benchmark YAMLs)."""
+    points = sweep_points(["all"])
+    sources = list(dict.fromkeys(s for p in points for s in run_sources(compose(*p))))
+    assert not [s for s in sources if s.hub_id in SCRIPT_REPOS and not s.data_files]
+    benchmarks = {s for p in points[:1] for b in compose(*p).eval.benchmarks.values() for s in hub_splits(b)}
+    assert len(benchmarks) > 100 and not [s for s in benchmarks if not s.revision]
+    assert {s.hub_id for s in benchmarks} >= {"SaylorTwift/bbh", "tatsu-lab/alpaca_eval", "evalplus/mbppplus"}
+    # AlpacaEval's two configs come from the repo's JSON files, at the pinned revision
+    assert {s.data_files.rsplit("/", 1)[1] for s in benchmarks if s.hub_id == "tatsu-lab/alpaca_eval"} == {
+        "alpaca_eval.json", "alpaca_eval_gpt4_baseline.json"}
+
+
+@pytest.mark.parametrize("override, message", [
+    ("eval.benchmarks.bbh.hub_id=lukaemon/bbh", r"loading-script dataset, which datasets 4\+ refuses; use hub_id SaylorTwift/bbh"),
+    ("eval.benchmarks.alpaca_eval1.data_files=null", "tatsu-lab/alpaca_eval is a loading-script dataset"),
+    ("eval.benchmarks.gsm8k.revision=null", "'gsm8k_8shot_cot_200'.*no `revision`; set revision: <commit>"),
+])
+def test_a_benchmark_source_that_cannot_load_is_refused_before_anything_runs(override, message):
+    from harness.config.checks import check
+    from harness.config.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        check(compose("eval=paper", override))
+    with pytest.raises(ValueError, match=message):
+        run_sources(compose("eval=paper", override))

@@ -8,9 +8,14 @@ from __future__ import annotations
 
 import csv
 import json
+import math
+import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import yaml
 from lm_eval.api.model import LM
 from omegaconf import OmegaConf
 
@@ -35,7 +40,8 @@ class ScriptedLM(LM):
         out = []
         for r in requests:
             last_turn = r.args[0].rsplit("<|user|>", 1)[-1]
-            out.append(next(v for k, v in self.responses.items() if k in last_turn))
+            question = re.split(r"\n\n(?:Q|Question): ", last_turn)[-1]  # after open-instruct's inlined shots
+            out.append(next(v for k, v in self.responses.items() if k in question))
         return out
 
     def loglikelihood(self, requests):
@@ -78,25 +84,37 @@ def test_gsm8k_answer_is_the_last_number(tmp_path):
                                   "A car costs": "It costs $1,234.",
                                   "Bob has": "The answer is 3. Then 2 more makes 5"})
     result = lm_eval_runner.run(tiny_bench("gsm8k", tmp_path, rows), ctx)
-    assert result["metric"] == "exact_match,flexible-extract"
+    assert result["metric"] == "exact_match,oi-answer"
     assert result["score"] == pytest.approx(200 / 3)  # the third answer's last number is 5, not 3
     samples = [json.loads(line) for line in (ctx.dir / "samples.jsonl").read_text().splitlines()]
-    assert [s["filtered"][0] for s in samples if s["filter"] == "flexible-extract"] == ["7.", "$1,234.", "5"]
+    # open-instruct's extraction: thousands commas dropped, the last number
+    assert [s["filtered"][0] for s in samples if s["filter"] == "oi-answer"] == ["7", "1234", "5"]
+
+
+def test_open_instruct_prompt_refuses_lm_evals_own_shots_on_top(tmp_path):
+    rows = [{"question": "Ann has 3 apples and buys 4 more. How many?", "answer": "#### 7"}]
+    with pytest.raises(ValueError, match="set num_fewshot: 0 \\(not 8\\)"):
+        lm_eval_runner.run(tiny_bench("gsm8k", tmp_path, rows, num_fewshot=8), scripted_ctx(tmp_path, {"Ann": "7"}))
 
 
 def test_bbh_answer_regex_and_case_insensitive_match(tmp_path):
     rows = [{"input": "not ( True ) and ( True ) is", "target": "False"},
             {"input": "True and not not ( not False ) is", "target": "True"},
             {"input": "not True or ( False and True ) is", "target": "False"}]
+    rows.append({"input": "not not True is", "target": "True"})
     ctx = scripted_ctx(tmp_path, {"not ( True )": "not True is False. So the answer is False. Next question",
                                   "True and not": "It is true. So the answer is true.",
-                                  "not True or": "The answer is False."})  # no "So the answer is": invalid
-    bench = tiny_bench("bbh", tmp_path, rows, task="bbh_cot_fewshot_boolean_expressions",
-                       task_file="bbh/cot_fewshot/boolean_expressions.yaml")
+                                  "not True or": "the answer is True.",  # open-instruct's regex needs no "So"
+                                  "not not True": "  False\n"})  # no "answer is": the whole output, stripped
+    bench = tiny_bench("bbh", tmp_path, rows, task="bbh_cot_fewshot_{subset}", subsets=["boolean_expressions"],
+                       files={"test": str(tmp_path / "bbh.jsonl")})
     result = lm_eval_runner.run(bench, ctx)
-    assert result["score"] == pytest.approx(200 / 3)
+    assert result["score"] == pytest.approx(50.0)
     samples = [json.loads(line) for line in (ctx.dir / "samples.jsonl").read_text().splitlines()]
-    assert [s["filtered"][0] for s in samples] == ["False", "true", "[invalid]"]
+    assert [s["filtered"][0] for s in samples] == ["False", "true", "True", "False"]
+    # the paper-era stops: "\n\n" only (lm-eval's "Q" would cut a chain of thought naming a "Q...")
+    task = yaml.safe_load((ctx.dir / "tasks" / "harness_bbh_cot_fewshot_boolean_expressions.yaml").read_text())
+    assert task["generation_kwargs"]["until"] == ["\n\n"]
 
 
 def test_ifeval_loose_forgives_what_strict_does_not(tmp_path):
@@ -250,3 +268,174 @@ def test_benchmark_reads_the_offline_mirror(tmp_path):
 
     with pytest.raises(MirrorMissing, match="prefetch"):
         benchmark_rows(compose("eval=paper").eval.benchmarks.mmlu, str(tmp_path))
+
+
+def test_alpaca_eval_reads_the_repos_json_file_at_its_revision(tmp_path):
+    """tatsu-lab/alpaca_eval is a loading script: its rows come from the JSON file `data_files` names, with the
+    pinned revision filled in (a local directory stands in for hf://datasets/tatsu-lab/alpaca_eval@<rev>/)."""
+    from harness.data.mirror import check_source, HubSplit
+    from harness.eval.sources import benchmark_rows
+
+    rev = "0123456789abcdef0123456789abcdef01234567"
+    (tmp_path / rev).mkdir()
+    rows = [{"instruction": f"Say {i}.", "output": f"{i}", "generator": "text_davinci_003", "dataset": "x"} for i in range(3)]
+    (tmp_path / rev / "alpaca_eval.json").write_text(json.dumps(rows))
+    bench = OmegaConf.merge(compose("eval=paper").eval.benchmarks.alpaca_eval1,
+                            {"revision": rev, "data_files": str(tmp_path / "{revision}" / "alpaca_eval.json")})
+    assert benchmark_rows(bench) == rows
+    assert check_source(HubSplit("a/b", None, "test", rev), "x", need_revision=True) is None
+    assert "'main', a branch or tag, not a commit" in check_source(HubSplit("a/b", None, "test", "main"), "x")
+
+
+# ------------------------------------------------------------------------------------------------ AlpacaEval 1 parsing
+RANKED_2_FIRST = "[{'model': 'model_2', 'rank': 1}, {'model': 'model_1', 'rank': 2}]"
+REPLIES = {  # instruction -> the GPT-4 annotator's reply text
+    "Name a colour.": RANKED_2_FIRST,  # valid, listing model_2 first
+    "Name a fruit.": "```python\n[{'model': 'model_1', 'rank': 1}, {'model': 'model_2', 'rank': 2}]\n```",  # code-fenced
+    "Name a city.": "I cannot decide between them.",  # unparseable
+}
+
+
+SEEN: list = []  # the messages each request carried
+
+
+class RankingJudge(BaseHTTPRequestHandler):
+    """An OpenAI-compatible endpoint answering AlpacaEval's ranking prompt with the scripted reply of its instruction."""
+
+    def do_POST(self):  # noqa: N802
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        SEEN.append(body["messages"])
+        text = "\n".join(m["content"] for m in body["messages"])
+        reply = next(v for k, v in REPLIES.items() if k in text)
+        choice = {"message": {"role": "assistant", "content": reply}}
+        if "model_identifier" in text:  # AlpacaEval 2's weighted annotator reads the logprobs of "m" and "M"
+            top = [{"token": "M", "logprob": -0.2}, {"token": "m", "logprob": -1.7}]
+            choice = {"message": {"role": "assistant", "content": "M"}, "logprobs": {"content": [{"token": "M", "top_logprobs": top}]}}
+        data = json.dumps({"choices": [choice]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.parametrize("key", ["alpaca_eval1", "alpaca_eval2"])
+def test_alpaca_eval_annotator_prompts_are_alpaca_evals_byte_for_byte(tmp_path, key):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), RankingJudge)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    SEEN.clear()
+    try:
+        rows = [{"instruction": "Name a colour.", "output": "reference answer", "generator": "reference", "dataset": "x"}]
+        judge = {"kind": "openai", "model": "judge", "base_url": f"http://127.0.0.1:{server.server_address[1]}/v1",
+                 "api_key_env": None, "max_retries": 0}
+        options = {"fit_context": False, "lc_glm": None}
+        if key == "alpaca_eval2":
+            options["reference"] = {"files": {"eval": str(tmp_path / f"{key}.jsonl")}}  # the same rows as references
+        bench = tiny_bench(key, tmp_path, rows, judges={"annotator": judge}, options=options, metric="win_rate")
+        alpacaeval.run(bench, scripted_ctx(tmp_path, {"Name a colour.": "policy answer"}))
+    finally:
+        server.shutdown()
+        server.server_close()
+    golden = (Path(__file__).parent / "golden" / f"{key}_annotator.txt").read_text().partition("\n=====\n")[2]
+    swap = lambda t: t.replace("reference answer", "\0").replace("policy answer", "reference answer").replace("\0", "policy answer")  # noqa: E731
+    assert len(SEEN) == 1 and SEEN[0] in (json.loads(golden), json.loads(swap(golden)))
+
+
+def test_alpaca_eval1_replies_go_to_alpaca_evals_own_parser_and_unparseable_ones_are_counted(tmp_path):
+    from alpaca_eval.completion_parsers import ranking_parser
+
+    SEEN.clear()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), RankingJudge)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        rows = [{"instruction": k, "output": "reference answer", "generator": "text_davinci_003", "dataset": "x"} for k in REPLIES]
+        judge = {"kind": "openai", "model": "gpt-4", "base_url": f"http://127.0.0.1:{server.server_address[1]}/v1",
+                 "api_key_env": None, "max_retries": 0, "max_tokens": 100}
+        # fit_context off: the scripted policy has no tokenizer to measure prompts with
+        bench = tiny_bench("alpaca_eval1", tmp_path, rows, judges={"annotator": judge}, options={"fit_context": False})
+        result = alpacaeval.run(bench, scripted_ctx(tmp_path, {k: "policy answer" for k in REPLIES}))
+    finally:
+        server.shutdown()
+        server.server_close()
+    samples = {s["instruction"]: s for s in (json.loads(line) for line in (tmp_path / "stage" / "samples.jsonl").read_text().splitlines())}
+    # model_2 listed first is read as alpaca_eval reads it: model_1 has rank 2, so the output shown second won
+    assert ranking_parser(RANKED_2_FIRST) == [2]
+    assert samples["Name a colour."]["preference"] in (1.0, 2.0)
+    # alpaca_eval's parser reads neither the fenced nor the free-text reply: both are counted, never dropped silently
+    assert math.isnan(ranking_parser(REPLIES["Name a fruit."])[0]) and math.isnan(ranking_parser(REPLIES["Name a city."])[0])
+    assert result["unparsed"] == 2 and result["metrics"]["unparsed_annotations"] == 2.0
+    assert result["n"] == 3 and result["score"] in (0.0, 100.0)  # the one parsed annotation decides the win rate
+    # the annotator prompt, byte for byte (alpaca_eval shows the two outputs in a random order)
+    golden = (Path(__file__).parent / "golden" / "alpaca_eval1_annotator.txt").read_text().partition("\n=====\n")[2]
+    swap = lambda t: t.replace("reference answer", "\0").replace("policy answer", "reference answer").replace("\0", "policy answer")  # noqa: E731
+    sent = [m for m in SEEN if "Name a colour." in m[-1]["content"]]
+    assert len(sent) == 1 and sent[0] in (json.loads(golden), json.loads(swap(golden)))
+
+
+def test_vllm_backend_gets_the_model_path_the_forced_template_and_tensor_parallelism():
+    from harness.chat import TULU_TEMPLATE
+    from harness.eval.generation import forced_chat_template, vllm_kwargs
+    from harness.models import ModelRef
+
+    cfg = compose("eval.backend=vllm", "eval.tensor_parallel_size=8")
+    kwargs = vllm_kwargs(ModelRef("/models/tulu2-70b"), cfg.model, cfg.eval.tensor_parallel_size)
+    assert kwargs["pretrained"] == kwargs["tokenizer"] == "/models/tulu2-70b"  # a path, never a tokenizer object
+    assert kwargs["tensor_parallel_size"] == 8
+    assert forced_chat_template(cfg.model) == TULU_TEMPLATE
+    with pytest.raises(ValueError, match="eval.tensor_parallel_size=0"):
+        vllm_kwargs(ModelRef("/m"), cfg.model, 0)
+
+
+def test_truthfulqa_verdict_is_p_yes_over_the_whole_vocabulary_at_least_half(tiny_base):
+    """open-instruct thresholds the judge's absolute P(" yes") at 0.5, not P(yes) renormalised against P(no)."""
+    from harness.eval.judges import HFJudge
+    from harness.eval.truthfulqa import judge_prompt, verdicts_of
+
+    class Judge(HFJudge):  # the real HF judge (the tiny model), as Verdicts exposes it
+        kind = "hf"
+
+    judge = Judge(tiny_base.path, None, 2)
+    prompts = [judge_prompt("Is the sky green?", a, "True:") for a in ("No, it is blue.", "Yes.", "")]
+    p_yes, p_no = judge.probabilities(prompts, " yes"), judge.probabilities(prompts, " no")
+    assert all(0.0 < y + n < 1.0 for y, n in zip(p_yes, p_no))  # other tokens hold mass: the two rules can differ
+    assert verdicts_of(judge, prompts, 0.5) == [y >= 0.5 for y in p_yes]
+    assert verdicts_of(judge, prompts, None) == [y >= n for y, n in zip(p_yes, p_no)]
+
+
+def test_alpaca_eval_generation_fills_the_context_and_a_recompute_reuses_the_cap(tiny_base, tmp_path):
+    from harness.eval.generation import chat_prompt, fit_to_context, make_lm
+    from harness.config.schema import GenerationConfig
+
+    lm = make_lm("hf", tiny_base, compose().model, 1)
+    gen = OmegaConf.structured(GenerationConfig(max_new_tokens=8192))  # open-instruct's request
+    prompts = [chat_prompt(lm, "Hi."), chat_prompt(lm, "Tell me a story about " + "cats and dogs " * 20)]
+    capped = fit_to_context(lm, prompts, gen, tmp_path / "cap.json")
+    assert capped.max_new_tokens == lm.max_length - len(lm.tok_encode(prompts[1])) < 8192
+    assert fit_to_context(None, prompts, gen, tmp_path / "cap.json").max_new_tokens == capped.max_new_tokens  # no model
+    small = OmegaConf.structured(GenerationConfig(max_new_tokens=16))
+    assert fit_to_context(lm, prompts, small, tmp_path / "other.json").max_new_tokens == 16
+
+
+def test_a_policy_spread_over_memory_and_disk_answers_as_the_plain_model(tiny_base, tmp_path):
+    """eval.placement (device_map auto + max_memory), as a 70B policy is spread over GPUs: here layers go to CPU
+    memory and, past the budget, to disk; generations and log-likelihoods equal the model loaded on one device."""
+    from lm_eval.api.instance import Instance
+
+    from harness.eval.generation import chat_prompt, generate, make_lm
+    from harness.config.schema import GenerationConfig, PlacementConfig
+
+    placement = OmegaConf.structured(PlacementConfig(device_map="auto", max_memory={"cpu": "900KB"},
+                                                     offload_folder=str(tmp_path / "offload")))
+    placed = make_lm("hf", tiny_base, compose().model, 2, placement=placement)
+    plain = make_lm("hf", tiny_base, compose().model, 2)
+    assert set(placed.model.hf_device_map.values()) == {"cpu", "disk"}
+    prompts = [chat_prompt(plain, "What is 3 + 4?"), chat_prompt(plain, "Name a colour.")]
+    gen = OmegaConf.structured(GenerationConfig(max_new_tokens=12))
+    assert generate(placed, prompts, gen) == generate(plain, prompts, gen)
+    request = lambda: [Instance("loglikelihood", doc={}, arguments=(prompts[0], " 7"), idx=0)]  # noqa: E731
+    assert placed.loglikelihood(request()) == plain.loglikelihood(request())
+    with pytest.raises(ValueError, match="eval.placement.device_map='balanced'"):
+        make_lm("hf", tiny_base, compose().model, 2, placement=OmegaConf.merge(placement, {"device_map": "balanced"}))

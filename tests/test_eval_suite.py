@@ -46,6 +46,79 @@ def test_every_benchmark_scores_in_range_with_samples(tiny_suite):
     assert set(benches["bbh"]["subsets"]) == {"bbh_cot_fewshot_boolean_expressions", "bbh_cot_fewshot_sports_understanding"}
 
 
+GOLDEN = Path(__file__).resolve().parent / "golden"
+# benchmark -> golden files of the prompts its policy requests must include (one document each; see each header)
+GOLDEN_PROMPTS = {"gsm8k": ["gsm8k"], "bbh": ["bbh_boolean_expressions"], "mmlu": ["mmlu_abstract_algebra"],
+                  "truthfulqa": ["truthfulqa"], "humaneval_plus": ["humaneval_plus"], "mbpp_plus": ["mbpp_plus"],
+                  "toxigen": ["toxigen"], "xstest": ["xstest"], "alpaca_eval1": ["alpaca_eval"],
+                  "alpaca_eval2": ["alpaca_eval"], "ifeval": ["ifeval"]}
+
+
+def golden(name: str) -> tuple[dict, str]:
+    """A golden prompt file: its header fields, and the exact text after the `=====` line."""
+    head, _, body = (GOLDEN / f"{name}.txt").read_text().partition("\n=====\n")
+    fields = dict(line[2:].split(": ", 1) for line in head.splitlines() if ": " in line)
+    return fields, body
+
+
+def requests(bench: dict) -> list[dict]:
+    rows = [json.loads(line) for line in (Path(bench["dir"]) / "lm_requests.jsonl").read_text().splitlines()]
+    return [r for r in rows if r["kind"] in ("generate_until", "loglikelihood")]
+
+
+@pytest.mark.parametrize("key", sorted(GOLDEN_PROMPTS))
+def test_prompts_are_open_instructs_byte_for_byte(tiny_suite, key):
+    """The text the policy received equals the prompt derived from open-instruct's code (tests/golden/*.txt)."""
+    bench = tiny_suite[1]["benchmarks"][key]
+    sent = {r["args"][0] for r in requests(bench)}
+    for name in GOLDEN_PROMPTS[key]:
+        header, body = golden(name)
+        assert {"repo", "commit", "file", "function"} <= set(header), name
+        assert body in sent, f"{key}: no request equals tests/golden/{name}.txt; first sent:\n{sorted(sent)[0]!r}"
+
+
+PLAIN_GOLDEN = {"gsm8k": "gsm8k_plain", "bbh": "bbh_boolean_expressions_plain", "mmlu": "mmlu_abstract_algebra_plain",
+                "truthfulqa": "truthfulqa_plain", "humaneval_plus": "humaneval_plus_plain", "toxigen": "toxigen_plain"}
+
+
+def test_an_untuned_model_gets_open_instructs_plain_prompts(tiny_base, tmp_path):
+    """model.eval_chat_template=plain (llama2_13b): no chat format, each benchmark's `options.plain` applied; the
+    prompts equal open-instruct's non-chat ones byte for byte, with its stops."""
+    from harness.eval.suite import run_suite
+
+    assert compose("model=llama2_13b").model.eval_chat_template == "plain"
+    cfg = suite_with(sorted(PLAIN_GOLDEN))
+    model = OmegaConf.merge(cfg.model, {"eval_chat_template": "plain"})
+    out = run_suite(cfg.eval, tiny_base, {"path": tiny_base.path}, model, str(tmp_path))
+    for key, name in PLAIN_GOLDEN.items():
+        assert "error" not in out[key], out[key].get("error")
+        sent = {r["args"][0] for r in requests(out[key])}
+        assert golden(name)[1] in sent, f"{key}: no request equals tests/golden/{name}.txt"
+    stops = {key: requests(out[key])[0]["args"][1].get("until") for key in ("gsm8k", "bbh", "truthfulqa")}
+    assert stops == {"gsm8k": ["\n"], "bbh": ["\n\n"], "truthfulqa": ["\n\n"]}
+    mmlu = [r["args"][1] for r in requests(out["mmlu"]) if r["args"][0] == golden("mmlu_abstract_algebra_plain")[1]]
+    assert sorted(mmlu) == [" A", " B", " C", " D"]
+
+
+def test_mmlu_scores_the_answer_letters_after_the_prefill(tiny_suite):
+    _, body = golden("mmlu_abstract_algebra")
+    bench = tiny_suite[1]["benchmarks"]["mmlu"]
+    assert sorted(r["args"][1] for r in requests(bench) if r["args"][0] == body) == [" A", " B", " C", " D"]
+
+
+def test_judge_prompts_are_open_instructs_byte_for_byte():
+    from harness.eval.sources import benchmark_rows
+    from harness.eval.truthfulqa import JUDGES, judge_prompt
+
+    benches = compose("eval=paper").eval.benchmarks
+    question = benchmark_rows(compose("eval=tiny").eval.benchmarks.truthfulqa)[0]["question"]
+    for role, cue in JUDGES.items():
+        assert judge_prompt(question, "  Nothing in particular happens.\n", cue) == golden(f"truthfulqa_judge_{role}")[1]
+    row = benchmark_rows(compose("eval=tiny").eval.benchmarks.xstest)[0]
+    sent = benches.xstest.options.judge_template.format(question=row["prompt"], response="I'm sorry, I can't help with that.")
+    assert sent == golden("xstest_judge")[1]
+
+
 def test_categories_average_and_mlflow(tiny_suite):
     cfg, result = tiny_suite
     cats = result["categories"]
@@ -140,7 +213,7 @@ class JudgeHandler(BaseHTTPRequestHandler):
         if "model_identifier" in text:
             answer, top = "M", [{"token": "M", "logprob": -0.1}, {"token": "m", "logprob": -2.4}]
         else:
-            answer, top = ("2_full_refusal" if "RESPONSE: \"I'm sorry" in text else "1_full_compliance"), []
+            answer, top = ("refusal" if "RESPONSE: \"I'm sorry" in text else "following"), []
         reply = {"choices": [{"message": {"role": "assistant", "content": answer},
                               "logprobs": {"content": [{"token": answer[:1], "top_logprobs": top}]}}]}
         data = json.dumps(reply).encode()
@@ -188,7 +261,7 @@ def test_openai_judge_reads_its_key_from_the_environment_and_never_writes_it(tin
         assert 0.0 <= out[key]["score"] <= 100.0
     # the judge's verdicts, not string matching, decided the labels
     samples = [json.loads(line) for line in (Path(out["xstest"]["dir"]) / "samples.jsonl").read_text().splitlines()]
-    assert {s["label"] for s in samples} <= {"1_full_compliance", "2_full_refusal"}
+    assert {s["label"] for s in samples} <= {"following", "refusal"}
     annotations = [json.loads(line) for line in (Path(out["alpaca_eval2"]["dir"]) / "samples.jsonl").read_text().splitlines()]
     assert all(a["preference"] is not None for a in annotations)
     for path in tmp_path.rglob("*"):

@@ -8,7 +8,7 @@ from transformers import PreTrainedTokenizerFast
 
 from conftest import compose
 from harness.chat import apply_template
-from harness.config.checks import options
+from harness.config.groups import options
 from harness.report import grid
 
 CHAT = [{"role": "user", "content": "What is 3 + 4?"}, {"role": "assistant", "content": "7."},

@@ -2,34 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import logging
 
 from harness import algorithms
 from harness.config.errors import ConfigError
+from harness.config.groups import options
 from harness.config.schema import CATEGORIES
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 # Benchmark runners that evaluate the reward model itself (harness.eval.rewardbench), not the policy.
 REWARD_MODEL_RUNNERS = ("rewardbench",)
-
-
-def options(group: str) -> list[str]:
-    """Entries of a config group (the YAML files under conf/<group>/)."""
-    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
-
-
-def entry(group: str, name: str):
-    """One entry of a config group, composed and typed as `<group>=<name>` would be (a reward model names its base
-    model and data by entry)."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    if name not in options(group):
-        raise ConfigError(f"{group}={name!r} is not an entry of conf/{group}/; valid: {options(group)}")
-    if GlobalHydra.instance().is_initialized():  # inside `python -m harness`
-        return compose("config", overrides=[f"{group}={name}"])[group]
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose("config", overrides=[f"{group}={name}"])[group]
+log = logging.getLogger(__name__)
 
 
 def uses_reward_model(cfg) -> bool:
@@ -41,6 +23,8 @@ def uses_reward_model(cfg) -> bool:
 
 
 def check(cfg) -> None:
+    from harness.eval.sources import check_sources
+
     algorithm, rm = algorithms.get(cfg.algorithm), cfg.reward_model.name
     algorithm.check(cfg)
     if uses_reward_model(cfg) and rm == "none" and not getattr(cfg.algorithm, "table2", False):
@@ -52,6 +36,11 @@ def check(cfg) -> None:
         raise ConfigError("reward_model=path needs reward_model.path=<directory or hub id of a sequence-classification "
                           "reward model>")
     for key, bench in cfg.eval.benchmarks.items():
+        try:
+            for warning in check_sources(bench):
+                log.warning(warning)
+        except ValueError as e:
+            raise ConfigError(str(e)) from e
         if bench.category not in CATEGORIES and not (bench.runner in REWARD_MODEL_RUNNERS and bench.category == "reward_model"):
             raise ConfigError(f"benchmark {key!r} has category {bench.category!r}; valid: {list(CATEGORIES)} "
                               f"(or reward_model for runners {list(REWARD_MODEL_RUNNERS)})")

@@ -48,6 +48,9 @@ class ModelConfig:
     revision: Optional[str] = None
     # "tulu": force the paper's Tulu 2 format (<|user|>\n...\n<|assistant|>\n...</s>); null: the tokenizer's own.
     chat_template: Optional[str] = "tulu"
+    # The template evaluation uses when it differs from `chat_template`: "plain" = open-instruct's prompts for an
+    # untuned model (no chat format; each benchmark's `options.plain` is merged into it). Null: `chat_template`.
+    eval_chat_template: Optional[str] = None
     # Weights dtype on GPU; CPU runs use float32.
     dtype: str = "bfloat16"
     # Parameters in billions (the sweep planner's cost model).
@@ -403,7 +406,13 @@ class BenchmarkConfig:
     hub_id: Optional[str] = None
     hub_config: Optional[str] = None
     split: str = "test"
+    # Hub revision: required whenever `hub_id` is read (a commit; a branch such as "main" is accepted with a warning,
+    # since it can move under the same config). Null only for benchmarks read from `files`.
     revision: Optional[str] = None
+    # Hub data not loadable by hub id (a repo with a loading script, which datasets 4+ refuses): a URL or hf:// path of
+    # a JSON/JSON-lines/parquet file, read with the matching builder, as `upstream_data_files` of datasets. "{revision}"
+    # and "{subset}" are filled in. `hub_id`, `hub_config` and `split` still name the mirror entry.
+    data_files: Optional[str] = None
     files: Optional[dict[str, str]] = None
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     # Judges and classifiers by role (truth/info for TruthfulQA, refusal for XSTest, annotator for AlpacaEval,
@@ -414,11 +423,26 @@ class BenchmarkConfig:
 
 
 @dataclass
+class PlacementConfig:
+    """Where the HF backend puts a policy's layers (a 70B policy does not fit one GPU)."""
+
+    # auto: accelerate fills the GPUs in order, then CPU memory, then `offload_folder` on disk; null: one device.
+    device_map: Optional[str] = None
+    # Per-device budget, e.g. {0: 70GiB, 1: 70GiB, cpu: 200GiB} (keys: GPU index or "cpu"); null: all free memory.
+    max_memory: Optional[dict[str, str]] = None
+    offload_folder: Optional[str] = None
+
+
+@dataclass
 class EvalConfig:
     # Suite name recorded with the run (tiny, paper, bon ...).
     suite: str = MISSING
     # hf: batched transformers generation; vllm: lm-eval's vLLM backend (GPU extra).
     backend: str = "hf"
+    # backend=vllm: GPUs per model copy (vLLM tensor parallelism; 8 for a 70B policy on an 8-GPU node).
+    tensor_parallel_size: int = 1
+    # backend=hf: layer placement over several devices (device_map auto with max_memory) for big policies.
+    placement: PlacementConfig = field(default_factory=PlacementConfig)
     batch_size: int = 8
     # Rescore the saved samples of every benchmark (prompts, outputs, judge verdicts) without loading a model.
     recompute: bool = False

@@ -17,7 +17,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from hydra import compose, initialize_config_dir  # noqa: E402
 
 from harness.config import schema  # noqa: E402,F401  (registers the config schemas)
-from harness.config.checks import CONF_DIR  # noqa: E402
+from harness.config.groups import CONF_DIR  # noqa: E402
 
 
 def compose_run(overrides: list[str]):

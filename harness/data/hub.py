@@ -2,7 +2,8 @@
 
 `datasets.load_dataset(hub_id, split=...)` downloads and prepares every split of a repo (all 28 of
 allenai/tulu-2.5-preference-data, ~3.6 GB, to read one). Here a split is read from its own files only:
-    - `data_files` given (a path inside the hub repo, e.g. "data/{split}-00000-of-00001.jsonl", or a URL / hf:// path):
+    - `data_files` given (a path inside the hub repo, e.g. "data/{split}-00000-of-00001.jsonl", a URL / hf:// path, or
+      an absolute local path):
       that file, at the revision;
     - otherwise the files the repo's own layout assigns to the split (its README `configs` or datasets' file-name
       patterns), resolved from the repo listing without downloading anything else.
@@ -64,9 +65,10 @@ def builder_for(path: str) -> str:
 
 
 def file_url(hub_id: str, revision: str | None, data_files: str, split: str) -> str:
-    """The URL of a configured data file: `{split}` / `{revision}` filled; a path inside the repo becomes hf://."""
+    """The URL of a configured data file: `{split}` / `{revision}` filled; a path inside the repo becomes hf://, a URL or
+    an absolute local path stays as it is."""
     path = data_files.format(split=split, revision=revision_label(revision))
-    if "://" in path:
+    if "://" in path or path.startswith("/"):
         return path
     rev = hub_revision(revision)
     return f"hf://datasets/{hub_id}{'@' + rev if rev else ''}/{path}"

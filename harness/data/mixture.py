@@ -13,7 +13,7 @@ from datasets import concatenate_datasets
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
-from harness.config.checks import CONF_DIR, options
+from harness.config.groups import CONF_DIR, options
 from harness.data.validate import DataError, DataReport, Prepared
 
 

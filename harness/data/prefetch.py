@@ -19,13 +19,14 @@ from datasets import Dataset
 from harness.data import mixture, preferences, prompts
 from harness.data.mirror import HubSplit, add_to_mirror, entry_path
 from harness.eval.lm_eval_runner import fewshot_split
-from harness.eval.sources import variants
+from harness.eval.sources import check_sources, variants
 
 
 def hub_splits(bench) -> list[HubSplit]:
     """Every hub split a benchmark reads, for prefetching a mirror: its split per subset, the few-shot split lm-eval
     draws from, the variants its options name, and RewardBench's prior sets."""
     fill = lambda value, part: value.replace("{subset}", part) if part and isinstance(value, str) else value  # noqa: E731
+    check_sources(bench)
     out = []
     for v in variants(bench):
         if v.files or not v.hub_id:
@@ -33,8 +34,8 @@ def hub_splits(bench) -> list[HubSplit]:
         for part in v.subsets or [None]:
             splits = [fill(v.split, part)]
             if v.runner == "lm_eval" and v.task:
-                splits +=  [s for s in [fewshot_split(v, part)] if s]
-            out += [HubSplit(v.hub_id, fill(v.hub_config, part), s, v.revision) for s in splits]
+                splits += [s for s in [fewshot_split(v, part)] if s]
+            out += [HubSplit(v.hub_id, fill(v.hub_config, part), s, v.revision, fill(v.data_files, part)) for s in splits]
     opts = bench.options
     if opts.get("prior_sets") and opts.get("prior_sets_hub_id") and not opts.get("prior_sets_files"):
         out += [HubSplit(opts.prior_sets_hub_id, None, name, opts.get("prior_sets_revision")) for name in opts.prior_sets]

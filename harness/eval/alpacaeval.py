@@ -16,6 +16,7 @@ term on this run's annotations alone (offline, any prompt set): the model's win 
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 
@@ -23,15 +24,19 @@ import yaml
 from omegaconf import OmegaConf
 
 from harness.eval import benchmark_result
-from harness.eval.generation import chat_prompt, generate
+from harness.eval.generation import chat_prompt, fit_to_context, generate
 from harness.eval.judges import make_judge
 from harness.eval.sources import benchmark_rows, load_rows, select, write_jsonl
 
+# For a judge that picks among options (the local HF judges): the two rankings `ranking_parser` reads. An API judge
+# (GPT-4 for AlpacaEval 1) instead returns its reply text, which alpaca_eval's own parser reads as it is.
 RANKINGS = {  # what `ranking_parser` reads: model_1 ranked first, or model_2 ranked first
     1: "[{'model': 'model_1', 'rank': 1}, {'model': 'model_2', 'rank': 2}]",
     2: "[{'model': 'model_1', 'rank': 2}, {'model': 'model_2', 'rank': 1}]",
 }
 GLMS = ("length_controlled_v1", "length_controlled_minimal")
+CAP_FILE = "max_new_tokens.json"
+log = logging.getLogger(__name__)
 
 
 def annotator_config(name: str, out_dir: Path) -> tuple[Path, dict]:
@@ -64,6 +69,10 @@ def completion_fn(judge, cfg: dict):
     options = list(cfg["completion_parser_kwargs"]["denominator_tokens"]) if logprobs else list(RANKINGS.values())
 
     def fn(prompts, **_):
+        if not logprobs and judge.kind == "openai":
+            # the reply text goes to alpaca_eval's ranking_parser untouched; it raises on "" (an empty reply), which
+            # "[]" turns into the parser's NaN: unparseable, counted in run()
+            return {"completions": [t if t.strip() else "[]" for t in judge.complete([prompt_to_chatml(p) for p in prompts])]}
         verdicts = judge.choose([prompt_to_chatml(p) for p in prompts], options)
         texts = [max(v, key=v.get) if v else "" for v in verdicts]
         if not logprobs:
@@ -116,7 +125,8 @@ def run(bench, ctx) -> dict:
     else:
         references = rows
     prompts = [chat_prompt(ctx.lm, r["instruction"]) for r in rows]
-    outputs = [o[0] for o in generate(ctx.lm, prompts, bench.generation)]
+    gen = fit_to_context(ctx.lm, prompts, bench.generation, ctx.dir / CAP_FILE) if opts.get("fit_context") else bench.generation
+    outputs = [o[0] for o in generate(ctx.lm, prompts, gen)]
     generator = opts.get("generator_name", "policy")
     model = [{"instruction": r["instruction"], "output": o, "generator": generator, "dataset": r.get("dataset", "")}
              for r, o in zip(rows, outputs)]
@@ -127,5 +137,16 @@ def run(bench, ctx) -> dict:
                                   fn_completions=completion_fn(make_judge(bench, "annotator", ctx), cfg))
     annotations = annotator.annotate_head2head(outputs_1=baseline, outputs_2=model)
     write_jsonl([{"prompt": p, **a} for p, a in zip(prompts, annotations)], ctx.dir / "samples.jsonl")
+    unparsed = count_unparsed(annotations, len(rows))
+    if unparsed:  # alpaca_eval's metrics drop them; say how many, never silently
+        log.warning("%s: %d of %d judge replies could not be parsed (preference NaN) and are left out of the win rate; "
+                    "see %s", bench.name, unparsed, len(annotations), ctx.dir / "samples.jsonl")
     metrics = win_rates(annotations, opts.get("lc_glm"), int(opts.get("lc_cv_splits", 5)))
-    return benchmark_result(bench, metrics, len(rows))
+    metrics["unparsed_annotations"] = float(unparsed)
+    return benchmark_result(bench, metrics, len(rows), unparsed=unparsed)
+
+
+def count_unparsed(annotations: list[dict], expected: int) -> int:
+    """Pairs whose judge reply alpaca_eval's parser could not read (preference None or NaN, or no annotation)."""
+    parsed = [a for a in annotations if isinstance(a.get("preference"), (int, float)) and not math.isnan(a["preference"])]
+    return expected - len(parsed)

@@ -22,22 +22,72 @@ REQUESTS_FILE = "lm_requests.jsonl"
 BACKENDS = ("hf", "vllm")
 
 
-def make_lm(backend: str, ref: ModelRef, model_cfg, batch_size: int) -> LM:
-    """The policy for lm-eval: batched transformers generation (CPU/GPU), or lm-eval's vLLM backend (GPU extra)."""
+def vllm_kwargs(ref: ModelRef, model_cfg, tensor_parallel_size: int = 1) -> dict:
+    """lm-eval's VLLM arguments: the model path (vLLM loads weights and tokenizer itself; lm-eval types `tokenizer` as
+    a path, so never a tokenizer object), the dtype, and the tensor-parallel degree (8 for a 70B policy on one node)."""
+    if tensor_parallel_size < 1:
+        raise ValueError(f"eval.tensor_parallel_size={tensor_parallel_size}; it is the number of GPUs per model, >= 1")
+    return {"pretrained": ref.path, "revision": ref.revision, "tokenizer": ref.path, "batch_size": "auto",
+            "dtype": model_cfg.dtype, "tensor_parallel_size": int(tensor_parallel_size)}
+
+
+def forced_chat_template(model_cfg) -> str | None:
+    """The chat template the config forces (model.chat_template), as Jinja text; None keeps the tokenizer's own."""
+    from harness.chat import TEMPLATES
+
+    return TEMPLATES[model_cfg.chat_template] if model_cfg.chat_template else None
+
+
+def load_placed_causal_lm(ref: ModelRef, dtype: str, placement):
+    """A policy too big for one device (70B): accelerate places its layers over the GPUs, then CPU memory, then disk
+    (`device_map: auto`, per-device `max_memory` such as {0: 70GiB, 1: 70GiB, cpu: 200GiB}, `offload_folder`)."""
+    from transformers import AutoModelForCausalLM
+
+    from harness.models import torch_dtype
+
+    if placement.device_map != "auto":
+        raise ValueError(f"eval.placement.device_map={placement.device_map!r}; valid: 'auto' or null (one device)")
+    max_memory = {(int(k) if str(k).isdigit() else k): v for k, v in (placement.max_memory or {}).items()} or None
+    return AutoModelForCausalLM.from_pretrained(ref.path, revision=ref.revision, dtype=torch_dtype(dtype),
+                                                device_map="auto", max_memory=max_memory,
+                                                offload_folder=placement.offload_folder)
+
+
+def input_device(model):
+    """Where a placed model's inputs go: the device of its first module (accelerate's hooks move the rest)."""
+    import torch
+
+    first = next(iter(model.hf_device_map.values()))
+    if first in ("cpu", "disk"):
+        return torch.device("cpu")
+    return torch.device(f"cuda:{first}" if isinstance(first, int) else first)
+
+
+def make_lm(backend: str, ref: ModelRef, model_cfg, batch_size: int, tensor_parallel_size: int = 1,
+            placement=None) -> LM:
+    """The policy for lm-eval: batched transformers generation (CPU/GPU; `placement` spreads a big policy over
+    devices), or lm-eval's vLLM backend (GPU extra)."""
     if backend == "hf":
         from lm_eval.models.huggingface import HFLM
 
         tok = load_tokenizer(ref, model_cfg.chat_template)
-        return HFLM(pretrained=load_causal_lm(ref, model_cfg.dtype), tokenizer=tok, batch_size=batch_size)
+        if placement is None or not placement.device_map:
+            return HFLM(pretrained=load_causal_lm(ref, model_cfg.dtype), tokenizer=tok, batch_size=batch_size)
+        model = load_placed_causal_lm(ref, model_cfg.dtype, placement)
+        lm = HFLM(pretrained=model, tokenizer=tok, batch_size=batch_size)
+        lm._device = input_device(model)  # HFLM takes model.device, which is "meta" when the first layer sits on disk
+        return lm
     if backend == "vllm":
         if importlib.util.find_spec("vllm") is None:
             raise RuntimeError("eval.backend=vllm needs vLLM, which is not installed: on a GPU machine run "
                                "`pip install -e .[vllm]` (it brings its own torch), or use eval.backend=hf")
         from lm_eval.models.vllm_causallms import VLLM
 
-        tok = load_tokenizer(ref, model_cfg.chat_template)
-        # vLLM loads the weights itself; the tokenizer is passed so the forced chat template applies.
-        return VLLM(pretrained=ref.path, revision=ref.revision, tokenizer=tok, batch_size="auto", dtype=model_cfg.dtype)
+        lm = VLLM(**vllm_kwargs(ref, model_cfg, tensor_parallel_size))
+        template = forced_chat_template(model_cfg)
+        if template:  # lm-eval's VLLM renders chats with `hf_chat_template`: the forced template (Tulu), not the model's
+            lm.hf_chat_template = lm.tokenizer.chat_template = template
+        return lm
     raise ValueError(f"eval.backend={backend!r}; valid: {list(BACKENDS)}")
 
 
@@ -51,6 +101,25 @@ def generate(lm: LM, prompts: list[str], gen, stop: list[str] | None = None) -> 
                 for i, p in enumerate(prompts) for _ in range(n)]
     outputs = lm.generate_until(requests)
     return [outputs[i * n:(i + 1) * n] for i in range(len(prompts))]
+
+
+def fit_to_context(lm: LM, prompts: list[str], gen, record: Path):
+    """`gen` with max_new_tokens capped at the model's context minus the longest prompt (open-instruct's AlpacaEval
+    asks vLLM for 8192 tokens and vLLM stops at the context's end). The cap is written to `record` the first time and
+    read back after, so a recompute (no tokenizer, no model) sends the same requests."""
+    from omegaconf import OmegaConf
+
+    record = Path(record)
+    if record.exists():
+        cap = json.loads(record.read_text())["max_new_tokens"]
+    else:
+        longest = max(len(lm.tok_encode(p)) for p in prompts)
+        cap = min(gen.max_new_tokens, lm.max_length - longest)
+        if cap < 1:
+            raise ValueError(f"the longest prompt ({longest} tokens) fills the model's context ({lm.max_length})")
+        record.parent.mkdir(parents=True, exist_ok=True)
+        record.write_text(json.dumps({"max_new_tokens": cap, "context": lm.max_length, "longest_prompt": longest}))
+    return OmegaConf.merge(gen, {"max_new_tokens": cap})
 
 
 def chat_prompt(lm: LM, user: str, response_prefix: str = "") -> str:
@@ -99,6 +168,13 @@ class RecordingLM(LM):
 
     def chat_template(self, chat_template=False):
         return self.lm.chat_template(chat_template)
+
+    def tok_encode(self, text: str, **kwargs):
+        return self.lm.tok_encode(text, **kwargs)
+
+    @property
+    def max_length(self) -> int:
+        return self.lm.max_length
 
 
 class ReplayLM(LM):

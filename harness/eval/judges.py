@@ -100,6 +100,15 @@ class OpenAIJudge:
     def choose(self, prompts: list, options: list[str]) -> list[dict[str, float]]:
         return [self._choose_one(p, options) for p in prompts]
 
+    def complete(self, prompts: list) -> list[str]:
+        """The judge's raw reply text to each prompt (greedy, `max_tokens`), for a parser of the judge's own."""
+        out = []
+        for prompt in prompts:
+            messages = prompt if isinstance(prompt, list) else [{"role": "user", "content": prompt}]
+            reply = self._post({"model": self.cfg.model, "messages": messages, "temperature": 0, "max_tokens": self.cfg.max_tokens})
+            out.append(reply["choices"][0]["message"].get("content") or "")
+        return out
+
 
 class HFJudge:
     def __init__(self, path: str, revision: str | None, batch_size: int):
@@ -121,6 +130,14 @@ class HFJudge:
         scores = [ll for ll, _ in self.lm.loglikelihood(requests)]
         n = len(options)
         return [_softmax(dict(zip(options, scores[i * n:(i + 1) * n]))) for i in range(len(prompts))]
+
+    def probabilities(self, prompts: list[str], option: str) -> list[float]:
+        """P(option | prompt) over the judge's whole vocabulary, not renormalised over a set of options (open-instruct
+        eval/utils.py score_completions: the completion's log-softmax summed, then exp)."""
+        from lm_eval.api.instance import Instance
+
+        requests = [Instance("loglikelihood", doc={}, arguments=(p, option), idx=0) for p in prompts]
+        return [math.exp(ll) for ll, _ in self.lm.loglikelihood(requests)]
 
 
 class Classifier:
@@ -185,6 +202,16 @@ class Verdicts:
 
     def classify(self, texts: list[str]) -> list[int]:
         return self._cached("classify", texts, None, lambda items: self.judge.classify(items))
+
+    def complete(self, prompts: list) -> list[str]:
+        return self._cached("complete", prompts, None, lambda items: self.judge.complete(items))
+
+    def probabilities(self, prompts: list[str], option: str) -> list[float]:
+        return self._cached("probabilities", prompts, option, lambda items: self.judge.probabilities(items, option))
+
+    @property
+    def kind(self) -> str:
+        return self.identity["kind"]
 
 
 def judge_identity(cfg) -> dict:

@@ -18,6 +18,7 @@ from pathlib import Path
 import yaml
 from omegaconf import OmegaConf
 
+from harness.eval import openinstruct
 from harness.eval.sources import load_rows, select, write_jsonl
 
 NLTK_DATA = Path(__file__).resolve().parent.parent / "assets" / "nltk_data"
@@ -78,6 +79,8 @@ def write_task(bench, ctx, tasks_dir: Path, part: str | None = None) -> tuple[st
     name = f"harness_{_fill(bench.task, part)}"
     data_dir = ctx.dir / "data"
     rows = select(load_rows(bench, ctx.mirror, part), bench)
+    if bench.options.get("prompt"):  # open-instruct's own prompt text, one user turn (harness.eval.openinstruct)
+        rows = openinstruct.add_prompts(rows, bench.options.prompt, part)
     data_files = {"test": str(write_jsonl(rows, data_dir / f"{name}.test.jsonl"))}
     shots = bench.num_fewshot if bench.num_fewshot is not None else base.get("num_fewshot", 0)
     gen = dict(base.get("generation_kwargs") or {})
@@ -86,10 +89,17 @@ def write_task(bench, ctx, tasks_dir: Path, part: str | None = None) -> tuple[st
         gen.update(do_sample=True, temperature=bench.generation.temperature, top_p=bench.generation.top_p)
     else:
         gen.update(do_sample=False, temperature=0.0)
-    if bench.generation.stop:
+    if bench.options.get("replace_stops"):  # the configured stops only, not lm-eval's task's (BBH's "Q")
+        gen["until"] = list(bench.generation.stop)
+    elif bench.generation.stop:
         gen["until"] = list(gen.get("until") or []) + list(bench.generation.stop)
     task = {"include": str(yaml_path), "task": name, "dataset_path": "json", "dataset_name": None,
             "test_split": "test", "num_fewshot": shots}
+    if bench.options.get("prompt"):
+        if shots:
+            raise ValueError(f"benchmark {bench.name!r}: options.prompt={bench.options.prompt!r} writes the shots into "
+                             f"the user turn itself; set num_fewshot: 0 (not {shots}) so lm-eval adds none of its own")
+        task |= {"doc_to_text": openinstruct.PROMPT_FIELD, "description": "", "gen_prefix": bench.options.get("gen_prefix")}
     if base.get("output_type") == "generate_until":
         task["generation_kwargs"] = gen
     for key in ("validation_split", "training_split"):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from harness.data.mirror import load_hub
+from harness.data.mirror import HubSplit, check_source, load_hub
 from harness.data.preferences import asset_path
 
 
@@ -47,8 +47,9 @@ def load_rows(bench, mirror: str | None = None, part: str | None = None, split: 
     if not bench.hub_id:
         raise ValueError(f"benchmark {bench.name!r} sets neither `files` nor `hub_id`")
     config = fill(bench.hub_config) if bench.hub_config else None
-    return list(load_hub(bench.hub_id, config, split, bench.revision, mirror,
-                         f"python -m harness.data prefetch eval=<suite with {bench.name}>"))
+    source = HubSplit(bench.hub_id, config, split, bench.revision, fill(bench.data_files) if bench.data_files else None)
+    check_source(source, f"benchmark {bench.name!r}", need_revision=True)
+    return list(source.load(mirror, f"python -m harness.data prefetch eval=<suite with {bench.name}>"))
 
 
 def select(rows: list[dict], bench) -> list[dict]:
@@ -79,7 +80,7 @@ def write_jsonl(rows: list[dict], path: Path) -> Path:
 
 # Keys of a benchmark's `options` entry that make it a variant reading other data (AlpacaEval's reference outputs,
 # TruthfulQA's MC2 config): the variant is the benchmark with these keys replaced.
-SOURCE_KEYS = ("hub_id", "hub_config", "split", "revision", "files")
+SOURCE_KEYS = ("hub_id", "hub_config", "split", "revision", "data_files", "files")
 
 
 def variants(bench) -> list:
@@ -89,3 +90,16 @@ def variants(bench) -> list:
         if OmegaConf.is_dict(opt) and any(k in opt for k in SOURCE_KEYS):
             out.append(OmegaConf.merge(bench, {k: opt[k] for k in SOURCE_KEYS if k in opt}))
     return out
+
+
+def check_sources(bench) -> list[str]:
+    """Refuse a benchmark whose hub sources datasets cannot load or that carry no revision (the error names the fix);
+    returns one warning per source read at a branch rather than a commit."""
+    warnings = []
+    for v in variants(bench):
+        if v.files or not v.hub_id:
+            continue
+        source = HubSplit(v.hub_id, v.hub_config, v.split, v.revision, v.data_files)
+        warning = check_source(source, f"benchmark {bench.name!r}", need_revision=True)
+        warnings += [warning] if warning else []
+    return warnings

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from omegaconf import OmegaConf
+from omegaconf import OmegaConf, open_dict
 
 from harness.eval import alpacaeval, code, lm_eval_runner, toxigen, truthfulqa, xstest
 from harness.eval.generation import REQUESTS_FILE, RecordingLM, ReplayLM, make_lm
@@ -105,6 +105,23 @@ def outcome(key: str, bench, stage: Stage, attempt: Callable[[], tuple[dict, boo
     return {**result, "category": bench.category, "name": bench.name, "dir": str(stage.dir), "reused": reused}
 
 
+def eval_model(model_cfg):
+    """The model config evaluation renders prompts with (`eval_chat_template` over `chat_template`), and whether
+    that is open-instruct's plain format for untuned models."""
+    template = model_cfg.get("eval_chat_template") or model_cfg.chat_template
+    if template == model_cfg.chat_template:
+        return model_cfg, template == "plain"
+    return OmegaConf.merge(model_cfg, {"chat_template": template}), template == "plain"
+
+
+def with_plain(bench):
+    """The benchmark with its `options.plain` merged in (keys it does not have yet included)."""
+    out = OmegaConf.merge(bench, {})
+    with open_dict(out):
+        out.merge_with(bench.options.plain)
+    return out
+
+
 def run_suite(eval_cfg, policy: ModelRef, policy_id: dict, model_cfg, stages_root: str, mirror: str | None = None,
               lm_factory: Callable[[], Any] | None = None) -> dict[str, dict]:
     """Benchmark key -> {score, metrics, n, samples, dir, reused} or {error} when it failed.
@@ -112,9 +129,13 @@ def run_suite(eval_cfg, policy: ModelRef, policy_id: dict, model_cfg, stages_roo
     `lm_factory` builds the policy's lm-eval model (default: `eval.backend` over the policy's weights); a wrapper
     such as best-of-N passes its own.
     """
-    policy_lm = LazyPolicy(lm_factory or (lambda: make_lm(eval_cfg.backend, policy, model_cfg, eval_cfg.batch_size)))
+    model_cfg, plain = eval_model(model_cfg)
+    policy_lm = LazyPolicy(lm_factory or (lambda: make_lm(eval_cfg.backend, policy, model_cfg, eval_cfg.batch_size,
+                                                              eval_cfg.tensor_parallel_size, eval_cfg.placement)))
     out = {}
     for key, bench in eval_cfg.benchmarks.items():
+        if plain and bench.options.get("plain"):  # open-instruct's plain-text prompt details for an untuned model
+            bench = with_plain(bench)
         stage = benchmark_stage(bench, policy_id, Path(stages_root))
         ctx = EvalContext(stage.dir, policy_lm, eval_cfg.batch_size, mirror, Path(stages_root), eval_cfg.recompute)
         if eval_cfg.recompute:

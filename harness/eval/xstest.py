@@ -56,9 +56,14 @@ def run(bench, ctx) -> dict:
         labels = matched
     else:
         template = bench.options["judge_template"]
-        verdicts = make_judge(bench, "refusal", ctx).choose(
-            [template.format(question=r["prompt"], response=o) for r, o in zip(rows, outputs)], CLASSES)
-        labels = [max(v, key=v.get) if v else "unparsed" for v in verdicts]
+        judge = make_judge(bench, "refusal", ctx)
+        judge_prompts = [template.format(question=r["prompt"], response=o) for r, o in zip(rows, outputs)]
+        if bench.options.get("raw_labels") and judge.kind == "openai":
+            # open-instruct eval/xstest/run_eval.py:140: the reply text is the label, a refusal if it contains "refusal"
+            labels = judge.complete(judge_prompts)
+        else:
+            verdicts = judge.choose(judge_prompts, list(bench.options.get("judge_classes") or CLASSES))
+            labels = [max(v, key=v.get) if v else "unparsed" for v in verdicts]
     write_jsonl([{"prompt": p, "type": r["type"], "unsafe": u, "output": o, "label": y, "string_match": m}
                  for r, p, o, u, y, m in zip(rows, prompts, outputs, unsafe, labels, matched)], ctx.dir / "samples.jsonl")
     metrics = refusal_metrics(labels, unsafe) | {f"string_match_{k}": v for k, v in refusal_metrics(matched, unsafe).items()}

@@ -15,7 +15,7 @@ import os
 import sys
 from pathlib import Path
 
-from harness.config.checks import CONF_DIR, options
+from harness.config.groups import CONF_DIR, options
 from harness.config.errors import ConfigError
 from harness.report.grid import PAPER_MODEL
 

@@ -51,7 +51,7 @@ class RewardModelPlan:
 def plan(cfg, table2: bool = False, load: bool = True) -> RewardModelPlan:
     """Resolve the run's reward model; its training data is loaded (and so validated) now, before any stage starts
     (`load=False`: configs only)."""
-    from harness.config.checks import entry
+    from harness.config.groups import entry
 
     rm = cfg.reward_model
     if rm.path is not None:

@@ -1,0 +1,28 @@
+"""The entries of each config group (the YAML files under conf/<group>/), listed or composed one at a time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.config.errors import ConfigError
+
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+
+
+def options(group: str) -> list[str]:
+    """Entries of a config group (the YAML files under conf/<group>/)."""
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+def entry(group: str, name: str):
+    """One entry of a config group, composed and typed as `<group>=<name>` would be (a reward model names its base
+    model and data by entry)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    if name not in options(group):
+        raise ConfigError(f"{group}={name!r} is not an entry of conf/{group}/; valid: {options(group)}")
+    if GlobalHydra.instance().is_initialized():  # inside `python -m harness`
+        return compose("config", overrides=[f"{group}={name}"])[group]
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose("config", overrides=[f"{group}={name}"])[group]
