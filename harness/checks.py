@@ -6,6 +6,7 @@ from pathlib import Path
 
 from harness.errors import ConfigError
 from harness.schema import CATEGORIES
+from harness.train import sharding
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 NEEDS_REWARD_MODEL = ("ppo", "grpo", "best_of_n")
@@ -69,5 +70,6 @@ def check(cfg) -> None:
                               f"(or reward_model for runners {list(REWARD_MODEL_RUNNERS)})")
     if cfg.tracking.backend not in ("mlflow", "none"):
         raise ConfigError(f"tracking.backend={cfg.tracking.backend!r}; valid: ['mlflow', 'none']")
+    sharding.check(alg, cfg.launch.sharding, cfg.launch.processes)
     if cfg.eval.backend not in ("hf", "vllm"):
         raise ConfigError(f"eval.backend={cfg.eval.backend!r}; valid: ['hf', 'vllm']")

@@ -71,6 +71,7 @@ def load_tokenizer(ref: ModelRef, chat_template: str | None):
     return tok
 
 
-def load_causal_lm(ref: ModelRef, dtype: str = "float32"):
+def load_causal_lm(ref: ModelRef, dtype: str = "float32", on_device: bool = True):
+    """on_device=False: left in CPU memory (a model about to be sharded moves only its shard to the GPU)."""
     model = AutoModelForCausalLM.from_pretrained(ref.path, revision=ref.revision, dtype=torch_dtype(dtype))
-    return model.to(device())
+    return model.to(device()) if on_device else model

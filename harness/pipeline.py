@@ -186,7 +186,7 @@ def train_in_process(cfg, base: ModelRef, inputs: TrainingData, out_dir: Path, r
         from harness.train import ppo
 
         return ppo.train(cfg.algorithm, base, cfg.model, inputs.train, rm, out_dir, log or (lambda metrics, step: None),
-                         cfg.seed, cfg.prompts.max_prompt_tokens)
+                         cfg.seed, cfg.prompts.max_prompt_tokens, cfg.launch.sharding)
     if name == "grpo":
         from harness.train import grpo
 

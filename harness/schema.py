@@ -429,9 +429,10 @@ class LaunchConfig:
     # Training processes (torchrun-style, through `accelerate launch`); 1 trains in the run's own process. The Slurm
     # launcher sets it from the job's resource profile (harness.sweep).
     processes: int = 1
-    # accelerate config for those processes: a name in conf/accelerate/ (multi_gpu, zero3, fsdp ...) or a path;
-    # null: plain data parallel (gloo on CPU, NCCL on GPUs).
-    accelerate_config: Optional[str] = None
+    # How those processes share the models (harness/train/sharding.py): none (data parallel, whole models in every
+    # process) | fsdp (torch FSDP2: PPO's own, accelerate's for DPO / reward model / GRPO) | fsdp_offload |
+    # zero3 | zero3_offload (DeepSpeed through accelerate; not PPO). The Slurm launcher sets it from the job's profile.
+    sharding: str = "none"
 
 
 @dataclass

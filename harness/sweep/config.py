@@ -35,8 +35,8 @@ class ResourceProfile:
     timeout_min: int = 60
     # Training processes in the job (launch.processes); null: one per GPU.
     processes: Optional[int] = None
-    # conf/accelerate/ entry for those processes (launch.accelerate_config).
-    accelerate_config: Optional[str] = None
+    # How those processes share the models (launch.sharding: none | fsdp | fsdp_offload | zero3 | zero3_offload).
+    sharding: str = "none"
 
 
 @dataclass

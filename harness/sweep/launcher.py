@@ -146,11 +146,11 @@ SUBMITIT_KEYS = ("nodes", "gpus_per_node", "cpus_per_task", "mem_gb", "timeout_m
 
 
 def profile_overrides(profile: dict) -> list[str]:
-    """The run config follows its job's resources: one training process per GPU, the profile's accelerate config."""
+    """The run config follows its job's resources: one training process per GPU, the profile's sharding."""
     processes = profile.get("processes") or max(1, (profile.get("gpus_per_node") or 0))
     out = [f"launch.processes={processes}"]
-    if profile.get("accelerate_config"):
-        out.append(f"launch.accelerate_config={profile['accelerate_config']}")
+    if profile.get("sharding", "none") != "none":
+        out.append(f"launch.sharding={profile['sharding']}")
     return out
 
 

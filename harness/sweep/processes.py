@@ -1,7 +1,7 @@
 """Training on several processes inside one job, torchrun-style, through `accelerate launch`.
 
     python -m harness launch.processes=2                                    # 2 CPU processes (gloo) here
-    python -m harness model=tulu2_13b ... launch.processes=8 launch.accelerate_config=zero3   # 8 GPUs, ZeRO-3
+    python -m harness model=tulu2_13b ... launch.processes=8 launch.sharding=fsdp   # 8 GPUs, FSDP2 (harness.train.sharding)
 
 The run's own process holds the stage lock and waits: `accelerate launch` starts N copies of this module, each loads
 the run config saved in the stage directory and trains its share of every batch; rank 0 writes the stage result.
@@ -17,22 +17,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import torch
 from omegaconf import OmegaConf
 
-from harness.train import common
-
-ACCELERATE_CONFIGS = Path(__file__).resolve().parents[2] / "conf" / "accelerate"
-
-
-def accelerate_config(name: str | None) -> Path | None:
-    """A name in conf/accelerate/ (multi_gpu, zero3, fsdp ...) or a path to an accelerate config file."""
-    if name is None:
-        return None
-    for path in (Path(name), ACCELERATE_CONFIGS / f"{name}.yaml"):
-        if path.is_file():
-            return path.resolve()
-    valid = sorted(p.stem for p in ACCELERATE_CONFIGS.glob("*.yaml"))
-    raise ValueError(f"launch.accelerate_config={name!r} is neither a file nor one of {valid}")
+from harness.train import common, sharding
 
 
 def _free_port() -> int:
@@ -60,7 +48,9 @@ def train(cfg, base, reward_model, stage_dir: Path, run_id: str, mlflow_run_id: 
     env = dict(os.environ)
     if mlflow_run_id:  # rank 0's trainer logs its curves into the run's MLflow run (transformers' MLflowCallback)
         env |= {"MLFLOW_RUN_ID": mlflow_run_id, "MLFLOW_TRACKING_URI": cfg.tracking.uri}
-    cmd = command(cfg.launch.processes, accelerate_config(cfg.launch.accelerate_config), Path(stage_dir))
+    alg = cfg.algorithm.name
+    sharding.check_runnable(alg, cfg.launch.sharding, torch.cuda.is_available())  # before any process starts
+    cmd = command(cfg.launch.processes, sharding.accelerate_config(alg, cfg.launch.sharding), Path(stage_dir))
     print(f"[harness] training on {cfg.launch.processes} processes: {' '.join(cmd)}", flush=True)
     with open(launch_dir / "processes.log", "w") as log:
         done = subprocess.run(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -36,6 +36,8 @@ from harness.batching import plan
 from harness.errors import ConfigError
 from harness.models import ModelRef, device, load_causal_lm, load_tokenizer, torch_dtype
 from harness.stages import latest_checkpoint, write_atomic
+from harness.train import fsdp
+from harness.train.sharding import check_ppo_sharding
 from harness.train.common import STEPS_THIS_PROCESS
 from harness.train.reward import RewardScorer, load_reward_model, token_scores
 
@@ -126,6 +128,10 @@ class PolicyAndValue(torch.nn.Module):
         logits = self.policy(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False).logits
         return logits, token_scores(self.value, input_ids, attention_mask, position_ids)
 
+    def no_sync(self):
+        """Gradient accumulation under FSDP (accelerate's no_sync calls this; DDP wraps the module instead)."""
+        return fsdp.no_sync(self.policy, self.value)
+
 
 def no_dropout(model) -> None:
     for module in model.modules():
@@ -165,9 +171,16 @@ def response_slice(out: torch.Tensor, query_len: int) -> torch.Tensor:
 # ------------------------------------------------------------------------------------------------- training
 class PPOTrainer:
     def __init__(self, alg, base: ModelRef, model_cfg, prompts: Dataset, reward_model, out_dir: Path,
-                 log: Callable[[dict, int], None], seed: int, max_prompt_tokens: int = 1024):
-        self.alg, self.out_dir, self.log, self.seed = alg, Path(out_dir), log, seed
+                 log: Callable[[dict, int], None], seed: int, max_prompt_tokens: int = 1024, sharding: str = "none"):
+        self.alg, self.out_dir, self.log, self.seed, self.model_dtype = alg, Path(out_dir), log, seed, model_cfg.dtype
+        check_ppo_sharding(sharding)
         self.accelerator = Accelerator(cpu=device() == "cpu")  # cpu=True: several CPU processes form a gloo group
+        # Sharded (harness.train.fsdp): models loaded in CPU memory, trained ones in fp32 (bf16 compute on GPUs).
+        self.sharded = sharding != "none"
+        if self.sharded and self.accelerator.num_processes == 1:
+            raise ConfigError(f"launch.sharding={sharding} shards over several processes, but this run has one; set "
+                              "launch.processes to the GPUs of the job (or launch.sharding=none)")
+        on_device, train_dtype = (False, "float32") if self.sharded else (True, model_cfg.dtype)
         world = self.accelerator.num_processes
         self.batch = plan(alg.effective_batch_size, alg.per_device_batch_size, world)
         check_sizes(alg, world)
@@ -177,20 +190,30 @@ class PPOTrainer:
 
         self.tok = load_tokenizer(base, model_cfg.chat_template)
         self.tok.padding_side = "left"
-        self.scorer = RewardScorer.load(reward_model.ref, reward_model.chat_template, alg.per_device_batch_size, model_cfg.dtype)
+        self.scorer = RewardScorer.load(reward_model.ref, reward_model.chat_template, alg.per_device_batch_size, model_cfg.dtype,
+                                        on_device)
         if alg.value_from_reward_model:
             if not self.scorer.shares_tokenizer(self.tok):
                 raise ConfigError("algorithm.value_from_reward_model=true needs a reward model with the policy's "
                                   f"tokenizer and chat template, but {reward_model.ref.path} has different ones; set "
                                   "algorithm.value_from_reward_model=false (value model from the policy)")
-            value = load_reward_model(reward_model.ref, model_cfg.dtype)
+            value = load_reward_model(reward_model.ref, train_dtype, on_device)
         else:
             value = AutoModelForSequenceClassification.from_pretrained(base.path, revision=base.revision, num_labels=1,
-                                                                       dtype=torch_dtype(model_cfg.dtype))
-        policy = load_causal_lm(base, model_cfg.dtype)
-        self.ref = load_causal_lm(base, model_cfg.dtype).eval().requires_grad_(False)
+                                                                       dtype=torch_dtype(train_dtype))
+        policy = load_causal_lm(base, train_dtype, on_device)
+        self.ref = load_causal_lm(base, model_cfg.dtype, on_device).eval().requires_grad_(False)
         for m in (policy, value, self.ref):
             no_dropout(m)
+        if alg.activation_checkpointing:  # recompute each decoder layer's activations in backward
+            for m in (policy, value):
+                m.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if self.sharded:
+            compute = torch_dtype(model_cfg.dtype)
+            for m in (policy, value):
+                fsdp.shard(m, None if compute == torch.float32 else compute, offload=sharding == "fsdp_offload")
+            for m in (self.ref, self.scorer.model):
+                fsdp.shard(m, offload=sharding == "fsdp_offload", frozen=True)
         prompts, self.query_ids = keep_short_prompts(prompts, self.tok, prompt_budget(alg, max_prompt_tokens))
         self.prompts = [r["prompt"] for r in prompts]
         self.iterations = self.count_iterations(len(self.query_ids))
@@ -202,11 +225,14 @@ class PPOTrainer:
                                       weight_decay=alg.weight_decay)
         self.scheduler = get_scheduler(alg.lr_scheduler, optimizer, num_warmup_steps=math.ceil(alg.warmup_ratio * self.total_steps),
                                        num_training_steps=self.total_steps)
-        self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
-        self.accelerator.register_for_checkpointing(self.scheduler)
-        dev = self.accelerator.device
-        self.ref.to(dev)
-        self.scorer.model.to(dev)
+        if self.sharded:
+            self.model, self.optimizer = model, optimizer
+        else:
+            self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
+            self.accelerator.register_for_checkpointing(self.scheduler)
+            dev = self.accelerator.device
+            self.ref.to(dev)
+            self.scorer.model.to(dev)
         self.generation = GenerationConfig(do_sample=True, temperature=alg.temperature, top_k=0, top_p=1.0,
                                            max_new_tokens=alg.max_new_tokens, eos_token_id=self.tok.eos_token_id,
                                            pad_token_id=self.tok.pad_token_id)
@@ -249,14 +275,15 @@ class PPOTrainer:
         policy = self.accelerator.unwrap_model(self.model).policy
         policy.eval()
         responses, masks, ended = [], [], []
-        for s in range(0, len(rows), self.alg.generation_batch_size):
-            part = slice(s, s + self.alg.generation_batch_size)
-            out = policy.generate(input_ids=query[part], attention_mask=query_mask[part], generation_config=self.generation)
-            response = out[:, query.shape[1] :]
-            mask, end = response_mask(response, self.tok.eos_token_id)
-            responses.append(response.masked_fill(mask == 0, self.tok.pad_token_id))
-            masks.append(mask)
-            ended.append(end)
+        with fsdp.gathered(policy):  # sharded: the policy gathered once for all of generate's forwards
+            for s in range(0, len(rows), self.alg.generation_batch_size):
+                part = slice(s, s + self.alg.generation_batch_size)
+                out = policy.generate(input_ids=query[part], attention_mask=query_mask[part], generation_config=self.generation)
+                response = out[:, query.shape[1] :]
+                mask, end = response_mask(response, self.tok.eos_token_id)
+                responses.append(response.masked_fill(mask == 0, self.tok.pad_token_id))
+                masks.append(mask)
+                ended.append(end)
         width = max(r.shape[1] for r in responses)
         pad = lambda t, v: torch.nn.functional.pad(t, (0, width - t.shape[1]), value=v)  # noqa: E731
         batch = Rollout(query, query_mask, torch.cat([pad(r, self.tok.pad_token_id) for r in responses]),
@@ -364,7 +391,10 @@ class PPOTrainer:
     def save_checkpoint(self) -> None:
         root = self.out_dir / "checkpoints"
         path = root / f"checkpoint-{self.iteration}"
-        self.accelerator.save_state(str(path), safe_serialization=False)
+        if self.sharded:
+            fsdp.save_state(path, self.model, self.optimizer, self.scheduler)
+        else:
+            self.accelerator.save_state(str(path), safe_serialization=False)
         if self.accelerator.is_main_process:
             state = {"iteration": self.iteration, "global_step": self.global_step, "log_history": self.history}
             write_atomic(path / "trainer_state.json", json.dumps(state))  # last: the checkpoint is whole
@@ -378,16 +408,22 @@ class PPOTrainer:
         path = latest_checkpoint(self.out_dir / "checkpoints")
         if path is None:
             return None
-        self.accelerator.load_state(path)
+        if self.sharded:
+            fsdp.load_state(path, self.model, self.optimizer, self.scheduler)
+        else:
+            self.accelerator.load_state(path)
         state = json.loads((Path(path) / "trainer_state.json").read_text())
         self.iteration, self.global_step, self.history = state["iteration"], state["global_step"], state["log_history"]
         print(f"[harness] PPO resumes from {path} (iteration {self.iteration}/{self.iterations}, step {self.global_step})")
         return path
 
     def save_final(self) -> None:
+        policy = self.accelerator.unwrap_model(self.model).policy
+        if self.sharded:  # every rank sends its shards; rank 0 writes the whole model in the run's dtype
+            fsdp.save_pretrained(policy, self.out_dir / "model", torch_dtype(self.model_dtype))
         if self.accelerator.is_main_process:
-            policy = self.accelerator.unwrap_model(self.model).policy
-            policy.save_pretrained(self.out_dir / "model")
+            if not self.sharded:
+                policy.save_pretrained(self.out_dir / "model")
             self.tok.padding_side = "right"
             self.tok.save_pretrained(self.out_dir / "model")
             (self.out_dir / "log_history.json").write_text(json.dumps(self.history, indent=1))
@@ -424,7 +460,7 @@ def check_sizes(alg, processes: int) -> None:
 
 
 def train(alg, base: ModelRef, model_cfg, prompts: Dataset, reward_model, out_dir: Path, log: Callable[[dict, int], None],
-          seed: int, max_prompt_tokens: int = 1024) -> dict:
+          seed: int, max_prompt_tokens: int = 1024, sharding: str = "none") -> dict:
     """PPO from `base` against `reward_model` (harness.train.reward.RewardModel); `log(metrics, iteration)` each
     iteration. Resumes from the newest checkpoint in `out_dir`."""
-    return PPOTrainer(alg, base, model_cfg, prompts, reward_model, out_dir, log, seed, max_prompt_tokens).train()
+    return PPOTrainer(alg, base, model_cfg, prompts, reward_model, out_dir, log, seed, max_prompt_tokens, sharding).train()

@@ -150,12 +150,12 @@ def pair_margins(scorer: RewardScorer, pairs) -> torch.Tensor:
 
 
 # ------------------------------------------------------------------------------------------------- scoring
-def load_reward_model(ref: ModelRef, dtype: str = "float32"):
+def load_reward_model(ref: ModelRef, dtype: str = "float32", on_device: bool = True):
     from transformers import AutoModelForSequenceClassification
 
     model = AutoModelForSequenceClassification.from_pretrained(ref.path, revision=ref.revision, num_labels=1,
                                                                dtype=torch_dtype(dtype))
-    return model.to(device()).eval()
+    return (model.to(device()) if on_device else model).eval()
 
 
 def token_scores(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, position_ids=None) -> torch.Tensor:
@@ -180,8 +180,9 @@ class RewardScorer:
         self.suffix_ids = tokenizer(turn_suffix(tokenizer), add_special_tokens=False)["input_ids"]
 
     @classmethod
-    def load(cls, ref: ModelRef, chat_template: str | None, batch_size: int = 8, dtype: str = "float32") -> RewardScorer:
-        return cls(load_reward_model(ref, dtype), load_tokenizer(ref, chat_template), batch_size)
+    def load(cls, ref: ModelRef, chat_template: str | None, batch_size: int = 8, dtype: str = "float32",
+             on_device: bool = True) -> RewardScorer:
+        return cls(load_reward_model(ref, dtype, on_device), load_tokenizer(ref, chat_template), batch_size)
 
     def shares_tokenizer(self, tok) -> bool:
         """Same vocabulary, special tokens and chat template: the policy's token ids can be scored as they are."""
