@@ -118,7 +118,8 @@ def test_slurm_resources_are_sized_by_the_stages_a_run_still_needs(tmp_path):
     policy.dir.mkdir(parents=True)
     (policy.dir / MARKER).write_text("{}")
     assert choose_profile(dpo_run, profiles) == "eval_13b"
-    # A stage is as big as the largest model it holds: 13B PPO scored by a 70B reward model is a 70B job.
-    assert profile("model=tulu2_13b", "algorithm=ppo", "algorithm.table2=true", "reward_model.params_b=70")[0] == "train_70b"
+    # A stage is as big as the largest model it holds: 13B PPO scored by a 70B reward model is a 70B job, and by its
+    # memory per GPU (tests/test_sweep_memory.py) one of two nodes.
+    assert profile("model=tulu2_13b", "algorithm=ppo", "algorithm.table2=true", "reward_model.params_b=70")[0] == "train_70b_2nodes"
     with pytest.raises(ValueError, match="no resource profile fits stage policy"):
         choose_profile(profile("model=tulu2_13b", "model.params_b=400")[1], profiles)

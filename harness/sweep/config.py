@@ -28,8 +28,11 @@ class ResourceProfile:
     kinds: List[str] = field(default_factory=lambda: ["model", "reward_model", "policy", "eval"])
     # Largest model (billions of parameters) a stage of this profile holds.
     max_params_b: float = MISSING
+    # Nodes of the job: one launcher per node (srun), c10d rendezvous (harness/sweep/processes.py).
     nodes: int = 1
     gpus_per_node: int = 0
+    # Memory of one GPU (the memory plan, harness/sweep/memory.py).
+    gpu_mem_gb: float = 80.0
     cpus_per_task: int = 2
     mem_gb: Optional[int] = None
     timeout_min: int = 60
