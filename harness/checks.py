@@ -70,6 +70,6 @@ def check(cfg) -> None:
                               f"(or reward_model for runners {list(REWARD_MODEL_RUNNERS)})")
     if cfg.tracking.backend not in ("mlflow", "none"):
         raise ConfigError(f"tracking.backend={cfg.tracking.backend!r}; valid: ['mlflow', 'none']")
-    sharding.check(alg, cfg.launch.sharding, cfg.launch.processes)
+    sharding.check(alg, cfg.launch.sharding, cfg.launch.processes * cfg.launch.nodes)
     if cfg.eval.backend not in ("hf", "vllm"):
         raise ConfigError(f"eval.backend={cfg.eval.backend!r}; valid: ['hf', 'vllm']")

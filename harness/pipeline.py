@@ -200,7 +200,7 @@ def train_policy(cfg, base: ModelRef, inputs: TrainingData, tracker: Tracker, ru
     if name in ("none", "best_of_n"):  # best-of-N samples from the SFT model at evaluation time
         return base, {"reused": True, "path": base.path}
     stage = policy_stage(cfg, base, rm)
-    if cfg.launch.processes > 1:  # torchrun-style: accelerate starts the processes, this one waits and records
+    if cfg.launch.processes * cfg.launch.nodes > 1:  # torchrun-style: accelerate starts the processes, this one waits and records
         from harness.sweep import processes
 
         work = lambda d: processes.train(cfg, base, rm, d, run_id, tracker.run_id if tracker.active else None)  # noqa: E731

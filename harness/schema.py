@@ -426,9 +426,12 @@ class PathsConfig:
 class LaunchConfig:
     """How training runs inside one job; never part of a run's identity (the effective batch is kept)."""
 
-    # Training processes (torchrun-style, through `accelerate launch`); 1 trains in the run's own process. The Slurm
-    # launcher sets it from the job's resource profile (harness.sweep).
+    # Training processes per node (torchrun-style, through `accelerate launch`); 1 on 1 node trains in the run's own
+    # process. The Slurm launcher sets it from the job's resource profile (harness.sweep): one per GPU.
     processes: int = 1
+    # Nodes of the job: > 1 starts one launcher per node with srun, joined by a c10d rendezvous on the first node
+    # (harness/sweep/processes.py); the effective batch is kept over all nodes x processes.
+    nodes: int = 1
     # How those processes share the models (harness/train/sharding.py): none (data parallel, whole models in every
     # process) | fsdp (torch FSDP2: PPO's own, accelerate's for DPO / reward model / GRPO) | fsdp_offload |
     # zero3 | zero3_offload (DeepSpeed through accelerate; not PPO). The Slurm launcher sets it from the job's profile.

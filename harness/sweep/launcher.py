@@ -163,13 +163,26 @@ def memory_refusal(stage, run, name: str, profile: dict) -> str:
             f"GB/node, sharding {profile.get('sharding') or 'none'}): {memory.describe(est)}; {where}")
 
 
-SUBMITIT_KEYS = ("nodes", "gpus_per_node", "cpus_per_task", "mem_gb", "timeout_min")
+SUBMITIT_KEYS = ("gpus_per_node", "cpus_per_task", "mem_gb", "timeout_min")
+
+
+def submitit_parameters(profile: dict, params: dict) -> dict:
+    """The executor parameters of a profile's jobs. A job of several nodes runs the harness once, on its first node
+    (srun --nodes=1 --ntasks=1); the run then starts one launcher per node itself (harness/sweep/processes.py)."""
+    out = dict(params) | {k: profile[k] for k in SUBMITIT_KEYS if profile.get(k) is not None}
+    nodes = profile.get("nodes") or 1
+    if nodes > 1:
+        out["additional_parameters"] = {**(out.get("additional_parameters") or {}), "nodes": nodes, "ntasks_per_node": 1}
+        out["srun_args"] = [*(out.get("srun_args") or []), "--nodes=1", "--ntasks=1"]
+    return out
 
 
 def profile_overrides(profile: dict) -> list[str]:
     """The run config follows its job's resources: one training process per GPU, the profile's sharding."""
     processes = profile.get("processes") or max(1, (profile.get("gpus_per_node") or 0))
     out = [f"launch.processes={processes}"]
+    if (profile.get("nodes") or 1) > 1:
+        out.append(f"launch.nodes={profile['nodes']}")
     if profile.get("sharding", "none") != "none":
         out.append(f"launch.sharding={profile['sharding']}")
     return out

@@ -35,7 +35,8 @@ def check_ppo_sharding(sharding: str) -> None:
 
 
 def check(algorithm: str, sharding: str, processes: int) -> None:
-    """Static checks (no hardware needed): run when the run is composed, also on a submit host."""
+    """Static checks (no hardware needed): run when the run is composed, also on a submit host. `processes`: all of
+    the job's (nodes x processes per node)."""
     if sharding not in SHARDINGS:
         raise ConfigError(f"launch.sharding={sharding!r}; valid: {list(SHARDINGS)}")
     if sharding != "none" and processes < 2:
