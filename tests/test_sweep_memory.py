@@ -57,6 +57,10 @@ def test_13b_ppo_with_a_70b_reward_model_does_not_fit_one_node_and_the_plan_says
         choose_profile(run, {"node": {**NODE_8X80, "sharding": "fsdp"}})
     # the repository's profiles: 13B PPO with a 13B reward model gets one node with offload, with a 70B one two nodes
     profiles = plan.slurm_profiles()
+    # one node with everything offloaded fits the GPUs but not the host: 83e9 x 18 B of states, the 70B value model
+    # read whole by rank 0 in fp32 (280 GB), 10 GB per process
+    ok, est = memory.fits("policy", run.config, profiles["train_70b"], policy.spec)
+    assert not ok and est["peak"] < 72 and est["host_per_node"] == pytest.approx(1494 + 280 + 80)
     assert choose_profile(run, profiles) == "train_70b_2nodes"
     assert choose_profile(run_of(tmp_path, "model=tulu2_13b", "algorithm=ppo", "reward_model=uf_13b", "prompts=uf"),
                           profiles) == "train_13b_offload"

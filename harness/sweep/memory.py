@@ -15,7 +15,9 @@ the Slurm launcher refuses a job that cannot fit (naming the smallest profile th
     rollouts         PPO/GRPO generation: the policy gathered whole in bf16 (2 B per parameter) and the KV cache,
                      2 (K, V) x L x kv-width x 2 B per token, for generation_batch_size x (max prompt + max new tokens)
     peak             persistent (trained, frozen, gathered layers) + the larger of training (activations) and rollouts
-    host (offload)   the offloaded states per node, plus HOST_GB_PER_PROCESS for each process (assumed)
+    host             the offloaded states per node (*_offload), plus one model read whole while loading (the largest:
+                     sharded, rank 0 reads it, 4 B per parameter when trained; unsharded, every process reads its own),
+                     plus HOST_GB_PER_PROCESS for each process (assumed)
 
 These are estimates from the stated arithmetic, not measurements (nothing here ran on a GPU); allocator fragmentation
 and CUDA context (~1-2 GB) come on top, hence HEADROOM.
@@ -129,9 +131,12 @@ def estimate(w: Workload, gpus: int, sharding: str, processes_per_node: int, nod
         rollout = kv_cache(policy_b, sequences, length) + gather
     persistent = sum(states) + frozen + gathered
     peak = persistent + max(acts[w.checkpointing], rollout)
+    read = max([4e9 * b for b in w.trained] + [2e9 * b for b in w.frozen], default=0.0)
+    loading = read if sharded else read * processes_per_node
     out = {"weights": states[0], "gradients": states[1], "optimizer": states[2], "frozen": frozen,
            "gathered_layers": gathered, "activations_checkpointed": acts[True], "activations_full": acts[False],
-           "rollout": rollout, "peak": peak, "host_per_node": on_host + HOST_GB_PER_PROCESS * GB * processes_per_node}
+           "rollout": rollout, "peak": peak,
+           "host_per_node": on_host + loading + HOST_GB_PER_PROCESS * GB * processes_per_node}
     return {k: v / GB for k, v in out.items()}
 
 

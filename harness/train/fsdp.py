@@ -29,7 +29,7 @@ import torch
 import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
 from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model_state_dict, get_state_dict,
-                                                     set_state_dict)
+                                                     set_model_state_dict, set_state_dict)
 from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.fsdp import CPUOffloadPolicy, FSDPModule, MixedPrecisionPolicy, OffloadPolicy, fully_shard
 
@@ -66,6 +66,39 @@ def shard(model: torch.nn.Module, param_dtype: torch.dtype | None = None, offloa
         fully_shard(root, **kwargs)
         if frozen:
             root.register_forward_hook(lambda module, args, output: module.reshard())
+    return model
+
+
+def load_sharded(read, prepare, param_dtype: torch.dtype | None = None, offload: bool = False,
+                 frozen: bool = False) -> torch.nn.Module:
+    """A model read once, by rank 0 (into CPU memory), and sharded over every process: the others build it empty on
+    the meta device and receive their shards from rank 0, so a node holds one whole copy while loading, not one per
+    process. `read()` reads the checkpoint; `prepare(model)` runs on every rank before sharding (dropout off,
+    activation checkpointing, frozen)."""
+    rank0 = dist.get_rank() == 0
+    model = read() if rank0 else None
+    spec = [(type(model), model.config, next(model.parameters()).dtype) if rank0 else None]
+    dist.broadcast_object_list(spec, src=0)
+    if not rank0:
+        cls, config, dtype = spec[0]
+        default = torch.get_default_dtype()
+        torch.set_default_dtype(dtype)  # as from_pretrained builds it: parameters in dtype, fp32 buffers stay fp32
+        try:
+            with torch.device("meta"):
+                model = cls(config)
+        finally:
+            torch.set_default_dtype(default)
+    prepare(model)
+    full = model.state_dict() if rank0 else {}
+    buffers = [{name: b.detach().cpu() for name, b in model.named_buffers()} if rank0 else None]
+    shard(model, param_dtype, offload, frozen)
+    if not rank0:
+        model.to_empty(device="cpu" if offload or not torch.cuda.is_available() else torch.cuda.current_device())
+    set_model_state_dict(model, full, options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=True))
+    dist.broadcast_object_list(buffers, src=0)  # buffers (rotary frequencies) are not in the state dict
+    with torch.no_grad():
+        for name, b in model.named_buffers():
+            b.copy_(buffers[0][name])
     return model
 
 

@@ -175,12 +175,10 @@ class PPOTrainer:
         self.alg, self.out_dir, self.log, self.seed, self.model_dtype = alg, Path(out_dir), log, seed, model_cfg.dtype
         check_ppo_sharding(sharding)
         self.accelerator = Accelerator(cpu=device() == "cpu")  # cpu=True: several CPU processes form a gloo group
-        # Sharded (harness.train.fsdp): models loaded in CPU memory, trained ones in fp32 (bf16 compute on GPUs).
         self.sharded = sharding != "none"
         if self.sharded and self.accelerator.num_processes == 1:
             raise ConfigError(f"launch.sharding={sharding} shards over several processes, but this run has one; set "
                               "launch.processes to the GPUs of the job (or launch.sharding=none)")
-        on_device, train_dtype = (False, "float32") if self.sharded else (True, model_cfg.dtype)
         world = self.accelerator.num_processes
         self.batch = plan(alg.effective_batch_size, alg.per_device_batch_size, world)
         check_sizes(alg, world)
@@ -190,30 +188,22 @@ class PPOTrainer:
 
         self.tok = load_tokenizer(base, model_cfg.chat_template)
         self.tok.padding_side = "left"
-        self.scorer = RewardScorer.load(reward_model.ref, reward_model.chat_template, alg.per_device_batch_size, model_cfg.dtype,
-                                        on_device)
+        load = self.loader(sharding, model_cfg.dtype, alg.activation_checkpointing)
+        read_rm = lambda dtype, on_device: load_reward_model(reward_model.ref, dtype, on_device)  # noqa: E731
+        read_base = lambda dtype, on_device: load_causal_lm(base, dtype, on_device)  # noqa: E731
+        self.scorer = RewardScorer(load(read_rm, trained=False), load_tokenizer(reward_model.ref, reward_model.chat_template),
+                                   alg.per_device_batch_size)
         if alg.value_from_reward_model:
             if not self.scorer.shares_tokenizer(self.tok):
                 raise ConfigError("algorithm.value_from_reward_model=true needs a reward model with the policy's "
                                   f"tokenizer and chat template, but {reward_model.ref.path} has different ones; set "
                                   "algorithm.value_from_reward_model=false (value model from the policy)")
-            value = load_reward_model(reward_model.ref, train_dtype, on_device)
+            value = load(read_rm, trained=True)
         else:
-            value = AutoModelForSequenceClassification.from_pretrained(base.path, revision=base.revision, num_labels=1,
-                                                                       dtype=torch_dtype(train_dtype))
-        policy = load_causal_lm(base, train_dtype, on_device)
-        self.ref = load_causal_lm(base, model_cfg.dtype, on_device).eval().requires_grad_(False)
-        for m in (policy, value, self.ref):
-            no_dropout(m)
-        if alg.activation_checkpointing:  # recompute each decoder layer's activations in backward
-            for m in (policy, value):
-                m.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        if self.sharded:
-            compute = torch_dtype(model_cfg.dtype)
-            for m in (policy, value):
-                fsdp.shard(m, None if compute == torch.float32 else compute, offload=sharding == "fsdp_offload")
-            for m in (self.ref, self.scorer.model):
-                fsdp.shard(m, offload=sharding == "fsdp_offload", frozen=True)
+            value = load(lambda dtype, _: AutoModelForSequenceClassification.from_pretrained(
+                base.path, revision=base.revision, num_labels=1, dtype=torch_dtype(dtype)), trained=True)
+        policy = load(read_base, trained=True)
+        self.ref = load(read_base, trained=False)
         prompts, self.query_ids = keep_short_prompts(prompts, self.tok, prompt_budget(alg, max_prompt_tokens))
         self.prompts = [r["prompt"] for r in prompts]
         self.iterations = self.count_iterations(len(self.query_ids))
@@ -237,6 +227,30 @@ class PPOTrainer:
                                            max_new_tokens=alg.max_new_tokens, eos_token_id=self.tok.eos_token_id,
                                            pad_token_id=self.tok.pad_token_id)
         self.iteration, self.global_step, self.history = 0, 0, []
+
+    def loader(self, sharding: str, dtype: str, checkpointing: bool):
+        """load(read, trained) -> model, where read(dtype name, on_device) reads a checkpoint. Unsharded: the whole
+        model on this process's device. Sharded (harness.train.fsdp): rank 0 reads it into CPU memory and every process
+        keeps its shard; trained models in fp32 (the optimiser's master weights), computing in the run's dtype."""
+        compute = torch_dtype(dtype)
+
+        def prepare(model, trained: bool):
+            no_dropout(model)
+            if not trained:
+                model.eval().requires_grad_(False)
+            elif checkpointing:  # recompute each decoder layer's activations in backward
+                model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+        def load(read, trained: bool):
+            if not self.sharded:
+                model = read(dtype, True)
+                prepare(model, trained)
+                return model
+            return fsdp.load_sharded(lambda: read("float32" if trained else dtype, False), lambda m: prepare(m, trained),
+                                     param_dtype=compute if trained and compute != torch.float32 else None,
+                                     offload=sharding == "fsdp_offload", frozen=not trained)
+
+        return load
 
     # --------------------------------------------------------------------------------------------- data
     def count_iterations(self, n_prompts: int) -> int:

@@ -180,9 +180,8 @@ class RewardScorer:
         self.suffix_ids = tokenizer(turn_suffix(tokenizer), add_special_tokens=False)["input_ids"]
 
     @classmethod
-    def load(cls, ref: ModelRef, chat_template: str | None, batch_size: int = 8, dtype: str = "float32",
-             on_device: bool = True) -> RewardScorer:
-        return cls(load_reward_model(ref, dtype, on_device), load_tokenizer(ref, chat_template), batch_size)
+    def load(cls, ref: ModelRef, chat_template: str | None, batch_size: int = 8, dtype: str = "float32") -> RewardScorer:
+        return cls(load_reward_model(ref, dtype), load_tokenizer(ref, chat_template), batch_size)
 
     def shares_tokenizer(self, tok) -> bool:
         """Same vocabulary, special tokens and chat template: the policy's token ids can be scored as they are."""
