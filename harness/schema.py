@@ -48,7 +48,8 @@ class ModelConfig:
     revision: Optional[str] = None
     # "tulu": force the paper's Tulu 2 format (<|user|>\n...\n<|assistant|>\n...</s>); null: the tokenizer's own.
     chat_template: Optional[str] = "tulu"
-    # Weights dtype on GPU; CPU runs use float32.
+    # Compute dtype of trained models (their weights and optimiser state stay fp32, harness.models.TRAINABLE_DTYPE)
+    # and weights dtype of frozen ones (reference, reward model when scoring); on every device.
     dtype: str = "bfloat16"
     # Parameters in billions (the sweep planner's cost model).
     params_b: float = 0.0

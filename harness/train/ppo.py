@@ -34,7 +34,7 @@ from trl.trainer.utils import entropy_from_logits, selective_log_softmax
 
 from harness.batching import plan
 from harness.errors import ConfigError
-from harness.models import ModelRef, device, load_causal_lm, load_tokenizer, torch_dtype
+from harness.models import TRAINABLE_DTYPE, ModelRef, autocast, device, load_causal_lm, load_tokenizer, torch_dtype
 from harness.stages import latest_checkpoint, write_atomic
 from harness.train.common import STEPS_THIS_PROCESS
 from harness.train.reward import RewardScorer, load_reward_model, token_scores
@@ -177,18 +177,20 @@ class PPOTrainer:
 
         self.tok = load_tokenizer(base, model_cfg.chat_template)
         self.tok.padding_side = "left"
+        # Frozen models in model.dtype; trained ones (policy, value) in fp32 with model.dtype compute (self.compute).
         self.scorer = RewardScorer.load(reward_model.ref, reward_model.chat_template, alg.per_device_batch_size, model_cfg.dtype)
         if alg.value_from_reward_model:
             if not self.scorer.shares_tokenizer(self.tok):
                 raise ConfigError("algorithm.value_from_reward_model=true needs a reward model with the policy's "
                                   f"tokenizer and chat template, but {reward_model.ref.path} has different ones; set "
                                   "algorithm.value_from_reward_model=false (value model from the policy)")
-            value = load_reward_model(reward_model.ref, model_cfg.dtype)
+            value = load_reward_model(reward_model.ref, TRAINABLE_DTYPE)
         else:
             value = AutoModelForSequenceClassification.from_pretrained(base.path, revision=base.revision, num_labels=1,
-                                                                       dtype=torch_dtype(model_cfg.dtype))
-        policy = load_causal_lm(base, model_cfg.dtype)
+                                                                       dtype=torch_dtype(TRAINABLE_DTYPE))
+        policy = load_causal_lm(base, TRAINABLE_DTYPE)
         self.ref = load_causal_lm(base, model_cfg.dtype).eval().requires_grad_(False)
+        self.compute_dtype = model_cfg.dtype
         for m in (policy, value, self.ref):
             no_dropout(m)
         prompts, self.query_ids = keep_short_prompts(prompts, self.tok, prompt_budget(alg, max_prompt_tokens))
@@ -211,6 +213,10 @@ class PPOTrainer:
                                            max_new_tokens=alg.max_new_tokens, eos_token_id=self.tok.eos_token_id,
                                            pad_token_id=self.tok.pad_token_id)
         self.iteration, self.global_step, self.history = 0, 0, []
+
+    def compute(self):
+        """Forward passes in model.dtype (autocast) over fp32 trainable weights: mixed precision, not pure bf16."""
+        return autocast(self.compute_dtype, self.accelerator.device.type)
 
     # --------------------------------------------------------------------------------------------- data
     def count_iterations(self, n_prompts: int) -> int:
@@ -277,11 +283,11 @@ class PPOTrainer:
             rows = slice(s, s + self.batch.per_device)
             ids, attn, pos = b.inputs(rows)
             logits, vals = self.model(ids, attn, pos)
-            logits = response_slice(logits, q) / self.alg.temperature
+            logits = response_slice(logits, q).float() / self.alg.temperature
             lp.append(selective_log_softmax(logits, b.response[rows]))
             entropy.append(entropy_from_logits(logits))
             values.append(response_slice(vals, q))
-            ref_logits = response_slice(self.ref(input_ids=ids, attention_mask=attn, position_ids=pos, use_cache=False).logits, q)
+            ref_logits = response_slice(self.ref(input_ids=ids, attention_mask=attn, position_ids=pos, use_cache=False).logits, q).float()
             ref_lp.append(selective_log_softmax(ref_logits / self.alg.temperature, b.response[rows]))
         b.logprobs, b.ref_logprobs, b.values, b.entropy = (torch.cat(x).float() for x in (lp, ref_lp, values, entropy))
 
@@ -319,8 +325,9 @@ class PPOTrainer:
                     sync = contextlib.nullcontext() if k == len(micro) - 1 else acc.no_sync(self.model)
                     with sync:
                         ids, attn, pos = b.inputs(rows)
-                        logits, vals = self.model(ids, attn, pos)
-                        logits = response_slice(logits, q) / alg.temperature
+                        with self.compute():
+                            logits, vals = self.model(ids, attn, pos)
+                        logits = response_slice(logits, q).float() / alg.temperature
                         mask = b.mask[rows].float()
                         new_lp = selective_log_softmax(logits, b.response[rows])
                         pg, clipfrac, approxkl = policy_loss(new_lp, b.logprobs[rows], b.advantages[rows], mask, alg.cliprange)
@@ -341,7 +348,8 @@ class PPOTrainer:
     def train(self) -> dict:
         resumed = self.resume()
         while self.iteration < self.iterations:
-            batch = self.rollout(self.batch_indices(self.iteration))
+            with self.compute():
+                batch = self.rollout(self.batch_indices(self.iteration))
             metrics = self.advantages(batch) | self.update(batch, self.iteration)
             metrics = {k: float(self.accelerator.reduce(v.detach().float().reshape(1), "mean")) for k, v in metrics.items()}
             self.iteration += 1
