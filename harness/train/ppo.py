@@ -40,11 +40,23 @@ from harness.train.common import STEPS_THIS_PROCESS
 from harness.train.reward import RewardScorer, load_reward_model, token_scores
 
 KEEP_CHECKPOINTS = 2
+# Loss statistics of each minibatch, logged per iteration (their mean over the iteration's minibatches).
+STATS = ("loss/policy", "loss/value", "policy/clipfrac", "policy/approxkl", "val/clipfrac")
 
 
 # ------------------------------------------------------------------------------------------------- the arithmetic
-def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    return (x * mask).sum() / mask.sum().clamp(min=1)
+def masked_mean(x: torch.Tensor, mask: torch.Tensor, tokens: torch.Tensor | float | None = None) -> torch.Tensor:
+    """Sum of the masked entries over `tokens` (default: the mask's own count). A micro-batch's share of a minibatch
+    mean passes the minibatch's token count (loss_normaliser)."""
+    return (x * mask).sum() / (mask.sum().clamp(min=1) if tokens is None else tokens)
+
+
+def loss_normaliser(minibatch_mask: torch.Tensor, accelerator) -> torch.Tensor:
+    """What each process divides its micro-batches' token sums by so that the accumulated, process-averaged gradient
+    is that of one token mean over the whole minibatch (EasyLM: masked means over the 64 sequences): the minibatch's
+    response tokens across all processes, over the number of processes (data-parallel averages the gradients)."""
+    tokens = accelerator.reduce(minibatch_mask.sum().float().reshape(1), "sum")[0]
+    return tokens.clamp(min=1) / accelerator.num_processes
 
 
 def masked_whiten(x: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True) -> torch.Tensor:
@@ -87,23 +99,25 @@ def gae(rewards, values, mask, gamma: float, lam: float) -> tuple[torch.Tensor, 
     return advantages, advantages + values
 
 
-def policy_loss(logprobs, old_logprobs, advantages, mask, clip: float):
-    """PPO's clipped surrogate. Returns (loss, share of tokens where the clip binds, approximate KL old->new)."""
+def policy_loss(logprobs, old_logprobs, advantages, mask, clip: float, tokens=None):
+    """PPO's clipped surrogate, a token mean (over `tokens`, see masked_mean). Returns (loss, share of tokens where the
+    clip binds, approximate KL old->new)."""
     ratio = torch.exp(logprobs - old_logprobs)
     unclipped = -advantages * ratio
     clipped = -advantages * torch.clamp(ratio, 1 - clip, 1 + clip)
-    loss = masked_mean(torch.max(unclipped, clipped), mask)
-    clipfrac = masked_mean((clipped > unclipped).float(), mask)
-    approxkl = 0.5 * masked_mean((logprobs - old_logprobs) ** 2, mask)
+    loss = masked_mean(torch.max(unclipped, clipped), mask, tokens)
+    clipfrac = masked_mean((clipped > unclipped).float(), mask, tokens)
+    approxkl = 0.5 * masked_mean((logprobs - old_logprobs) ** 2, mask, tokens)
     return loss, clipfrac, approxkl
 
 
-def value_loss(values, old_values, returns, mask, clip: float):
-    """Clipped value loss 0.5 x max((v - R)^2, (v_clipped - R)^2). Returns (loss, share where the clip binds)."""
+def value_loss(values, old_values, returns, mask, clip: float, tokens=None):
+    """Clipped value loss 0.5 x max((v - R)^2, (v_clipped - R)^2), a token mean (over `tokens`, see masked_mean).
+    Returns (loss, share where the clip binds)."""
     clipped_values = old_values + torch.clamp(values - old_values, -clip, clip)
     unclipped_err, clipped_err = (values - returns) ** 2, (clipped_values - returns) ** 2
-    loss = 0.5 * masked_mean(torch.max(unclipped_err, clipped_err), mask)
-    return loss, masked_mean((clipped_err > unclipped_err).float(), mask)
+    loss = 0.5 * masked_mean(torch.max(unclipped_err, clipped_err), mask, tokens)
+    return loss, masked_mean((clipped_err > unclipped_err).float(), mask, tokens)
 
 
 def response_mask(response: torch.Tensor, eos_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -312,37 +326,52 @@ class PPOTrainer:
 
     # --------------------------------------------------------------------------------------------- updates
     def update(self, b: Rollout, iteration: int) -> dict:
-        alg, acc = self.alg, self.accelerator
-        stats = {k: [] for k in ("loss/policy", "loss/value", "policy/clipfrac", "policy/approxkl", "val/clipfrac")}
-        q = b.query.shape[1]
+        alg = self.alg
+        stats = {k: [] for k in STATS}
         gen = torch.Generator().manual_seed(self.seed * 100_003 + iteration)
         for _ in range(alg.ppo_epochs):
             perm = torch.randperm(len(b.query), generator=gen)
             for start in range(0, len(perm), self.local_minibatch):
-                minibatch = perm[start : start + self.local_minibatch]
-                micro = [minibatch[i : i + self.batch.per_device] for i in range(0, len(minibatch), self.batch.per_device)]
-                for k, rows in enumerate(micro):
-                    sync = contextlib.nullcontext() if k == len(micro) - 1 else acc.no_sync(self.model)
-                    with sync:
-                        ids, attn, pos = b.inputs(rows)
-                        with self.compute():
-                            logits, vals = self.model(ids, attn, pos)
-                        logits = response_slice(logits, q).float() / alg.temperature
-                        mask = b.mask[rows].float()
-                        new_lp = selective_log_softmax(logits, b.response[rows])
-                        pg, clipfrac, approxkl = policy_loss(new_lp, b.logprobs[rows], b.advantages[rows], mask, alg.cliprange)
-                        vf, vclipfrac = value_loss(response_slice(vals, q).float(), b.values[rows], b.returns[rows], mask,
-                                                   alg.cliprange_value)
-                        acc.backward((pg + alg.vf_coef * vf) * len(rows) / len(minibatch))
-                    for key, v in zip(stats, (pg, vf, clipfrac, approxkl, vclipfrac)):
-                        stats[key].append(v.detach())
-                acc.clip_grad_norm_(self.model.parameters(), alg.max_grad_norm)
-                self.optimizer.step()
-                self.scheduler.step()
-                self.optimizer.zero_grad()
-                self.global_step += 1
-                STEPS_THIS_PROCESS["count"] += 1
+                for key, v in self.backward_minibatch(b, perm[start : start + self.local_minibatch]).items():
+                    stats[key].append(v)
+                self.step()
         return {k: torch.stack(v).mean() for k, v in stats.items()}
+
+    def backward_minibatch(self, b: Rollout, minibatch: torch.Tensor, micro_size: int | None = None) -> dict:
+        """Accumulate the gradients of one minibatch's loss (this process's rows), in micro-batches of `micro_size`
+        (default: per_device_batch_size). Returns the minibatch's loss statistics."""
+        alg, acc = self.alg, self.accelerator
+        size = micro_size or self.batch.per_device
+        micro = [minibatch[i : i + size] for i in range(0, len(minibatch), size)]
+        q = b.query.shape[1]
+        tokens = loss_normaliser(b.mask[minibatch], acc)
+        totals = {k: torch.zeros(()) for k in STATS}
+        for k, rows in enumerate(micro):
+            sync = contextlib.nullcontext() if k == len(micro) - 1 else acc.no_sync(self.model)
+            with sync:
+                ids, attn, pos = b.inputs(rows)
+                with self.compute():
+                    logits, vals = self.model(ids, attn, pos)
+                logits = response_slice(logits, q).float() / alg.temperature
+                mask = b.mask[rows].float()
+                new_lp = selective_log_softmax(logits, b.response[rows])
+                pg, clipfrac, approxkl = policy_loss(new_lp, b.logprobs[rows], b.advantages[rows], mask, alg.cliprange,
+                                                     tokens)
+                vf, vclipfrac = value_loss(response_slice(vals, q).float(), b.values[rows], b.returns[rows], mask,
+                                           alg.cliprange_value, tokens)
+                acc.backward(pg + alg.vf_coef * vf)
+            for key, v in zip(STATS, (pg, vf, clipfrac, approxkl, vclipfrac)):
+                totals[key] = totals[key] + v.detach().cpu()
+        return totals  # this process's share; train() averages over processes
+
+    def step(self) -> None:
+        """One optimiser step on the accumulated gradients."""
+        self.accelerator.clip_grad_norm_(self.model.parameters(), self.alg.max_grad_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad()
+        self.global_step += 1
+        STEPS_THIS_PROCESS["count"] += 1
 
     # --------------------------------------------------------------------------------------------- loop
     def train(self) -> dict:
