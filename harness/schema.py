@@ -201,6 +201,11 @@ class PPOConfig(OptimConfig):
     # at the same temperature, so the ratio is that of the sampling distribution.
     max_new_tokens: int = 1024
     temperature: float = 0.7
+    # Top-k / top-p of the sampler: the paper's code sampled with transformers 4.43's default top_k=50 (EasyLM
+    # llama_train_ppo.py generation config sets neither; tpu_vm_setup.sh pins 4.43.2); 0 disables top-k. Nothing
+    # else touches the logits, whatever the checkpoint's generation_config.json says (harness.train.ppo.sampling_config).
+    top_k: int = 50
+    top_p: float = 1.0
     # Prompts generated at once per process (memory only: not part of the recipe).
     generation_batch_size: int = 16
     # Fixed per-token KL coefficient (0.0325 with the 70B reward models, conf/algorithm_rm); no adaptive control.

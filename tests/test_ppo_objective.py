@@ -45,3 +45,31 @@ def test_minibatch_gradient_is_the_same_for_any_micro_batch_size(tiny_base, tiny
     mask = batch.mask[rows].float()
     expected = -(batch.advantages[rows] * mask).sum() / mask.sum()
     assert torch.allclose(stats_one["loss/policy"], expected, atol=1e-5)
+
+
+def test_sampling_is_exactly_the_recipes_whatever_the_checkpoint_says(tiny_base, tiny_reward_model, tmp_path):
+    import json
+    import shutil
+
+    from harness.models import ModelRef
+
+    # a checkpoint whose generation_config.json asks for processors the log-probs would ignore
+    shutil.copytree(tiny_base.path, tmp_path / "base")
+    rogue = {"repetition_penalty": 1.3, "no_repeat_ngram_size": 2, "min_p": 0.2, "typical_p": 0.9, "top_k": 5,
+             "top_p": 0.8, "temperature": 1.5, "suppress_tokens": [7, 8], "bad_words_ids": [[9]], "min_new_tokens": 4}
+    (tmp_path / "base" / "generation_config.json").write_text(json.dumps(rogue))
+    trainer = ppo_trainer(tmp_path / "out", ModelRef(str(tmp_path / "base")), tiny_reward_model, "algorithm.max_steps=1")
+    alg = trainer.alg
+    assert (alg.temperature, alg.top_k, alg.top_p) == (0.7, 50, 1.0)  # the paper's sampler (harness/schema.py)
+    policy = trainer.accelerator.unwrap_model(trainer.model).policy.eval()
+    query, query_mask = trainer.left_pad([trainer.query_ids[i] for i in range(4)])
+    out = policy.generate(input_ids=query, attention_mask=query_mask, generation_config=trainer.generation,
+                          output_scores=True, output_logits=True, return_dict_in_generate=True)
+    for raw, processed in zip(out.logits, out.scores):  # every step: temperature, then top-k 50, nothing else
+        expected = raw / alg.temperature
+        kth = expected.topk(alg.top_k, dim=-1).values[:, -1:]
+        expected = expected.masked_fill(expected < kth, float("-inf"))
+        assert torch.equal(processed, expected)
+    # the saved policy keeps the checkpoint's own generation config
+    trainer.train()
+    assert json.loads((tmp_path / "out" / "model" / "generation_config.json").read_text())["repetition_penalty"] == 1.3

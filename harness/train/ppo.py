@@ -128,6 +128,20 @@ def response_mask(response: torch.Tensor, eos_id: int) -> tuple[torch.Tensor, to
     return (torch.arange(response.shape[1], device=response.device)[None] <= last[:, None]).long(), ended
 
 
+def sampling_config(alg, tok) -> GenerationConfig:
+    """The recipe's sampler and nothing else: temperature, top-k, top-p. Every other logits processor is off:
+    explicitly where "off" is a value, and, where it is None (min_p, suppress_tokens, bad_words_ids, ...), because the
+    trainer makes this config the policy's own generation_config (transformers fills fields left None from it: a
+    repetition penalty or n-gram block from the checkpoint's generation_config.json would make the samples
+    off-policy, since the log-probs never apply them)."""
+    return GenerationConfig(do_sample=True, temperature=alg.temperature, top_k=alg.top_k, top_p=alg.top_p,
+                            max_new_tokens=alg.max_new_tokens, min_length=0, min_new_tokens=0, num_beams=1,
+                            typical_p=1.0, epsilon_cutoff=0.0, eta_cutoff=0.0, repetition_penalty=1.0,
+                            encoder_repetition_penalty=1.0, no_repeat_ngram_size=0, encoder_no_repeat_ngram_size=0,
+                            renormalize_logits=False, remove_invalid_values=False,
+                            eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+
+
 # ------------------------------------------------------------------------------------------------- models
 class PolicyAndValue(torch.nn.Module):
     """Policy and value model as one module: one optimiser, one data-parallel wrapper."""
@@ -223,9 +237,9 @@ class PPOTrainer:
         dev = self.accelerator.device
         self.ref.to(dev)
         self.scorer.model.to(dev)
-        self.generation = GenerationConfig(do_sample=True, temperature=alg.temperature, top_k=0, top_p=1.0,
-                                           max_new_tokens=alg.max_new_tokens, eos_token_id=self.tok.eos_token_id,
-                                           pad_token_id=self.tok.pad_token_id)
+        self.generation = sampling_config(alg, self.tok)
+        # the checkpoint's own generation config is set aside while PPO samples, and saved with the trained policy
+        self.checkpoint_generation, policy.generation_config = policy.generation_config, self.generation
         self.iteration, self.global_step, self.history = 0, 0, []
 
     def compute(self):
@@ -424,7 +438,9 @@ class PPOTrainer:
     def save_final(self) -> None:
         if self.accelerator.is_main_process:
             policy = self.accelerator.unwrap_model(self.model).policy
+            policy.generation_config = self.checkpoint_generation
             policy.save_pretrained(self.out_dir / "model")
+            policy.generation_config = self.generation
             self.tok.padding_side = "right"
             self.tok.save_pretrained(self.out_dir / "model")
             (self.out_dir / "log_history.json").write_text(json.dumps(self.history, indent=1))
