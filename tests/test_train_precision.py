@@ -71,3 +71,13 @@ def test_dpo_in_bf16_trains_fp32_weights_at_the_papers_learning_rate(tiny_base, 
     share, dtypes = moved_share(tmp_path / "model", tiny_base.path)
     assert dtypes == {torch.float32}
     assert share > 0.9  # pure bf16 AdamW moves almost none of them at 5e-7
+
+
+def test_frozen_reward_models_score_in_the_runs_dtype(tiny_reward_model):
+    """Best-of-N and RewardBench score with the reward model in model.dtype (bf16 on GPUs: 26 GB at 13B, not 52)."""
+    from harness import bon, rewardbench
+
+    alg = compose("algorithm=best_of_n", "reward_model=tiny").algorithm
+    for dtype in ("bfloat16", "float32"):
+        assert bon.wrapper(alg, tiny_reward_model, dtype)(None).scorer.model.dtype == torch.__dict__[dtype]
+        assert rewardbench.load_scorer(tiny_reward_model, 4, dtype).model.dtype == torch.__dict__[dtype]
