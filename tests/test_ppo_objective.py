@@ -73,3 +73,63 @@ def test_sampling_is_exactly_the_recipes_whatever_the_checkpoint_says(tiny_base,
     # the saved policy keeps the checkpoint's own generation config
     trainer.train()
     assert json.loads((tmp_path / "out" / "model" / "generation_config.json").read_text())["repetition_penalty"] == 1.3
+
+
+def test_the_papers_ppo_is_the_default():
+    alg = compose("algorithm=ppo", "model=tulu2_13b").algorithm
+    assert not alg.logprobs_at_temperature and alg.recompute_per_minibatch and alg.separate_grad_clipping
+    assert (alg.temperature, alg.top_k, alg.top_p, alg.max_grad_norm) == (0.7, 50, 1.0, 1.0)
+
+
+def test_log_probs_come_from_the_raw_logits_unless_asked(tiny_base, tiny_reward_model, tmp_path):
+    trainer = ppo_trainer(tmp_path, tiny_base, tiny_reward_model, "algorithm.max_steps=1")
+    batch = scored_rollout(trainer)
+    rows = torch.arange(4)
+    ids, attn, pos = batch.inputs(rows)
+    policy = trainer.accelerator.unwrap_model(trainer.model).policy
+    with torch.no_grad():
+        logits = ppo.response_slice(policy(input_ids=ids, attention_mask=attn, position_ids=pos).logits, batch.query.shape[1])
+    mask = batch.mask[rows].bool()
+    for tempered, scale in ((False, 1.0), (True, trainer.alg.temperature)):
+        trainer.alg.logprobs_at_temperature = tempered
+        lp, _, _, ref_lp = trainer.forward_rows(batch, rows, reference=True)
+        expected = torch.log_softmax(logits / scale, -1).gather(-1, batch.response[rows, :, None]).squeeze(-1)
+        assert torch.allclose(lp[mask], expected[mask], atol=1e-5)
+        assert torch.allclose(ref_lp[mask], expected[mask], atol=1e-5)  # no step yet: the reference is the policy
+
+
+def test_minibatch_recomputation_starts_every_step_at_ratio_one(tiny_base, tiny_reward_model, tmp_path):
+    stats = {}
+    for recompute in (True, False):
+        trainer = ppo_trainer(tmp_path / str(recompute), tiny_base, tiny_reward_model, "algorithm.max_steps=1",
+                              "algorithm.ppo_epochs=2", f"algorithm.recompute_per_minibatch={recompute}")
+        batch = scored_rollout(trainer)
+        if recompute:  # a minibatch's advantages are whitened over its own rows
+            rows = torch.arange(3, 19)
+            trainer.refresh(batch, rows)
+            adv, mask = batch.advantages[rows], batch.mask[rows].float()
+            mean = (adv * mask).sum() / mask.sum()
+            var = ((adv - mean) ** 2 * mask).sum() / (mask.sum() - 1)
+            assert abs(float(mean)) < 1e-5 and abs(float(var) - 1) < 1e-3
+        stats[recompute] = trainer.update(batch, 0)  # 2 epochs x 2 minibatches at lr 1e-3: the policy moves
+    assert stats[True]["policy/approxkl"] < 1e-10 and stats[True]["policy/clipfrac"] == 0
+    assert stats[False]["policy/approxkl"] > 1e-6
+
+
+def test_policy_and_value_gradients_are_clipped_separately(tiny_base, tiny_reward_model, tmp_path):
+    trainer = ppo_trainer(tmp_path, tiny_base, tiny_reward_model, "algorithm.max_steps=1")
+    batch = scored_rollout(trainer)
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    norm = lambda module: float(torch.cat([p.grad.flatten() for p in module.parameters() if p.grad is not None]).norm())  # noqa: E731
+    for separate in (True, False):
+        trainer.optimizer.zero_grad()
+        trainer.backward_minibatch(batch, torch.arange(16))
+        small, large = sorted([(norm(model.policy), "policy"), (norm(model.value), "value")])
+        limit = (small[0] + large[0]) / 2  # between the two: separately, only the larger one is clipped
+        trainer.alg.max_grad_norm, trainer.alg.separate_grad_clipping = limit, separate
+        trainer.clip_gradients()
+        small_after, large_after = norm(getattr(model, small[1])), norm(getattr(model, large[1]))
+        if separate:
+            assert small_after == small[0] and abs(large_after - limit) < 1e-4 * limit
+        else:  # one joint norm shrinks both
+            assert small_after < small[0] and abs((small_after**2 + large_after**2) ** 0.5 - limit) < 1e-4 * limit

@@ -19,6 +19,7 @@ and RNG states, so a resumed run continues exactly where the interrupted one sto
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import shutil
@@ -179,6 +180,11 @@ class Rollout:
     advantages: torch.Tensor = None
     returns: torch.Tensor = None
 
+    def select(self, rows: torch.Tensor) -> Rollout:
+        """The rows `rows` as a rollout of their own (copies)."""
+        return Rollout(**{f.name: None if getattr(self, f.name) is None else getattr(self, f.name)[rows]
+                          for f in dataclasses.fields(self)})
+
     def inputs(self, rows=slice(None)) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         ids = torch.cat([self.query[rows], self.response[rows]], 1)
         attn = torch.cat([self.query_mask[rows], self.mask[rows]], 1)
@@ -305,19 +311,31 @@ class PPOTrainer:
 
     def forward_rollout(self, b: Rollout) -> None:
         """Old log-probs, entropy and values under the current policy, and reference log-probs."""
-        lp, ref_lp, values, entropy = [], [], [], []
+        b.logprobs, b.values, b.entropy, b.ref_logprobs = self.forward_rows(b, torch.arange(len(b.query)), reference=True)
+
+    @torch.no_grad()
+    def forward_rows(self, b: Rollout, index: torch.Tensor, reference: bool = False) -> tuple:
+        """Log-probs, values and sampling entropy of rows `index` under the current policy and value model (in
+        micro-batches), and the reference's log-probs when `reference`."""
+        lp, values, entropy, ref_lp = [], [], [], []
         q = b.query.shape[1]
-        for s in range(0, len(b.query), self.batch.per_device):
-            rows = slice(s, s + self.batch.per_device)
+        for s in range(0, len(index), self.batch.per_device):
+            rows = index[s : s + self.batch.per_device]
             ids, attn, pos = b.inputs(rows)
             logits, vals = self.model(ids, attn, pos)
-            logits = response_slice(logits, q).float() / self.alg.temperature
-            lp.append(selective_log_softmax(logits, b.response[rows]))
-            entropy.append(entropy_from_logits(logits))
-            values.append(response_slice(vals, q))
-            ref_logits = response_slice(self.ref(input_ids=ids, attention_mask=attn, position_ids=pos, use_cache=False).logits, q).float()
-            ref_lp.append(selective_log_softmax(ref_logits / self.alg.temperature, b.response[rows]))
-        b.logprobs, b.ref_logprobs, b.values, b.entropy = (torch.cat(x).float() for x in (lp, ref_lp, values, entropy))
+            logits = response_slice(logits, q).float()
+            lp.append(selective_log_softmax(self.logprob_logits(logits), b.response[rows]))
+            entropy.append(entropy_from_logits(logits / self.alg.temperature))
+            values.append(response_slice(vals, q).float())
+            if reference:
+                ref_logits = self.ref(input_ids=ids, attention_mask=attn, position_ids=pos, use_cache=False).logits
+                ref_lp.append(selective_log_softmax(self.logprob_logits(response_slice(ref_logits, q).float()), b.response[rows]))
+        return torch.cat(lp), torch.cat(values), torch.cat(entropy), torch.cat(ref_lp) if reference else None
+
+    def logprob_logits(self, logits: torch.Tensor) -> torch.Tensor:
+        """The logits PPO's log-probs (ratio, KL penalty) are taken from: raw (the paper's code) or divided by the
+        sampling temperature (algorithm.logprobs_at_temperature, TRL / open-instruct)."""
+        return logits / self.alg.temperature if self.alg.logprobs_at_temperature else logits
 
     def advantages(self, b: Rollout) -> dict:
         alg, mask = self.alg, b.mask.float()
@@ -346,10 +364,24 @@ class PPOTrainer:
         for _ in range(alg.ppo_epochs):
             perm = torch.randperm(len(b.query), generator=gen)
             for start in range(0, len(perm), self.local_minibatch):
-                for key, v in self.backward_minibatch(b, perm[start : start + self.local_minibatch]).items():
+                minibatch = perm[start : start + self.local_minibatch]
+                if alg.recompute_per_minibatch:
+                    self.refresh(b, minibatch)
+                for key, v in self.backward_minibatch(b, minibatch).items():
                     stats[key].append(v)
                 self.step()
         return {k: torch.stack(v).mean() for k, v in stats.items()}
+
+    def refresh(self, b: Rollout, minibatch: torch.Tensor) -> None:
+        """The paper's code before every minibatch step (EasyLM llama_train_ppo.py ppo_forward_backward): old
+        log-probs and values under the current parameters, then the minibatch's KL-penalised rewards and advantages,
+        whitened over the minibatch (this process's rows). The ratio starts at 1 and both clips are inert."""
+        with self.compute():
+            lp, values, _, _ = self.forward_rows(b, minibatch)
+        b.logprobs[minibatch], b.values[minibatch] = lp, values
+        part = b.select(minibatch)
+        self.advantages(part)
+        b.advantages[minibatch], b.returns[minibatch] = part.advantages, part.returns
 
     def backward_minibatch(self, b: Rollout, minibatch: torch.Tensor, micro_size: int | None = None) -> dict:
         """Accumulate the gradients of one minibatch's loss (this process's rows), in micro-batches of `micro_size`
@@ -366,9 +398,8 @@ class PPOTrainer:
                 ids, attn, pos = b.inputs(rows)
                 with self.compute():
                     logits, vals = self.model(ids, attn, pos)
-                logits = response_slice(logits, q).float() / alg.temperature
                 mask = b.mask[rows].float()
-                new_lp = selective_log_softmax(logits, b.response[rows])
+                new_lp = selective_log_softmax(self.logprob_logits(response_slice(logits, q).float()), b.response[rows])
                 pg, clipfrac, approxkl = policy_loss(new_lp, b.logprobs[rows], b.advantages[rows], mask, alg.cliprange,
                                                      tokens)
                 vf, vclipfrac = value_loss(response_slice(vals, q).float(), b.values[rows], b.returns[rows], mask,
@@ -378,9 +409,18 @@ class PPOTrainer:
                 totals[key] = totals[key] + v.detach().cpu()
         return totals  # this process's share; train() averages over processes
 
+    def clip_gradients(self) -> None:
+        """Policy and value gradients clipped to max_grad_norm each (the paper's code: two optimisers, each with
+        clip_by_global_norm, EasyLM llama_train_ppo.py + optimizers.py), or as one vector
+        (algorithm.separate_grad_clipping=false, TRL)."""
+        model = self.accelerator.unwrap_model(self.model)
+        groups = [model.policy.parameters(), model.value.parameters()] if self.alg.separate_grad_clipping else [self.model.parameters()]
+        for params in groups:
+            self.accelerator.clip_grad_norm_(params, self.alg.max_grad_norm)
+
     def step(self) -> None:
         """One optimiser step on the accumulated gradients."""
-        self.accelerator.clip_grad_norm_(self.model.parameters(), self.alg.max_grad_norm)
+        self.clip_gradients()
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad()
