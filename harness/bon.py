@@ -83,11 +83,12 @@ class BestOfN(LM):
         return self.scorer.score_conversations([chat + [{"role": "assistant", "content": prefix + c}] for c in candidates])
 
 
-def wrapper(alg, reward_model) -> Callable[[LM], BestOfN]:
-    """Wraps the suite's policy LM (harness.eval.suite.LazyPolicy); the reward model loads with it, only if needed."""
+def wrapper(alg, reward_model, dtype: str) -> Callable[[LM], BestOfN]:
+    """Wraps the suite's policy LM (harness.eval.suite.LazyPolicy); the reward model loads with it, only if needed,
+    frozen in `dtype` (the run's model.dtype)."""
 
     def wrap(lm: LM) -> BestOfN:
-        scorer = RewardScorer.load(reward_model.ref, reward_model.chat_template, alg.score_batch_size)
+        scorer = RewardScorer.load(reward_model.ref, reward_model.chat_template, alg.score_batch_size, dtype)
         return BestOfN(lm, scorer, alg.n, alg.temperature, alg.top_p)
 
     return wrap

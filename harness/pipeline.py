@@ -227,12 +227,13 @@ def evaluate(cfg, policy: ModelRef, rm) -> dict:
     if cfg.algorithm.name == "best_of_n":
         from harness import bon
 
-        wrap = bon.wrapper(cfg.algorithm, rm)
+        wrap = bon.wrapper(cfg.algorithm, rm, cfg.model.dtype)
         lm_factory = lambda: wrap(make_lm(cfg.eval.backend, policy, cfg.model, cfg.eval.batch_size))  # noqa: E731
     out = run_suite(policy_eval, policy, policy_identity(policy, cfg, rm), cfg.model, cfg.paths.stages,
                     cfg.paths.mirror, lm_factory=lm_factory)
     if rm_benchmarks:
-        out |= rewardbench.evaluate(rm_benchmarks, rm, cfg.paths.stages, cfg.eval.batch_size, cfg.paths.mirror)
+        out |= rewardbench.evaluate(rm_benchmarks, rm, cfg.paths.stages, cfg.eval.batch_size, cfg.paths.mirror,
+                                    cfg.model.dtype)
     return out
 
 

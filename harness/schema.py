@@ -48,7 +48,8 @@ class ModelConfig:
     revision: Optional[str] = None
     # "tulu": force the paper's Tulu 2 format (<|user|>\n...\n<|assistant|>\n...</s>); null: the tokenizer's own.
     chat_template: Optional[str] = "tulu"
-    # Weights dtype on GPU; CPU runs use float32.
+    # Compute dtype of trained models (their weights and optimiser state stay fp32, harness.models.TRAINABLE_DTYPE)
+    # and weights dtype of frozen ones (reference, reward model when scoring); on every device.
     dtype: str = "bfloat16"
     # Parameters in billions (the sweep planner's cost model).
     params_b: float = 0.0
@@ -196,10 +197,19 @@ class PPOConfig(OptimConfig):
     minibatch_size: int = II(".effective_batch_size")
     # Passes over each rollout batch (protocol: 1).
     ppo_epochs: int = 1
-    # Response length and sampling temperature (protocol: up to 1024 new tokens at 0.7). Log-probabilities are taken
-    # at the same temperature, so the ratio is that of the sampling distribution.
+    # Response length and sampling temperature (protocol: up to 1024 new tokens at 0.7).
     max_new_tokens: int = 1024
     temperature: float = 0.7
+    # false (the paper's code, EasyLM llama_train_ppo.py ppo_loss / ppo_forward_backward: log_softmax of the raw
+    # logits): log-probs of policy, reference and ratio from the raw logits. true (TRL, open-instruct): divided by the
+    # sampling temperature, so the ratio is that of the sampling distribution; the same kl_coef then penalises
+    # about 1.7x harder at T=0.7 (conformance note, training.md C.2).
+    logprobs_at_temperature: bool = False
+    # Top-k / top-p of the sampler: the paper's code sampled with transformers 4.43's default top_k=50 (EasyLM
+    # llama_train_ppo.py generation config sets neither; tpu_vm_setup.sh pins 4.43.2); 0 disables top-k. Nothing
+    # else touches the logits, whatever the checkpoint's generation_config.json says (harness.train.ppo.sampling_config).
+    top_k: int = 50
+    top_p: float = 1.0
     # Prompts generated at once per process (memory only: not part of the recipe).
     generation_batch_size: int = 16
     # Fixed per-token KL coefficient (0.0325 with the 70B reward models, conf/algorithm_rm); no adaptive control.
@@ -210,8 +220,17 @@ class PPOConfig(OptimConfig):
     normalize_reward: bool = False
     # Whiten the per-token rewards (KL penalty + score) over the rollout batch, mean kept (protocol: no).
     whiten_rewards: bool = False
-    # Whiten advantages over the rollout batch (protocol: yes).
+    # Whiten advantages (protocol: yes), over the minibatch or the rollout batch (recompute_per_minibatch).
     whiten_advantages: bool = True
+    # true (the paper's code, EasyLM llama_train_ppo.py ppo_forward_backward, run for every minibatch): before each
+    # optimiser step, old log-probs, values, KL-penalised rewards and advantages are recomputed with the current
+    # parameters and advantages whitened over the minibatch (this process's rows), so the ratio starts at 1 and both
+    # clips are inert. false (textbook PPO: TRL, open-instruct): computed once per rollout batch, whitened over it.
+    recompute_per_minibatch: bool = True
+    # true (the paper's code: separate policy and value optimisers, each clip_by_global_norm(max_grad_norm), EasyLM
+    # llama_train_ppo.py + optimizers.py): policy and value gradients are clipped separately. false (TRL): one norm
+    # over both, so a large value gradient shrinks the policy step.
+    separate_grad_clipping: bool = True
     # GAE discount and lambda (protocol: 1.0, 0.95).
     gamma: float = 1.0
     lam: float = 0.95

@@ -54,7 +54,7 @@ def test_sharded_run_has_the_unsharded_runs_numbers(ranks):
     for ddp, sharded in zip(r0["ddp"], r0["fsdp"]):
         for metric in METRICS:
             assert sharded[metric] == pytest.approx(ddp[metric], rel=1e-4, abs=1e-6), metric
-    assert r0["fsdp"][1]["objective/kl"] > 0  # the second rollout comes from an updated policy
+    assert abs(r0["fsdp"][1]["objective/kl"]) > 1e-4  # the second rollout comes from an updated policy
     # the final model is written whole (a plain HF checkpoint) and equals the unsharded run's
     ddp_model, fsdp_model = (load_file(out / run / "model" / "model.safetensors") for run in ("ddp", "fsdp"))
     assert ddp_model.keys() == fsdp_model.keys()

@@ -5,8 +5,8 @@
 
 Rewards (`algorithm.reward`): `reward_model` (a sequence classifier; TRL re-renders prompt + completion with the
 reward model's own tokenizer and chat template), `gsm8k` (verifiable: 1 when the completion's final number equals the
-gold answer, else 0), or `both` (summed). KL: beta > 0 against the frozen SFT reference, which TRL rebuilds from the
-policy's `_name_or_path`; the policy is therefore always loaded from its saved directory or hub id.
+gold answer, else 0), or `both` (summed). KL: beta > 0 against the frozen SFT reference. TRL loads policy and
+reference itself (fp32 weights, model.dtype compute; the pinned revision) on each process's device.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from harness.checks import GRPO_REWARDS
 from harness.data.mirror import load_hub
 from harness.data.preferences import asset_path
 from harness.errors import ConfigError
-from harness.models import ModelRef, load_causal_lm, load_tokenizer
+from harness.models import TRAINABLE_DTYPE, ModelRef, load_tokenizer, torch_dtype
 from harness.stages import latest_checkpoint
 from harness.train.common import CountSteps, batch_record, save_trained, trainer_kwargs
 from harness.train.ppo import keep_short_prompts, prompt_budget
@@ -107,14 +107,6 @@ def train(alg, base: ModelRef, model_cfg, prompts: Dataset, reward_model, out_di
         raise ConfigError(f"algorithm.reward={alg.reward!r}; valid: {list(GRPO_REWARDS)}")
     tok = load_tokenizer(base, model_cfg.chat_template)
     prompts, _ = keep_short_prompts(prompts, tok, prompt_budget(alg, max_prompt_tokens))
-    funcs, processing = [], []
-    if alg.reward in ("reward_model", "both"):
-        funcs.append(load_reward_model(reward_model.ref, model_cfg.dtype))
-        processing.append(load_tokenizer(reward_model.ref, reward_model.chat_template))
-    if alg.reward in ("gsm8k", "both"):
-        prompts = with_answers(alg, prompts, mirror)
-        funcs.append(gsm8k_reward)
-        processing.append(None)
     args = GRPOConfig(
         **trainer_kwargs(alg, out_dir, model_cfg.dtype, report_to, run_name, seed),
         num_generations=alg.num_generations,
@@ -124,10 +116,18 @@ def train(alg, base: ModelRef, model_cfg, prompts: Dataset, reward_model, out_di
         loss_type=alg.loss_type,
         scale_rewards=alg.scale_rewards,
         epsilon=alg.epsilon,
+        # TRL loads policy and reference (fp32: mixed precision) on each process's device, at the pinned revision
+        model_init_kwargs={"dtype": torch_dtype(TRAINABLE_DTYPE), "revision": base.revision},
     )
-    # Loaded from its directory or hub id, so TRL rebuilds the reference from the same `_name_or_path`.
-    model = load_causal_lm(base, model_cfg.dtype)
-    trainer = GRPOTrainer(model=model, reward_funcs=funcs, args=args, train_dataset=prompts, processing_class=tok,
+    funcs, processing = [], []
+    if alg.reward in ("reward_model", "both"):  # frozen: model.dtype, on this process's device (set by GRPOConfig)
+        funcs.append(load_reward_model(reward_model.ref, model_cfg.dtype, on=args.device))
+        processing.append(load_tokenizer(reward_model.ref, reward_model.chat_template))
+    if alg.reward in ("gsm8k", "both"):
+        prompts = with_answers(alg, prompts, mirror)
+        funcs.append(gsm8k_reward)
+        processing.append(None)
+    trainer = GRPOTrainer(model=base.path, reward_funcs=funcs, args=args, train_dataset=prompts, processing_class=tok,
                           reward_processing_classes=processing, callbacks=[CountSteps()])
     resume = latest_checkpoint(out_dir / "checkpoints")
     result = trainer.train(resume_from_checkpoint=resume)
