@@ -138,7 +138,7 @@ def sampling_config(alg, tok) -> GenerationConfig:
     repetition penalty or n-gram block from the checkpoint's generation_config.json would make the samples
     off-policy, since the log-probs never apply them)."""
     return GenerationConfig(do_sample=True, temperature=alg.temperature, top_k=alg.top_k, top_p=alg.top_p,
-                            max_new_tokens=alg.max_new_tokens, min_length=0, min_new_tokens=0, num_beams=1,
+                            max_new_tokens=alg.max_new_tokens, min_new_tokens=0, num_beams=1,
                             typical_p=1.0, epsilon_cutoff=0.0, eta_cutoff=0.0, repetition_penalty=1.0,
                             encoder_repetition_penalty=1.0, no_repeat_ngram_size=0, encoder_no_repeat_ngram_size=0,
                             renormalize_logits=False, remove_invalid_values=False,
