@@ -13,6 +13,8 @@ Rules found by running it (shared/notes/conformance/scale.md, Q2):
   (harness.train.reward.token_scores); both are their own FSDP roots, so each call gathers its own parameters.
 - Rollouts: `gathered(policy)` all-gathers the policy once and keeps it whole while `generate` runs its many small
   forwards (each rank may generate a different number of tokens, no collectives inside), then frees it.
+- Loading: rank 0 reads each checkpoint into CPU memory; the other ranks build the model empty on the meta device
+  and receive their shards (one whole copy per job while loading, not one per process).
 - Checkpoints are sharded (torch.distributed.checkpoint, one file per rank) and resume exactly; the final model is a
   full HF state dict written by rank 0.
 

@@ -11,7 +11,8 @@ reward model, whitens them, and takes clipped policy and value steps over miniba
 
 `PPOTrainer` runs under accelerate / torch.distributed: one CPU process here, data-parallel processes elsewhere (each
 samples its share of the rollout batch; `effective_batch_size` stays the examples per optimiser step across all of
-them, harness.batching; tests/test_ppo_distributed.py runs 2 processes). Checkpoints
+them, harness.batching; tests/test_ppo_distributed.py runs 2 processes), or sharded with torch FSDP2 under
+`launch.sharding=fsdp` (harness/train/fsdp.py; tests/test_fsdp.py). Checkpoints
 (`<stage>/checkpoints/checkpoint-<iteration>/`, `trainer_state.json` written last) hold models, optimiser, scheduler
 and RNG states, so a resumed run continues exactly where the interrupted one stopped.
 """
