@@ -6,6 +6,8 @@
 The run's own process holds the stage lock and waits: `accelerate launch` starts N copies of this module, each loads
 the run config saved in the stage directory and trains its share of every batch; rank 0 writes the stage result.
 harness.batching reads WORLD_SIZE, so per-device batch x accumulation x processes stays the recipe's effective batch.
+With `launch.nodes=N` (a Slurm job of N nodes, harness.sweep.launcher) the run starts one `accelerate launch` per
+node through srun, meeting at a c10d rendezvous on the job's first node; WORLD_SIZE counts every node's processes.
 """
 
 from __future__ import annotations
