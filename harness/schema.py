@@ -176,6 +176,10 @@ class DPOConfig(OptimConfig):
     loss_type: str = "sigmoid"
     # Compute reference log-probs once before training so no reference model stays in memory.
     precompute_ref_log_probs: bool = False
+    # false (the paper's DPO command sets no remove_truncated_samples: EasyLM data.py truncates to seq_length from the
+    # start and keeps the pair): TRL truncates prompt + completion to max_length (keep_start). true: drop pairs over
+    # max_length before training, counted against dataset.max_bad_fraction (what reward models do, protocol).
+    drop_overlength: bool = False
 
 
 @dataclass
