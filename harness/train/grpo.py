@@ -116,8 +116,9 @@ def load_problems(alg, mirror: str | None) -> list[dict]:
 
 
 # ------------------------------------------------------------------------------------------------- training
-def train(alg, base: ModelRef, model_cfg, prompts: Dataset, reward_model, out_dir: Path, report_to: str, run_name: str,
-          seed: int, max_prompt_tokens: int, mirror: str | None = None) -> dict:
+def build(alg, base: ModelRef, model_cfg, prompts: Dataset, reward_model, out_dir: Path, report_to: str, run_name: str,
+          seed: int, max_prompt_tokens: int, mirror: str | None = None) -> tuple[GRPOTrainer, object, Dataset]:
+    """The GRPOTrainer, tokenizer and kept prompts: models are loaded after GRPOConfig has set this process's device."""
     if alg.reward not in GRPO_REWARDS:
         raise ConfigError(f"algorithm.reward={alg.reward!r}; valid: {list(GRPO_REWARDS)}")
     tok = load_tokenizer(base, model_cfg.chat_template)
@@ -146,6 +147,13 @@ def train(alg, base: ModelRef, model_cfg, prompts: Dataset, reward_model, out_di
         processing.append(None)
     trainer = GRPOTrainer(model=base.path, reward_funcs=funcs, args=args, train_dataset=prompts, processing_class=tok,
                           reward_processing_classes=processing, callbacks=[CountSteps()])
+    return trainer, tok, prompts
+
+
+def train(alg, base: ModelRef, model_cfg, prompts: Dataset, reward_model, out_dir: Path, report_to: str, run_name: str,
+          seed: int, max_prompt_tokens: int, mirror: str | None = None) -> dict:
+    trainer, tok, prompts = build(alg, base, model_cfg, prompts, reward_model, out_dir, report_to, run_name, seed,
+                                  max_prompt_tokens, mirror)
     resume = latest_checkpoint(out_dir / "checkpoints")
     result = trainer.train(resume_from_checkpoint=resume)
     save_trained(trainer, tok, out_dir)
