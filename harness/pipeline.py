@@ -143,8 +143,8 @@ def load_training_data(cfg) -> TrainingData:
 
 
 def fit_training_data(cfg, inputs: TrainingData, base: ModelRef) -> TrainingData:
-    """Drop pairs longer than the recipe's max length (needs the base model's tokenizer); their counts, and the
-    loader's, become training metrics."""
+    """Drop pairs longer than the recipe's max length when it says so (algorithm.drop_overlength; needs the base
+    model's tokenizer); the counts, and the loader's, become training metrics."""
     if "prepared" not in inputs.extra:
         return inputs
     tok = load_tokenizer(base, cfg.model.chat_template)
@@ -152,7 +152,8 @@ def fit_training_data(cfg, inputs: TrainingData, base: ModelRef) -> TrainingData
     fit = lambda p: data.drop_overlength(p, tok, cfg.algorithm.max_length, cfg.dataset.max_bad_fraction, tok_id,  # noqa: E731
                                          cfg.paths.stages)
     train, heldout = inputs.extra["prepared"]
-    train, heldout = fit(train), heldout and fit(heldout)
+    if cfg.algorithm.get("drop_overlength", True):
+        train, heldout = fit(train), heldout and fit(heldout)
     counts = train.report.metrics("data") | (heldout.report.metrics("heldout_data") if heldout else {})
     return TrainingData(train.dataset, heldout and heldout.dataset, {"data_counts": counts}, reward_model=inputs.reward_model)
 

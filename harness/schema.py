@@ -176,6 +176,10 @@ class DPOConfig(OptimConfig):
     loss_type: str = "sigmoid"
     # Compute reference log-probs once before training so no reference model stays in memory.
     precompute_ref_log_probs: bool = False
+    # false (the paper's DPO command sets no remove_truncated_samples: EasyLM data.py truncates to seq_length from the
+    # start and keeps the pair): TRL truncates prompt + completion to max_length (keep_start). true: drop pairs over
+    # max_length before training, counted against dataset.max_bad_fraction (what reward models do, protocol).
+    drop_overlength: bool = False
 
 
 @dataclass
@@ -246,7 +250,9 @@ class PPOConfig(OptimConfig):
 
 @dataclass
 class GRPOConfig(OptimConfig):
-    """GRPO through TRL's GRPOTrainer (harness.train.grpo). Not in the paper: an extension run with PPO's budget."""
+    """GRPO through TRL's GRPOTrainer (harness.train.grpo). Not in the paper: an extension run with PPO's budget:
+    conf/algorithm/grpo.yaml's epochs (1 / num_generations) give as many completions and optimiser steps as PPO's
+    one epoch of one response per prompt at the same 64 per step."""
 
     name: str = "grpo"
     # Completions per prompt (the group); effective_batch_size (completions per step) must be a multiple of it.
@@ -255,6 +261,8 @@ class GRPOConfig(OptimConfig):
     temperature: float = 0.7
     # KL against the SFT reference; > 0 so GRPO is comparable with PPO (TRL's default is 0).
     beta: float = 0.05
+    # PPO's EOS trick: a completion without EOS scores this instead of the reward model's score (null disables).
+    missing_eos_penalty: Optional[float] = -10.0
     # reward_model | gsm8k (verifiable answer correctness) | both
     reward: str = "reward_model"
     # TRL's loss aggregation and reward scaling (TRL 1.16 defaults: dapo, group) and ratio clip.

@@ -24,8 +24,9 @@ def heldout_metrics(trainer: DPOTrainer, eval_ds: Dataset, prefix: str) -> dict:
     return out | {f"{prefix}_{k}": logged[f"eval_{k}"] for k in ("rewards/margins", "rewards/accuracies", "rewards/chosen", "rewards/rejected")}
 
 
-def train(alg, base: ModelRef, model_cfg, train_ds: Dataset, eval_ds: Dataset | None, out_dir: Path,
-          report_to: str, run_name: str, seed: int) -> dict:
+def build(alg, base: ModelRef, model_cfg, train_ds: Dataset, out_dir: Path, report_to: str, run_name: str,
+          seed: int) -> tuple[DPOTrainer, object]:
+    """The DPOTrainer and tokenizer: models are loaded after DPOConfig has set this process's device."""
     tok = load_tokenizer(base, model_cfg.chat_template)
     args = DPOConfig(
         **trainer_kwargs(alg, out_dir, model_cfg.dtype, report_to, run_name, seed),
@@ -40,6 +41,12 @@ def train(alg, base: ModelRef, model_cfg, train_ds: Dataset, eval_ds: Dataset | 
     ref = None if alg.precompute_ref_log_probs else load_causal_lm(base, model_cfg.dtype, on=args.device).eval()
     trainer = DPOTrainer(model=base.path, ref_model=ref, args=args, train_dataset=train_ds, processing_class=tok,
                          callbacks=[CountSteps()])
+    return trainer, tok
+
+
+def train(alg, base: ModelRef, model_cfg, train_ds: Dataset, eval_ds: Dataset | None, out_dir: Path,
+          report_to: str, run_name: str, seed: int) -> dict:
+    trainer, tok = build(alg, base, model_cfg, train_ds, out_dir, report_to, run_name, seed)
     resume = latest_checkpoint(out_dir / "checkpoints")
     metrics = {}
     if eval_ds is not None:  # scored once, before any step, and kept across a resume
