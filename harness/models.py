@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,10 +29,25 @@ def device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+# Trainable weights and their AdamW state are kept in fp32 whatever `model.dtype` says: at the paper's learning rates
+# (5e-7..1e-5) most bf16 updates round away (EasyLM keeps fp32 params: llama_model.py param_dtype=float32).
+# `model.dtype` is the compute dtype of trained models (autocast) and the weights dtype of frozen ones.
+TRAINABLE_DTYPE = "float32"
+DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
+
+
 def torch_dtype(name: str) -> torch.dtype:
-    if device() == "cpu":
-        return torch.float32
-    return {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}[name]
+    """`model.dtype` as torch's, on every device (CPU has bf16 kernels too; the tiny model sets float32)."""
+    if name not in DTYPES:
+        raise ValueError(f"model.dtype={name!r}; valid: {list(DTYPES)}")
+    return DTYPES[name]
+
+
+def autocast(dtype: str, device_type: str):
+    """Mixed-precision compute for fp32 trainable weights: bf16/fp16 matmuls under autocast, fp32 otherwise."""
+    if torch_dtype(dtype) == torch.float32:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type, dtype=torch_dtype(dtype))
 
 
 def _bundled_digest() -> str:
@@ -71,6 +87,8 @@ def load_tokenizer(ref: ModelRef, chat_template: str | None):
     return tok
 
 
-def load_causal_lm(ref: ModelRef, dtype: str = "float32"):
+def load_causal_lm(ref: ModelRef, dtype: str = "float32", on=None):
+    """The causal LM at its pinned revision, in `dtype`, on `on` (a trainer's per-process device: load after the
+    trainer's config has set it, or every process lands on cuda:0) or on this machine's default device."""
     model = AutoModelForCausalLM.from_pretrained(ref.path, revision=ref.revision, dtype=torch_dtype(dtype))
-    return model.to(device())
+    return model.to(on or device())

@@ -138,7 +138,7 @@ def train_policy(cfg, base: ModelRef, inputs: TrainingData, tracker: Tracker, ru
     if not algorithms.get(cfg.algorithm).trains:  # the SFT model is evaluated (best-of-N wraps it at evaluation)
         return base, {"reused": True, "path": base.path}
     stage = policy_stage(cfg, base, rm)
-    if cfg.launch.processes > 1:  # torchrun-style: accelerate starts the processes, this one waits and records
+    if cfg.launch.processes * cfg.launch.nodes > 1:  # torchrun-style: accelerate starts the processes, this one waits and records
         from harness.train import processes
 
         work = lambda d: processes.train(cfg, base, rm, d, run_id, tracker.run_id if tracker.active else None)  # noqa: E731
@@ -166,7 +166,8 @@ def evaluate(cfg, policy: ModelRef, rm) -> dict:
     out = run_suite(policy_eval, policy, policy_identity(policy, cfg, rm), cfg.model, cfg.paths.stages,
                     cfg.paths.mirror, lm_factory=lm_factory)
     if rm_benchmarks:
-        out |= rewardbench.evaluate(rm_benchmarks, rm, cfg.paths.stages, cfg.eval.batch_size, cfg.paths.mirror)
+        out |= rewardbench.evaluate(rm_benchmarks, rm, cfg.paths.stages, cfg.eval.batch_size, cfg.paths.mirror,
+                                    cfg.model.dtype)
     return out
 
 

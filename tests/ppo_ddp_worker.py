@@ -4,6 +4,7 @@
 """
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -20,6 +21,14 @@ cfg = compose("algorithm=ppo", "reward_model=tiny", *sys.argv[4:])
 logged = []
 trainer = ppo.PPOTrainer(cfg.algorithm, base, cfg.model, data.load_prompts(cfg.prompts), rm, out,
                          lambda metrics, step: logged.append(step), cfg.seed)
+if os.environ.get("PPO_GRADIENT_CHECK"):  # one minibatch's gradient, its rows split between the processes
+    check = Path(os.environ["PPO_GRADIENT_CHECK"])
+    batch = ppo.Rollout(**torch.load(check / "rollout.pt"))
+    rows = torch.arange(len(batch.query)).chunk(trainer.accelerator.num_processes)[trainer.accelerator.process_index]
+    trainer.backward_minibatch(batch, rows)
+    if trainer.accelerator.is_main_process:
+        torch.save([p.grad.clone() for p in trainer.model.parameters()], check / "gradient_2_processes.pt")
+    trainer.optimizer.zero_grad()
 result = trainer.train()
 policy = trainer.accelerator.unwrap_model(trainer.model).policy
 rank = trainer.accelerator.process_index

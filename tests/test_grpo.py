@@ -35,6 +35,15 @@ def test_gsm8k_reward_scores_right_and_wrong_answers():
     assert grpo.gsm8k_reward(["so it is 12"], [12.0]) == [1.0]  # plain-text completions too
 
 
+def test_final_number_reads_decimals_without_a_leading_zero_and_lists():
+    assert grpo.final_number("Each costs $.5") == 0.5
+    assert grpo.final_number("The answer is -.25.") == -0.25
+    assert grpo.final_number("The numbers are 1,2,3") == 3  # a list, not one hundred and twenty-three
+    assert grpo.final_number("It is 12,34") == 34
+    assert grpo.final_number("It costs $1,080.50 in total.") == 1080.5
+    assert grpo.final_number("1,234,567 people") == 1234567
+
+
 def test_gold_answers_come_from_gsm8k_solutions():
     assert grpo.gold_answer("He reads 5 * 6 = <<5*6=30>>30 pages.\n#### 30") == 30
     assert grpo.gold_answer("... #### 1,000") == 1000
@@ -89,3 +98,27 @@ def test_grpo_with_the_verifiable_gsm8k_reward(tiny_base, tmp_path):
     rewards = [h["rewards/gsm8k_reward/mean"] for h in json.loads((tmp_path / "log_history.json").read_text())
                if "rewards/gsm8k_reward/mean" in h]
     assert len(rewards) == 2 and all(0.0 <= r <= 1.0 for r in rewards)
+
+
+def test_reward_model_reward_applies_ppos_eos_trick(tiny_reward_model):
+    from harness.models import load_tokenizer
+
+    scorer = RewardScorer.load(tiny_reward_model.ref, tiny_reward_model.chat_template)
+    eos = load_tokenizer(tiny_reward_model.ref, "tulu").eos_token_id
+    prompts = [[{"role": "user", "content": "What is 3 + 4?"}]] * 2
+    completions = [assistant("It is 7."), assistant("It is 7.")]
+    reward = grpo.RewardModelReward(scorer, eos, -10.0)
+    finished, unfinished = reward(prompts, completions, [[5, 6, eos], [5, 6, 7]])
+    assert finished == float(scorer.score_conversations([prompts[0] + completions[0]])[0])
+    assert unfinished == -10.0
+    assert grpo.RewardModelReward(scorer, eos, None)(prompts, completions, [[5, 6, 7], [5]]) == [finished, finished]
+
+
+def test_grpo_budget_is_ppos():
+    """As many completions and optimiser steps as PPO's one epoch, one response per prompt, 64 a step (paper)."""
+    ppo_alg, grpo_alg = (compose(f"algorithm={a}", "model=tulu2_13b").algorithm for a in ("ppo", "grpo"))
+    prompts = 60_908  # any prompt count: the ratios are what matter
+    ppo_samples = ppo_alg.epochs * prompts
+    grpo_samples = grpo_alg.epochs * prompts * grpo_alg.num_generations
+    assert grpo_samples == ppo_samples
+    assert grpo_samples / grpo_alg.effective_batch_size == ppo_samples / ppo_alg.effective_batch_size

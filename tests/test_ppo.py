@@ -44,7 +44,8 @@ def test_ppo_raises_the_reward_model_score_with_bounded_kl(ppo_run, tiny_base, t
         assert all(metric in m for m in logged), metric
     first, late = logged[0]["objective/rm_score"], sum(m["objective/rm_score"] for m in logged[-3:]) / 3
     assert late > first + 0.5
-    assert all(0 <= m["objective/kl"] < 30 for m in logged[1:])
+    # the paper's raw-logit log-probs of samples drawn at T=0.7: an estimate that can dip just below 0
+    assert all(-1 < m["objective/kl"] < 30 for m in logged[1:])
     assert logged[0]["objective/kl"] == pytest.approx(0, abs=1e-4)  # the first rollout is the reference's own
     assert logged[-1]["val/eos_fraction"] > 0.8
     # an independent measurement: fresh samples from the saved policy, scored by the reward model
@@ -57,9 +58,9 @@ def test_ppo_raises_the_reward_model_score_with_bounded_kl(ppo_run, tiny_base, t
 
 def test_huge_kl_coefficient_keeps_the_policy_at_the_reference(ppo_run, tiny_base, tiny_reward_model, tmp_path):
     _, _, free = ppo_run
-    _, held = run_ppo(tmp_path, tiny_base, tiny_reward_model, "algorithm.kl_coef=20", "algorithm.max_steps=6")
+    _, held = run_ppo(tmp_path, tiny_base, tiny_reward_model, "algorithm.kl_coef=20")  # the same 8 iterations
     assert max(m["objective/kl"] for m in held) < 2.0
-    assert held[-1]["objective/kl"] < 0.3 * free[5]["objective/kl"]
+    assert held[-1]["objective/kl"] < 0.3 * free[-1]["objective/kl"]
 
 
 class Interrupted(Exception):

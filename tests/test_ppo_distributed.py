@@ -1,5 +1,5 @@
-"""PPO data-parallel under torch.distributed (2 CPU processes, gloo): the recipe's batch is split across processes and
-the replicas stay identical."""
+"""PPO data-parallel under torch.distributed (2 CPU processes, gloo): the recipe's batch is split across processes,
+the replicas stay identical, and a minibatch's gradient is the one a single process computes."""
 
 import json
 import os
@@ -12,9 +12,35 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def one_process_gradient(base, rm, out: Path) -> list:
+    """A scored rollout (saved for the workers) and its first 16 rows' minibatch gradient in this one process."""
+    from dataclasses import asdict
+
+    import torch
+    from conftest import compose
+
+    from harness import data
+    from harness.train import ppo
+
+    cfg = compose("algorithm=ppo", "reward_model=tiny", "algorithm.max_steps=1")
+    trainer = ppo.PPOTrainer(cfg.algorithm, base, cfg.model, data.load_prompts(cfg.prompts), rm, out / "one",
+                             lambda m, s: None, cfg.seed)
+    with trainer.compute():
+        batch = trainer.rollout(trainer.batch_indices(0))
+    trainer.advantages(batch)
+    batch = ppo.Rollout(**{k: v[:16] for k, v in asdict(batch).items()})
+    torch.save(asdict(batch), out / "rollout.pt")
+    trainer.backward_minibatch(batch, torch.arange(16))
+    return [p.grad.clone() for p in trainer.model.parameters()]
+
+
 def test_two_processes_share_the_batch_and_stay_in_sync(tiny_base, tiny_reward_model, tmp_path):
+    import torch
+
+    expected = one_process_gradient(tiny_base, tiny_reward_model, tmp_path)
     torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable)) or "torchrun"
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'tests'}", "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'tests'}", "OMP_NUM_THREADS": "1",
+           "PPO_GRADIENT_CHECK": str(tmp_path)}
     with socket.socket() as free:  # a port no other run is using
         free.bind(("127.0.0.1", 0))
         port = free.getsockname()[1]
@@ -30,3 +56,7 @@ def test_two_processes_share_the_batch_and_stay_in_sync(tiny_base, tiny_reward_m
     assert ranks[0]["checksum"] == ranks[1]["checksum"]  # gradients were averaged: one model, two replicas
     assert ranks[0]["logged"] == [1, 2] and ranks[1]["logged"] == []  # metrics are logged by the main process only
     assert (tmp_path / "model" / "model.safetensors").exists()
+    # the minibatch loss is one token mean over both processes' rows: the same gradient as in one process
+    # (EasyLM's objective; per-process token means weighted by sequence count would differ)
+    got = torch.load(tmp_path / "gradient_2_processes.pt")
+    assert all(torch.allclose(g, e, rtol=1e-4, atol=1e-7) for g, e in zip(got, expected))

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
-from accelerate.commands.config.config_args import load_config_from_file
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
 
@@ -13,8 +11,8 @@ from conftest import CONF, compose
 from harness.records.stages import MARKER
 from harness.sweep import plan
 from harness.sweep.__main__ import main as sweep_main
-from harness.sweep.launcher import choose_profile, profile_overrides
-from harness.train.processes import accelerate_config, command
+from harness.sweep.launcher import profile_overrides
+from harness.sweep.profiles import choose_profile
 
 # Grid points per sweep file, counted by hand from the files (identical points listed once).
 GRID_POINTS = {
@@ -114,25 +112,14 @@ def test_slurm_resources_are_sized_by_the_stages_a_run_still_needs(tmp_path):
     assert profile("model=tulu2_13b", "algorithm=none")[0] == "eval_13b"
     name, dpo_run = profile("model=tulu2_13b", "algorithm=dpo", "dataset=ultrafeedback_fg")
     assert name == "train_13b"
-    assert profile_overrides(profiles[name]) == ["launch.processes=8", "launch.accelerate_config=zero3"]
+    assert profile_overrides(profiles[name]) == ["launch.processes=8", "launch.sharding=fsdp"]
     # Once the policy is trained, what is left is evaluation: the rerun asks for an evaluation's resources.
     policy = next(s for s in dpo_run.stages if s.kind == "policy")
     policy.dir.mkdir(parents=True)
     (policy.dir / MARKER).write_text("{}")
     assert choose_profile(dpo_run, profiles) == "eval_13b"
-    # A stage is as big as the largest model it holds: 13B PPO scored by a 70B reward model is a 70B job.
-    assert profile("model=tulu2_13b", "algorithm=ppo", "algorithm.table2=true", "reward_model.params_b=70")[0] == "train_70b"
+    # A stage is as big as the largest model it holds: 13B PPO scored by a 70B reward model is a 70B job, and by its
+    # memory per GPU (tests/test_sweep_memory.py) one of two nodes.
+    assert profile("model=tulu2_13b", "algorithm=ppo", "algorithm.table2=true", "reward_model.params_b=70")[0] == "train_70b_2nodes"
     with pytest.raises(ValueError, match="no resource profile fits stage policy"):
         choose_profile(profile("model=tulu2_13b", "model.params_b=400")[1], profiles)
-
-
-def test_accelerate_configs_load_and_reach_the_launch_command(tmp_path):
-    kinds = {p.stem: str(load_config_from_file(str(p)).distributed_type) for p in (CONF / "accelerate").glob("*.yaml")}
-    assert kinds == {"multi_gpu": "DistributedType.MULTI_GPU", "zero3": "DistributedType.DEEPSPEED",
-                     "zero3_offload": "DistributedType.DEEPSPEED", "fsdp": "DistributedType.FSDP"}
-    cmd = command(8, accelerate_config("zero3"), tmp_path)
-    assert cmd[cmd.index("--config_file") + 1] == str(CONF / "accelerate" / "zero3.yaml")
-    assert cmd[cmd.index("--num_processes") + 1] == "8" and cmd[-2:] == ["harness.train.processes", str(tmp_path)]
-    with pytest.raises(ValueError, match="launch.accelerate_config='zero9'.*'zero3'"):
-        accelerate_config("zero9")
-    assert Path(accelerate_config(str(CONF / "accelerate" / "fsdp.yaml"))).name == "fsdp.yaml"

@@ -89,13 +89,14 @@ class BestOfN(LM):
         return self.scorer.score_conversations([chat + [{"role": "assistant", "content": prefix + c}] for c in candidates])
 
 
-def wrapper(alg, reward_model) -> Callable[[LM], BestOfN]:
-    """Wraps the suite's policy LM (harness.eval.suite.LazyPolicy); the reward model loads with it, only if needed."""
+def wrapper(alg, reward_model, dtype: str) -> Callable[[LM], BestOfN]:
+    """Wraps the suite's policy LM (harness.eval.suite.LazyPolicy); the reward model loads with it, only if needed,
+    frozen in `dtype` (the run's model.dtype)."""
 
     def wrap(lm: LM) -> BestOfN:
         from harness.train.reward import RewardScorer
 
-        scorer = RewardScorer.load(reward_model.ref, reward_model.chat_template, alg.score_batch_size)
+        scorer = RewardScorer.load(reward_model.ref, reward_model.chat_template, alg.score_batch_size, dtype)
         return BestOfN(lm, scorer, alg.n, alg.temperature, alg.top_p)
 
     return wrap
@@ -111,7 +112,7 @@ class BestOfNAlgorithm(Algorithm):
         return True
 
     def wrap_policy(self, cfg, reward_model):
-        return wrapper(cfg.algorithm, reward_model)
+        return wrapper(cfg.algorithm, reward_model, cfg.model.dtype)
 
     def policy_identity(self, cfg, reward_model) -> dict:
         return {"best_of_n": recipe(cfg.algorithm), "reward_model": reward_model.identity}

@@ -29,8 +29,8 @@ class DPO(Algorithm):
         return TrainingData(train.dataset, heldout and heldout.dataset, {"prepared": (train, heldout)}, reward_model)
 
     def fit_inputs(self, cfg, inputs: TrainingData, base) -> TrainingData:
-        """Drop pairs longer than the recipe's max length (needs the base model's tokenizer); their counts, and the
-        loader's, become training metrics."""
+        """Drop pairs longer than the recipe's max length when it says so (algorithm.drop_overlength; needs the base
+        model's tokenizer); the counts, and the loader's, become training metrics."""
         from harness.models import load_tokenizer
 
         tok = load_tokenizer(base, cfg.model.chat_template)
@@ -38,7 +38,8 @@ class DPO(Algorithm):
         fit = lambda p: data.drop_overlength(p, tok, cfg.algorithm.max_length, cfg.dataset.max_bad_fraction,  # noqa: E731
                                              tok_id, cfg.paths.stages)
         train, heldout = inputs.extra["prepared"]
-        train, heldout = fit(train), heldout and fit(heldout)
+        if cfg.algorithm.get("drop_overlength", True):
+            train, heldout = fit(train), heldout and fit(heldout)
         counts = train.report.metrics("data") | (heldout.report.metrics("heldout_data") if heldout else {})
         return TrainingData(train.dataset, heldout and heldout.dataset, {"data_counts": counts}, inputs.reward_model)
 

@@ -24,7 +24,7 @@ class PPO(OnlineAlgorithm):
         from harness.train import ppo
 
         return ppo.train(cfg.algorithm, base, cfg.model, inputs.train, reward_model, out_dir, log, cfg.seed,
-                         cfg.prompts.max_prompt_tokens)
+                         cfg.prompts.max_prompt_tokens, cfg.launch.sharding)
 
 
 ALGORITHM = PPO()

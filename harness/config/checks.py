@@ -8,6 +8,7 @@ from harness import algorithms
 from harness.config.errors import ConfigError
 from harness.config.groups import options
 from harness.config.schema import CATEGORIES
+from harness.train import sharding
 
 # Benchmark runners that evaluate the reward model itself (harness.eval.rewardbench), not the policy.
 REWARD_MODEL_RUNNERS = ("rewardbench",)
@@ -46,5 +47,6 @@ def check(cfg) -> None:
                               f"(or reward_model for runners {list(REWARD_MODEL_RUNNERS)})")
     if cfg.tracking.backend not in ("mlflow", "none"):
         raise ConfigError(f"tracking.backend={cfg.tracking.backend!r}; valid: ['mlflow', 'none']")
+    sharding.check(algorithm.name, cfg.launch.sharding, cfg.launch.processes * cfg.launch.nodes)
     if cfg.eval.backend not in ("hf", "vllm"):
         raise ConfigError(f"eval.backend={cfg.eval.backend!r}; valid: ['hf', 'vllm']")

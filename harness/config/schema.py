@@ -51,7 +51,8 @@ class ModelConfig:
     # The template evaluation uses when it differs from `chat_template`: "plain" = open-instruct's prompts for an
     # untuned model (no chat format; each benchmark's `options.plain` is merged into it). Null: `chat_template`.
     eval_chat_template: Optional[str] = None
-    # Weights dtype on GPU; CPU runs use float32.
+    # Compute dtype of trained models (their weights and optimiser state stay fp32, harness.models.TRAINABLE_DTYPE)
+    # and weights dtype of frozen ones (reference, reward model when scoring); on every device.
     dtype: str = "bfloat16"
     # Parameters in billions (the sweep planner's cost model).
     params_b: float = 0.0
@@ -198,6 +199,10 @@ class DPOConfig(OptimConfig):
     loss_type: str = "sigmoid"
     # Compute reference log-probs once before training so no reference model stays in memory.
     precompute_ref_log_probs: bool = False
+    # false (the paper's DPO command sets no remove_truncated_samples: EasyLM data.py truncates to seq_length from the
+    # start and keeps the pair): TRL truncates prompt + completion to max_length (keep_start). true: drop pairs over
+    # max_length before training, counted against dataset.max_bad_fraction (what reward models do, protocol).
+    drop_overlength: bool = False
 
 
 @dataclass
@@ -219,10 +224,19 @@ class PPOConfig(OptimConfig):
     minibatch_size: int = II(".effective_batch_size")
     # Passes over each rollout batch (protocol: 1).
     ppo_epochs: int = 1
-    # Response length and sampling temperature (protocol: up to 1024 new tokens at 0.7). Log-probabilities are taken
-    # at the same temperature, so the ratio is that of the sampling distribution.
+    # Response length and sampling temperature (protocol: up to 1024 new tokens at 0.7).
     max_new_tokens: int = 1024
     temperature: float = 0.7
+    # false (the paper's code, EasyLM llama_train_ppo.py ppo_loss / ppo_forward_backward: log_softmax of the raw
+    # logits): log-probs of policy, reference and ratio from the raw logits. true (TRL, open-instruct): divided by the
+    # sampling temperature, so the ratio is that of the sampling distribution; the same kl_coef then penalises
+    # about 1.7x harder at T=0.7 (conformance note, training.md C.2).
+    logprobs_at_temperature: bool = False
+    # Top-k / top-p of the sampler: the paper's code sampled with transformers 4.43's default top_k=50 (EasyLM
+    # llama_train_ppo.py generation config sets neither; tpu_vm_setup.sh pins 4.43.2); 0 disables top-k. Nothing
+    # else touches the logits, whatever the checkpoint's generation_config.json says (harness.train.ppo.sampling_config).
+    top_k: int = 50
+    top_p: float = 1.0
     # Prompts generated at once per process (memory only: not part of the recipe).
     generation_batch_size: int = 16
     # Fixed per-token KL coefficient (0.0325 with the 70B reward models, conf/algorithm_rm); no adaptive control.
@@ -233,8 +247,17 @@ class PPOConfig(OptimConfig):
     normalize_reward: bool = False
     # Whiten the per-token rewards (KL penalty + score) over the rollout batch, mean kept (protocol: no).
     whiten_rewards: bool = False
-    # Whiten advantages over the rollout batch (protocol: yes).
+    # Whiten advantages (protocol: yes), over the minibatch or the rollout batch (recompute_per_minibatch).
     whiten_advantages: bool = True
+    # true (the paper's code, EasyLM llama_train_ppo.py ppo_forward_backward, run for every minibatch): before each
+    # optimiser step, old log-probs, values, KL-penalised rewards and advantages are recomputed with the current
+    # parameters and advantages whitened over the minibatch (this process's rows), so the ratio starts at 1 and both
+    # clips are inert. false (textbook PPO: TRL, open-instruct): computed once per rollout batch, whitened over it.
+    recompute_per_minibatch: bool = True
+    # true (the paper's code: separate policy and value optimisers, each clip_by_global_norm(max_grad_norm), EasyLM
+    # llama_train_ppo.py + optimizers.py): policy and value gradients are clipped separately. false (TRL): one norm
+    # over both, so a large value gradient shrinks the policy step.
+    separate_grad_clipping: bool = True
     # GAE discount and lambda (protocol: 1.0, 0.95).
     gamma: float = 1.0
     lam: float = 0.95
@@ -254,7 +277,9 @@ GRPO_REWARDS = ("reward_model", "gsm8k", "both")
 
 @dataclass
 class GRPOConfig(OptimConfig):
-    """GRPO through TRL's GRPOTrainer (harness.train.grpo). Not in the paper: an extension run with PPO's budget."""
+    """GRPO through TRL's GRPOTrainer (harness.train.grpo). Not in the paper: an extension run with PPO's budget:
+    conf/algorithm/grpo.yaml's epochs (1 / num_generations) give as many completions and optimiser steps as PPO's
+    one epoch of one response per prompt at the same 64 per step."""
 
     name: str = "grpo"
     # Completions per prompt (the group); effective_batch_size (completions per step) must be a multiple of it.
@@ -263,6 +288,8 @@ class GRPOConfig(OptimConfig):
     temperature: float = 0.7
     # KL against the SFT reference; > 0 so GRPO is comparable with PPO (TRL's default is 0).
     beta: float = 0.05
+    # PPO's EOS trick: a completion without EOS scores this instead of the reward model's score (null disables).
+    missing_eos_penalty: Optional[float] = -10.0
     # reward_model | gsm8k (verifiable answer correctness) | both
     reward: str = "reward_model"
     # TRL's loss aggregation and reward scaling (TRL 1.16 defaults: dapo, group) and ratio clip.
@@ -476,12 +503,16 @@ class PathsConfig:
 class LaunchConfig:
     """How training runs inside one job; never part of a run's identity (the effective batch is kept)."""
 
-    # Training processes (torchrun-style, through `accelerate launch`); 1 trains in the run's own process. The Slurm
-    # launcher sets it from the job's resource profile (harness.sweep).
+    # Training processes per node (torchrun-style, through `accelerate launch`); 1 on 1 node trains in the run's own
+    # process. The Slurm launcher sets it from the job's resource profile (harness.sweep): one per GPU.
     processes: int = 1
-    # accelerate config for those processes: a name in conf/accelerate/ (multi_gpu, zero3, fsdp ...) or a path;
-    # null: plain data parallel (gloo on CPU, NCCL on GPUs).
-    accelerate_config: Optional[str] = None
+    # Nodes of the job: > 1 starts one launcher per node with srun, joined by a c10d rendezvous on the first node
+    # (harness/train/processes.py); the effective batch is kept over all nodes x processes.
+    nodes: int = 1
+    # How those processes share the models (harness/train/sharding.py): none (data parallel, whole models in every
+    # process) | fsdp (torch FSDP2: PPO's own, accelerate's for DPO / reward model / GRPO) | fsdp_offload |
+    # zero3 | zero3_offload (DeepSpeed through accelerate; not PPO). The Slurm launcher sets it from the job's profile.
+    sharding: str = "none"
 
 
 @dataclass

@@ -150,13 +150,19 @@ def benchmark_stage(bench, reward_model, stages_root: str) -> Stage:
                  Path(stages_root))
 
 
-def evaluate(benchmarks: dict, reward_model, stages_root: str, batch_size: int, mirror: str | None = None) -> dict:
+def load_scorer(reward_model, batch_size: int, dtype: str) -> RewardScorer:
+    """The reward model frozen in `dtype` (the run's model.dtype: bf16 on GPUs)."""
+    return RewardScorer.load(reward_model.ref, reward_model.chat_template, batch_size, dtype)
+
+
+def evaluate(benchmarks: dict, reward_model, stages_root: str, batch_size: int, mirror: str | None = None,
+             dtype: str = "float32") -> dict:
     """Each reward-model benchmark as its own stage, keyed by the reward model; a failure is recorded, not raised."""
     scorer: list[RewardScorer] = []
 
     def work(d, b):
         if not scorer:
-            scorer.append(RewardScorer.load(reward_model.ref, reward_model.chat_template, batch_size))
+            scorer.append(load_scorer(reward_model, batch_size, dtype))
         return run(b, scorer[0], d, mirror)
 
     out = {}

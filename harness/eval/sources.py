@@ -11,7 +11,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from harness.data.mirror import HubSplit, check_source, load_hub
+from harness.data.mirror import HubSplit, check_source
 from harness.data.preferences import asset_path
 
 

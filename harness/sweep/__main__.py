@@ -35,11 +35,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.sweep not in sweeps:
             parser.error(f"unknown sweep {args.sweep!r}; valid: {sweeps}")
         jobs = plan.sweep_jobs(args.sweep, args.overrides)
-        result = plan.report(plan.plan_runs(jobs, plan._compose), len(jobs), name=args.sweep)
+        result = plan.report(plan.plan_runs(jobs, plan._compose), len(jobs), name=args.sweep, profiles=plan.slurm_profiles())
         print(plan.render(result))
         if args.json:
             args.json.write_text(json.dumps(result, indent=2))
-        return 0
+        return 1 if result["memory_errors"] else 0
 
     from harness.sweep import status
 

@@ -29,15 +29,18 @@ class ResourceProfile:
     kinds: List[str] = field(default_factory=lambda: ["model", "reward_model", "policy", "eval"])
     # Largest model (billions of parameters) a stage of this profile holds.
     max_params_b: float = MISSING
+    # Nodes of the job: one launcher per node (srun), c10d rendezvous (harness/train/processes.py).
     nodes: int = 1
     gpus_per_node: int = 0
+    # Memory of one GPU (the memory plan, harness/sweep/memory.py).
+    gpu_mem_gb: float = 80.0
     cpus_per_task: int = 2
     mem_gb: Optional[int] = None
     timeout_min: int = 60
     # Training processes in the job (launch.processes); null: one per GPU.
     processes: Optional[int] = None
-    # conf/accelerate/ entry for those processes (launch.accelerate_config).
-    accelerate_config: Optional[str] = None
+    # How those processes share the models (launch.sharding: none | fsdp | fsdp_offload | zero3 | zero3_offload).
+    sharding: str = "none"
 
 
 @dataclass

@@ -112,45 +112,28 @@ class SweepLaunch:
         return [by_num[initial_job_idx + i] for i in range(len(job_overrides))]
 
 
-# ------------------------------------------------------------------------------------------------- stage-sized resources
-TRAINING_KINDS = ("model", "reward_model", "policy")
-USES_REWARD_MODEL = ("ppo", "grpo", "best_of_n")
+SUBMITIT_KEYS = ("gpus_per_node", "cpus_per_task", "mem_gb", "timeout_min")
 
 
-def stage_params_b(kind: str, cfg) -> float:
-    """The largest model a stage holds (what sizes its job): PPO with a 70B reward model is a 70B job."""
-    model = cfg.model.params_b or 0.0
-    rm = (cfg.reward_model.params_b or 0.0) if cfg.algorithm.name in USES_REWARD_MODEL else 0.0
-    if kind == "reward_model":
-        return cfg.reward_model.params_b or model
-    return max(model, rm)
-
-
-def choose_profile(run, profiles: dict[str, dict]) -> str:
-    """The largest profile any incomplete stage of the run needs; the first profile when nothing is left to compute."""
-    names = list(profiles)
-    chosen = 0
-    for stage in run.stages:
-        if stage.complete:
-            continue
-        size = stage_params_b(stage.kind, run.config)
-        fits = [i for i, n in enumerate(names) if stage.kind in profiles[n]["kinds"] and size <= profiles[n]["max_params_b"]]
-        if not fits:
-            raise ValueError(f"no resource profile fits stage {stage.kind} {stage.key} of {run.run_id} ({size:g}B "
-                             f"parameters); profiles: {[(n, profiles[n]['kinds'], profiles[n]['max_params_b']) for n in names]}")
-        chosen = max(chosen, fits[0])
-    return names[chosen]
-
-
-SUBMITIT_KEYS = ("nodes", "gpus_per_node", "cpus_per_task", "mem_gb", "timeout_min")
+def submitit_parameters(profile: dict, params: dict) -> dict:
+    """The executor parameters of a profile's jobs. A job of several nodes runs the harness once, on its first node
+    (srun --nodes=1 --ntasks=1); the run then starts one launcher per node itself (harness/train/processes.py)."""
+    out = dict(params) | {k: profile[k] for k in SUBMITIT_KEYS if profile.get(k) is not None}
+    nodes = profile.get("nodes") or 1
+    if nodes > 1:
+        out["additional_parameters"] = {**(out.get("additional_parameters") or {}), "nodes": nodes, "ntasks_per_node": 1}
+        out["srun_args"] = [*(out.get("srun_args") or []), "--nodes=1", "--ntasks=1"]
+    return out
 
 
 def profile_overrides(profile: dict) -> list[str]:
-    """The run config follows its job's resources: one training process per GPU, the profile's accelerate config."""
+    """The run config follows its job's resources: one training process per GPU, the profile's sharding."""
     processes = profile.get("processes") or max(1, (profile.get("gpus_per_node") or 0))
     out = [f"launch.processes={processes}"]
-    if profile.get("accelerate_config"):
-        out.append(f"launch.accelerate_config={profile['accelerate_config']}")
+    if (profile.get("nodes") or 1) > 1:
+        out.append(f"launch.nodes={profile['nodes']}")
+    if profile.get("sharding", "none") != "none":
+        out.append(f"launch.sharding={profile['sharding']}")
     return out
 
 

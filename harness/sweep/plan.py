@@ -115,8 +115,30 @@ def plan_sweep(sweep: str, overrides: Sequence[str] = ()) -> list[PlannedRun]:
 
 
 # ------------------------------------------------------------------------------------------------- report
-def report(runs: Sequence[PlannedRun], n_jobs: int, cost: CostModel = CostModel(), name: str = "") -> dict:
-    """Counts, per-stage rows and GPU-hours; `render` prints it."""
+def slurm_profiles(overrides: Sequence[str] = ()) -> dict[str, dict]:
+    """The Slurm launcher's resource profiles (conf/hydra/launcher/slurm.yaml), smallest first."""
+    cfg = _compose(["hydra/launcher=slurm", *overrides], hydra=True)
+    return OmegaConf.to_container(cfg.hydra.launcher.resources, resolve=True)
+
+
+def stage_memory(stage: Stage, run: PlannedRun, profiles: dict[str, dict]) -> dict:
+    """The profile a stage alone would get and its memory per GPU there (harness.sweep.memory); `error` when no
+    profile fits."""
+    from harness.sweep.profiles import choose_profile
+    from harness.sweep.memory import fits
+
+    alone = PlannedRun(run.overrides, run.config, run.run_id, run.config_hash, [stage])
+    try:
+        profile = choose_profile(alone, profiles)
+    except ValueError as exc:
+        return {"profile": None, "memory_gb": None, "error": str(exc)}
+    est = fits(stage.kind, run.config, profiles[profile], stage.spec)[1]
+    return {"profile": profile, "memory_gb": est and round(est["peak"], 1), "memory": est}
+
+
+def report(runs: Sequence[PlannedRun], n_jobs: int, cost: CostModel = CostModel(), name: str = "",
+           profiles: dict[str, dict] | None = None) -> dict:
+    """Counts, per-stage rows, GPU-hours and (given resource profiles) memory per GPU; `render` prints it."""
     stages = unique_stages(runs)
     rows, unknown = [], set()
     for key, (stage, run, users) in stages.items():
@@ -124,7 +146,8 @@ def report(runs: Sequence[PlannedRun], n_jobs: int, cost: CostModel = CostModel(
         if hours is None:
             unknown.add(stage.kind)
         rows.append({"kind": stage.kind, "key": key, "complete": stage.complete, "runs": users,
-                     "gpu_hours": hours or 0.0, "first_run": run.run_id, "dir": str(stage.dir)})
+                     "gpu_hours": hours or 0.0, "first_run": run.run_id, "dir": str(stage.dir)}
+                    | (stage_memory(stage, run, profiles) if profiles else {}))
     todo = [r for r in rows if not r["complete"]]
     return {
         "sweep": name,
@@ -138,6 +161,7 @@ def report(runs: Sequence[PlannedRun], n_jobs: int, cost: CostModel = CostModel(
         "gpu_hours_total": round(sum(r["gpu_hours"] for r in rows), 1),
         "gpu_hours_remaining": round(sum(r["gpu_hours"] for r in todo), 1),
         "unknown_cost_kinds": sorted(unknown),
+        "memory_errors": [r["error"] for r in rows if r.get("error")],
         "cost_model": cost.describe(),
         "run_ids": [r.run_id for r in runs],
         "stage_rows": rows,
@@ -153,8 +177,18 @@ def render(plan: dict) -> str:
              f"  {plan['cost_model']}"]
     if plan["unknown_cost_kinds"]:
         lines.append(f"  no cost model for stage kinds {plan['unknown_cost_kinds']} (counted as 0)")
-    lines += ["", f"  {'kind':<13} {'key':<13} {'state':<9} {'runs':>4} {'GPU-h':>9}  first run"]
+    lines += ["", f"  {'kind':<13} {'key':<13} {'state':<9} {'runs':>4} {'GPU-h':>9} {'GB/GPU':>7} {'profile':<17} first run"]
     for r in sorted(plan["stage_rows"], key=lambda r: (r["kind"], -r["gpu_hours"])):
         state = "complete" if r["complete"] else "todo"
-        lines.append(f"  {r['kind']:<13} {r['key']:<13} {state:<9} {r['runs']:>4} {r['gpu_hours']:>9.1f}  {r['first_run']}")
+        mem = "-" if r.get("memory_gb") is None else f"{r['memory_gb']:.0f}"
+        profile = r.get("profile") or ("NO FIT" if r.get("error") else "-")
+        lines.append(f"  {r['kind']:<13} {r['key']:<13} {state:<9} {r['runs']:>4} {r['gpu_hours']:>9.1f} {mem:>7} "
+                     f"{profile:<17} {r['first_run']}")
+    details = {r["profile"]: r for r in plan["stage_rows"] if r.get("memory") and r["kind"] != "eval"}
+    if details:
+        from harness.sweep.memory import describe
+
+        lines += ["", "  memory per GPU (harness/sweep/memory.py; one stage per profile shown):"]
+        lines += [f"    {r['kind']} {r['key']} on {p}: {describe(r['memory'])}" for p, r in details.items()]
+    lines += [f"  REFUSED: {e}" for e in plan.get("memory_errors", [])]
     return "\n".join(lines)

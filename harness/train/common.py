@@ -40,7 +40,9 @@ def trainer_kwargs(alg, out_dir: Path, dtype: str, report_to: str, run_name: str
         adam_beta2=alg.adam_beta2,
         weight_decay=alg.weight_decay,
         max_grad_norm=alg.max_grad_norm,
-        bf16=on_gpu and dtype == "bfloat16",
+        # Mixed precision: fp32 weights and AdamW state (models load in TRAINABLE_DTYPE), model.dtype compute under
+        # autocast, on CPU too (torch has bf16 autocast there).
+        bf16=dtype == "bfloat16",
         fp16=on_gpu and dtype == "float16",
         use_cpu=not on_gpu,
         activation_checkpointing=alg.activation_checkpointing,

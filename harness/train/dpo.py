@@ -12,7 +12,7 @@ from pathlib import Path
 from datasets import Dataset
 from trl import DPOConfig, DPOTrainer
 
-from harness.models import ModelRef, load_causal_lm, load_tokenizer
+from harness.models import TRAINABLE_DTYPE, ModelRef, load_causal_lm, load_tokenizer, torch_dtype
 from harness.records.stages import latest_checkpoint, write_atomic
 from harness.train.common import CountSteps, batch_record, save_trained, trainer_kwargs
 
@@ -24,18 +24,29 @@ def heldout_metrics(trainer: DPOTrainer, eval_ds: Dataset, prefix: str) -> dict:
     return out | {f"{prefix}_{k}": logged[f"eval_{k}"] for k in ("rewards/margins", "rewards/accuracies", "rewards/chosen", "rewards/rejected")}
 
 
-def train(alg, base: ModelRef, model_cfg, train_ds: Dataset, eval_ds: Dataset | None, out_dir: Path,
-          report_to: str, run_name: str, seed: int) -> dict:
+def build(alg, base: ModelRef, model_cfg, train_ds: Dataset, out_dir: Path, report_to: str, run_name: str,
+          seed: int) -> tuple[DPOTrainer, object]:
+    """The DPOTrainer and tokenizer: models are loaded after DPOConfig has set this process's device."""
     tok = load_tokenizer(base, model_cfg.chat_template)
-    model = load_causal_lm(base, model_cfg.dtype)
     args = DPOConfig(
         **trainer_kwargs(alg, out_dir, model_cfg.dtype, report_to, run_name, seed),
         beta=alg.beta,
         loss_type=[alg.loss_type],
         max_length=alg.max_length,
         precompute_ref_log_probs=alg.precompute_ref_log_probs,
+        # TRL loads the trained policy (fp32: mixed precision) on each process's device, at the pinned revision
+        model_init_kwargs={"dtype": torch_dtype(TRAINABLE_DTYPE), "revision": base.revision},
     )
-    trainer = DPOTrainer(model=model, args=args, train_dataset=train_ds, processing_class=tok, callbacks=[CountSteps()])
+    # The frozen SFT reference in model.dtype, at the pinned revision, on this process's device (set by DPOConfig).
+    ref = None if alg.precompute_ref_log_probs else load_causal_lm(base, model_cfg.dtype, on=args.device).eval()
+    trainer = DPOTrainer(model=base.path, ref_model=ref, args=args, train_dataset=train_ds, processing_class=tok,
+                         callbacks=[CountSteps()])
+    return trainer, tok
+
+
+def train(alg, base: ModelRef, model_cfg, train_ds: Dataset, eval_ds: Dataset | None, out_dir: Path,
+          report_to: str, run_name: str, seed: int) -> dict:
+    trainer, tok = build(alg, base, model_cfg, train_ds, out_dir, report_to, run_name, seed)
     resume = latest_checkpoint(out_dir / "checkpoints")
     metrics = {}
     if eval_ds is not None:  # scored once, before any step, and kept across a resume

@@ -3,10 +3,10 @@
     python -m harness algorithm=grpo reward_model=tiny                                  # tiny model, CPU
     python -m harness algorithm=grpo algorithm.reward=gsm8k prompts=gsm8k model=tulu2_13b   # Figure 3's math setting
 
-Rewards (`algorithm.reward`): `reward_model` (a sequence classifier; TRL re-renders prompt + completion with the
-reward model's own tokenizer and chat template), `gsm8k` (verifiable: 1 when the completion's final number equals the
-gold answer, else 0), or `both` (summed). KL: beta > 0 against the frozen SFT reference, which TRL rebuilds from the
-policy's `_name_or_path`; the policy is therefore always loaded from its saved directory or hub id.
+Rewards (`algorithm.reward`): `reward_model` (a sequence classifier reading prompt + completion in its own
+tokenizer and chat template; a completion without EOS scores `missing_eos_penalty`, as in PPO), `gsm8k` (verifiable: 1 when the completion's final number equals the
+gold answer, else 0), or `both` (summed). KL: beta > 0 against the frozen SFT reference. TRL loads policy and
+reference itself (fp32 weights, model.dtype compute; the pinned revision) on each process's device.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import torch
 from datasets import Dataset
 from trl import GRPOConfig, GRPOTrainer
 
@@ -21,25 +22,22 @@ from harness.config.schema import GRPO_REWARDS
 from harness.data.mirror import load_hub
 from harness.data.preferences import asset_path
 from harness.config.errors import ConfigError
-from harness.models import ModelRef, load_causal_lm, load_tokenizer
+from harness.models import TRAINABLE_DTYPE, ModelRef, load_tokenizer, torch_dtype
 from harness.records.stages import latest_checkpoint
 from harness.train.common import CountSteps, batch_record, save_trained, trainer_kwargs
-from harness.train.ppo import keep_short_prompts, prompt_budget
-from harness.train.reward import load_reward_model
+from harness.train.ppo import eos_trick, keep_short_prompts, prompt_budget
+from harness.train.reward import RewardScorer, load_reward_model
 
-NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
+# A number: digits with thousands separators only in groups of three ("1,080", not "1,2,3": a list), an optional
+# decimal part, or a decimal without its leading zero (".5").
+NUMBER = re.compile(r"-?(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)?(?:\.\d+)?")
 
 
 # ------------------------------------------------------------------------------------------------- GSM8k reward
 def final_number(text: str) -> float | None:
     """The last number in a text (GSM8k's answer convention; thousands separators dropped)."""
-    found = NUMBER.findall(text)
-    if not found:
-        return None
-    try:
-        return float(found[-1].replace(",", "").rstrip("."))
-    except ValueError:
-        return None
+    found = [n for n in NUMBER.findall(text) if any(c.isdigit() for c in n)]
+    return float(found[-1].replace(",", "")) if found else None
 
 
 def gold_answer(solution: str) -> float:
@@ -60,6 +58,23 @@ def gsm8k_reward(completions, answer, **kwargs) -> list[float]:
         pred = final_number(text)
         out.append(1.0 if pred is not None and abs(pred - float(gold)) < 1e-6 else 0.0)
     return out
+
+
+# ------------------------------------------------------------------------------------------------- reward model
+class RewardModelReward:
+    """The reward model's score of each completion (rendered with the reward model's own chat template), replaced by
+    `penalty` for a completion that never wrote EOS: PPO's EOS trick (EasyLM llama_train_ppo.py: -10 when the last
+    token is not EOS), so GRPO and PPO are rewarded alike. TRL reward-function signature."""
+
+    __name__ = "reward_model"  # TRL logs rewards/<name>/mean
+
+    def __init__(self, scorer: RewardScorer, eos_id: int, penalty: float | None):
+        self.scorer, self.eos_id, self.penalty = scorer, eos_id, penalty
+
+    def __call__(self, prompts, completions, completion_ids, **kwargs) -> list[float]:
+        scores = self.scorer.score_conversations([p + c for p, c in zip(prompts, completions)])
+        ended = torch.tensor([len(ids) > 0 and ids[-1] == self.eos_id for ids in completion_ids])
+        return eos_trick(scores, ended, self.penalty).tolist()
 
 
 def _norm(text: str) -> str:
@@ -101,20 +116,13 @@ def load_problems(alg, mirror: str | None) -> list[dict]:
 
 
 # ------------------------------------------------------------------------------------------------- training
-def train(alg, base: ModelRef, model_cfg, prompts: Dataset, reward_model, out_dir: Path, report_to: str, run_name: str,
-          seed: int, max_prompt_tokens: int, mirror: str | None = None) -> dict:
+def build(alg, base: ModelRef, model_cfg, prompts: Dataset, reward_model, out_dir: Path, report_to: str, run_name: str,
+          seed: int, max_prompt_tokens: int, mirror: str | None = None) -> tuple[GRPOTrainer, object, Dataset]:
+    """The GRPOTrainer, tokenizer and kept prompts: models are loaded after GRPOConfig has set this process's device."""
     if alg.reward not in GRPO_REWARDS:
         raise ConfigError(f"algorithm.reward={alg.reward!r}; valid: {list(GRPO_REWARDS)}")
     tok = load_tokenizer(base, model_cfg.chat_template)
     prompts, _ = keep_short_prompts(prompts, tok, prompt_budget(alg, max_prompt_tokens))
-    funcs, processing = [], []
-    if alg.reward in ("reward_model", "both"):
-        funcs.append(load_reward_model(reward_model.ref, model_cfg.dtype))
-        processing.append(load_tokenizer(reward_model.ref, reward_model.chat_template))
-    if alg.reward in ("gsm8k", "both"):
-        prompts = with_answers(alg, prompts, mirror)
-        funcs.append(gsm8k_reward)
-        processing.append(None)
     args = GRPOConfig(
         **trainer_kwargs(alg, out_dir, model_cfg.dtype, report_to, run_name, seed),
         num_generations=alg.num_generations,
@@ -124,11 +132,28 @@ def train(alg, base: ModelRef, model_cfg, prompts: Dataset, reward_model, out_di
         loss_type=alg.loss_type,
         scale_rewards=alg.scale_rewards,
         epsilon=alg.epsilon,
+        # TRL loads policy and reference (fp32: mixed precision) on each process's device, at the pinned revision
+        model_init_kwargs={"dtype": torch_dtype(TRAINABLE_DTYPE), "revision": base.revision},
     )
-    # Loaded from its directory or hub id, so TRL rebuilds the reference from the same `_name_or_path`.
-    model = load_causal_lm(base, model_cfg.dtype)
-    trainer = GRPOTrainer(model=model, reward_funcs=funcs, args=args, train_dataset=prompts, processing_class=tok,
+    funcs, processing = [], []
+    if alg.reward in ("reward_model", "both"):  # frozen: model.dtype, on this process's device (set by GRPOConfig)
+        scorer = RewardScorer(load_reward_model(reward_model.ref, model_cfg.dtype, on=args.device),
+                              load_tokenizer(reward_model.ref, reward_model.chat_template), alg.per_device_batch_size)
+        funcs.append(RewardModelReward(scorer, tok.eos_token_id, alg.missing_eos_penalty))
+        processing.append(None)
+    if alg.reward in ("gsm8k", "both"):
+        prompts = with_answers(alg, prompts, mirror)
+        funcs.append(gsm8k_reward)
+        processing.append(None)
+    trainer = GRPOTrainer(model=base.path, reward_funcs=funcs, args=args, train_dataset=prompts, processing_class=tok,
                           reward_processing_classes=processing, callbacks=[CountSteps()])
+    return trainer, tok, prompts
+
+
+def train(alg, base: ModelRef, model_cfg, prompts: Dataset, reward_model, out_dir: Path, report_to: str, run_name: str,
+          seed: int, max_prompt_tokens: int, mirror: str | None = None) -> dict:
+    trainer, tok, prompts = build(alg, base, model_cfg, prompts, reward_model, out_dir, report_to, run_name, seed,
+                                  max_prompt_tokens, mirror)
     resume = latest_checkpoint(out_dir / "checkpoints")
     result = trainer.train(resume_from_checkpoint=resume)
     save_trained(trainer, tok, out_dir)

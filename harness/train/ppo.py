@@ -11,7 +11,8 @@ reward model, whitens them, and takes clipped policy and value steps over miniba
 
 `PPOTrainer` runs under accelerate / torch.distributed: one CPU process here, data-parallel processes elsewhere (each
 samples its share of the rollout batch; `effective_batch_size` stays the examples per optimiser step across all of
-them, harness.train.batching; tests/test_ppo_distributed.py runs 2 processes). Checkpoints
+them, harness.train.batching; tests/test_ppo_distributed.py runs 2 processes), or sharded with torch FSDP2 under
+`launch.sharding=fsdp` (harness/train/fsdp.py; tests/test_fsdp.py). Checkpoints
 (`<stage>/checkpoints/checkpoint-<iteration>/`, `trainer_state.json` written last) hold models, optimiser, scheduler
 and RNG states, so a resumed run continues exactly where the interrupted one stopped.
 """
@@ -19,6 +20,7 @@ and RNG states, so a resumed run continues exactly where the interrupted one sto
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import shutil
@@ -34,17 +36,31 @@ from trl.trainer.utils import entropy_from_logits, selective_log_softmax
 
 from harness.train.batching import plan
 from harness.config.errors import ConfigError
-from harness.models import ModelRef, device, load_causal_lm, load_tokenizer, torch_dtype
+from harness.models import TRAINABLE_DTYPE, ModelRef, autocast, device, load_causal_lm, load_tokenizer, torch_dtype
 from harness.records.stages import latest_checkpoint, write_atomic
+from harness.train import fsdp
+from harness.train.sharding import check_ppo_sharding
 from harness.train.common import STEPS_THIS_PROCESS
 from harness.train.reward import RewardScorer, load_reward_model, token_scores
 
 KEEP_CHECKPOINTS = 2
+# Loss statistics of each minibatch, logged per iteration (their mean over the iteration's minibatches).
+STATS = ("loss/policy", "loss/value", "policy/clipfrac", "policy/approxkl", "val/clipfrac")
 
 
 # ------------------------------------------------------------------------------------------------- the arithmetic
-def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    return (x * mask).sum() / mask.sum().clamp(min=1)
+def masked_mean(x: torch.Tensor, mask: torch.Tensor, tokens: torch.Tensor | float | None = None) -> torch.Tensor:
+    """Sum of the masked entries over `tokens` (default: the mask's own count). A micro-batch's share of a minibatch
+    mean passes the minibatch's token count (loss_normaliser)."""
+    return (x * mask).sum() / (mask.sum().clamp(min=1) if tokens is None else tokens)
+
+
+def loss_normaliser(minibatch_mask: torch.Tensor, accelerator) -> torch.Tensor:
+    """What each process divides its micro-batches' token sums by so that the accumulated, process-averaged gradient
+    is that of one token mean over the whole minibatch (EasyLM: masked means over the 64 sequences): the minibatch's
+    response tokens across all processes, over the number of processes (data-parallel averages the gradients)."""
+    tokens = accelerator.reduce(minibatch_mask.sum().float().reshape(1), "sum")[0]
+    return tokens.clamp(min=1) / accelerator.num_processes
 
 
 def masked_whiten(x: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True) -> torch.Tensor:
@@ -87,23 +103,25 @@ def gae(rewards, values, mask, gamma: float, lam: float) -> tuple[torch.Tensor, 
     return advantages, advantages + values
 
 
-def policy_loss(logprobs, old_logprobs, advantages, mask, clip: float):
-    """PPO's clipped surrogate. Returns (loss, share of tokens where the clip binds, approximate KL old->new)."""
+def policy_loss(logprobs, old_logprobs, advantages, mask, clip: float, tokens=None):
+    """PPO's clipped surrogate, a token mean (over `tokens`, see masked_mean). Returns (loss, share of tokens where the
+    clip binds, approximate KL old->new)."""
     ratio = torch.exp(logprobs - old_logprobs)
     unclipped = -advantages * ratio
     clipped = -advantages * torch.clamp(ratio, 1 - clip, 1 + clip)
-    loss = masked_mean(torch.max(unclipped, clipped), mask)
-    clipfrac = masked_mean((clipped > unclipped).float(), mask)
-    approxkl = 0.5 * masked_mean((logprobs - old_logprobs) ** 2, mask)
+    loss = masked_mean(torch.max(unclipped, clipped), mask, tokens)
+    clipfrac = masked_mean((clipped > unclipped).float(), mask, tokens)
+    approxkl = 0.5 * masked_mean((logprobs - old_logprobs) ** 2, mask, tokens)
     return loss, clipfrac, approxkl
 
 
-def value_loss(values, old_values, returns, mask, clip: float):
-    """Clipped value loss 0.5 x max((v - R)^2, (v_clipped - R)^2). Returns (loss, share where the clip binds)."""
+def value_loss(values, old_values, returns, mask, clip: float, tokens=None):
+    """Clipped value loss 0.5 x max((v - R)^2, (v_clipped - R)^2), a token mean (over `tokens`, see masked_mean).
+    Returns (loss, share where the clip binds)."""
     clipped_values = old_values + torch.clamp(values - old_values, -clip, clip)
     unclipped_err, clipped_err = (values - returns) ** 2, (clipped_values - returns) ** 2
-    loss = 0.5 * masked_mean(torch.max(unclipped_err, clipped_err), mask)
-    return loss, masked_mean((clipped_err > unclipped_err).float(), mask)
+    loss = 0.5 * masked_mean(torch.max(unclipped_err, clipped_err), mask, tokens)
+    return loss, masked_mean((clipped_err > unclipped_err).float(), mask, tokens)
 
 
 def response_mask(response: torch.Tensor, eos_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -112,6 +130,20 @@ def response_mask(response: torch.Tensor, eos_id: int) -> tuple[torch.Tensor, to
     ended = is_eos.any(1)
     last = torch.where(ended, is_eos.int().argmax(1), torch.full_like(ended, response.shape[1] - 1, dtype=torch.long))
     return (torch.arange(response.shape[1], device=response.device)[None] <= last[:, None]).long(), ended
+
+
+def sampling_config(alg, tok) -> GenerationConfig:
+    """The recipe's sampler and nothing else: temperature, top-k, top-p. Every other logits processor is off:
+    explicitly where "off" is a value, and, where it is None (min_p, suppress_tokens, bad_words_ids, ...), because the
+    trainer makes this config the policy's own generation_config (transformers fills fields left None from it: a
+    repetition penalty or n-gram block from the checkpoint's generation_config.json would make the samples
+    off-policy, since the log-probs never apply them)."""
+    return GenerationConfig(do_sample=True, temperature=alg.temperature, top_k=alg.top_k, top_p=alg.top_p,
+                            max_new_tokens=alg.max_new_tokens, min_new_tokens=0, num_beams=1,
+                            typical_p=1.0, epsilon_cutoff=0.0, eta_cutoff=0.0, repetition_penalty=1.0,
+                            encoder_repetition_penalty=1.0, no_repeat_ngram_size=0, encoder_no_repeat_ngram_size=0,
+                            renormalize_logits=False, remove_invalid_values=False,
+                            eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
 
 
 # ------------------------------------------------------------------------------------------------- models
@@ -125,6 +157,10 @@ class PolicyAndValue(torch.nn.Module):
     def forward(self, input_ids, attention_mask, position_ids):
         logits = self.policy(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False).logits
         return logits, token_scores(self.value, input_ids, attention_mask, position_ids)
+
+    def no_sync(self):
+        """Gradient accumulation under FSDP (accelerate's no_sync calls this; DDP wraps the module instead)."""
+        return fsdp.no_sync(self.policy, self.value)
 
 
 def no_dropout(model) -> None:
@@ -151,6 +187,11 @@ class Rollout:
     advantages: torch.Tensor = None
     returns: torch.Tensor = None
 
+    def select(self, rows: torch.Tensor) -> Rollout:
+        """The rows `rows` as a rollout of their own (copies)."""
+        return Rollout(**{f.name: None if getattr(self, f.name) is None else getattr(self, f.name)[rows]
+                          for f in dataclasses.fields(self)})
+
     def inputs(self, rows=slice(None)) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         ids = torch.cat([self.query[rows], self.response[rows]], 1)
         attn = torch.cat([self.query_mask[rows], self.mask[rows]], 1)
@@ -165,9 +206,14 @@ def response_slice(out: torch.Tensor, query_len: int) -> torch.Tensor:
 # ------------------------------------------------------------------------------------------------- training
 class PPOTrainer:
     def __init__(self, alg, base: ModelRef, model_cfg, prompts: Dataset, reward_model, out_dir: Path,
-                 log: Callable[[dict, int], None], seed: int, max_prompt_tokens: int = 1024):
-        self.alg, self.out_dir, self.log, self.seed = alg, Path(out_dir), log, seed
+                 log: Callable[[dict, int], None], seed: int, max_prompt_tokens: int = 1024, sharding: str = "none"):
+        self.alg, self.out_dir, self.log, self.seed, self.model_dtype = alg, Path(out_dir), log, seed, model_cfg.dtype
+        check_ppo_sharding(sharding)
         self.accelerator = Accelerator(cpu=device() == "cpu")  # cpu=True: several CPU processes form a gloo group
+        self.sharded = sharding != "none"
+        if self.sharded and self.accelerator.num_processes == 1:
+            raise ConfigError(f"launch.sharding={sharding} shards over several processes, but this run has one; set "
+                              "launch.processes to the GPUs of the job (or launch.sharding=none)")
         world = self.accelerator.num_processes
         self.batch = plan(alg.effective_batch_size, alg.per_device_batch_size, world)
         check_sizes(alg, world)
@@ -177,20 +223,24 @@ class PPOTrainer:
 
         self.tok = load_tokenizer(base, model_cfg.chat_template)
         self.tok.padding_side = "left"
-        self.scorer = RewardScorer.load(reward_model.ref, reward_model.chat_template, alg.per_device_batch_size, model_cfg.dtype)
+        # Frozen models in model.dtype; trained ones (policy, value) in fp32 with model.dtype compute (self.compute).
+        load = self.loader(sharding, model_cfg.dtype, alg.activation_checkpointing)
+        read_rm = lambda dtype, on: load_reward_model(reward_model.ref, dtype, on)  # noqa: E731
+        read_base = lambda dtype, on: load_causal_lm(base, dtype, on)  # noqa: E731
+        self.scorer = RewardScorer(load(read_rm, trained=False), load_tokenizer(reward_model.ref, reward_model.chat_template),
+                                   alg.per_device_batch_size)
         if alg.value_from_reward_model:
             if not self.scorer.shares_tokenizer(self.tok):
                 raise ConfigError("algorithm.value_from_reward_model=true needs a reward model with the policy's "
                                   f"tokenizer and chat template, but {reward_model.ref.path} has different ones; set "
                                   "algorithm.value_from_reward_model=false (value model from the policy)")
-            value = load_reward_model(reward_model.ref, model_cfg.dtype)
+            value = load(read_rm, trained=True)
         else:
-            value = AutoModelForSequenceClassification.from_pretrained(base.path, revision=base.revision, num_labels=1,
-                                                                       dtype=torch_dtype(model_cfg.dtype))
-        policy = load_causal_lm(base, model_cfg.dtype)
-        self.ref = load_causal_lm(base, model_cfg.dtype).eval().requires_grad_(False)
-        for m in (policy, value, self.ref):
-            no_dropout(m)
+            value = load(lambda dtype, _: AutoModelForSequenceClassification.from_pretrained(
+                base.path, revision=base.revision, num_labels=1, dtype=torch_dtype(dtype)), trained=True)
+        policy = load(read_base, trained=True)
+        self.ref = load(read_base, trained=False)
+        self.compute_dtype = model_cfg.dtype
         prompts, self.query_ids = keep_short_prompts(prompts, self.tok, prompt_budget(alg, max_prompt_tokens))
         self.prompts = [r["prompt"] for r in prompts]
         self.iterations = self.count_iterations(len(self.query_ids))
@@ -202,15 +252,48 @@ class PPOTrainer:
                                       weight_decay=alg.weight_decay)
         self.scheduler = get_scheduler(alg.lr_scheduler, optimizer, num_warmup_steps=math.ceil(alg.warmup_ratio * self.total_steps),
                                        num_training_steps=self.total_steps)
-        self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
-        self.accelerator.register_for_checkpointing(self.scheduler)
-        dev = self.accelerator.device
-        self.ref.to(dev)
-        self.scorer.model.to(dev)
-        self.generation = GenerationConfig(do_sample=True, temperature=alg.temperature, top_k=0, top_p=1.0,
-                                           max_new_tokens=alg.max_new_tokens, eos_token_id=self.tok.eos_token_id,
-                                           pad_token_id=self.tok.pad_token_id)
+        if self.sharded:
+            self.model, self.optimizer = model, optimizer
+        else:
+            self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
+            self.accelerator.register_for_checkpointing(self.scheduler)
+            dev = self.accelerator.device
+            self.ref.to(dev)
+            self.scorer.model.to(dev)
+        self.generation = sampling_config(alg, self.tok)
+        # the checkpoint's own generation config is set aside while PPO samples, and saved with the trained policy
+        self.checkpoint_generation, policy.generation_config = policy.generation_config, self.generation
         self.iteration, self.global_step, self.history = 0, 0, []
+
+    def compute(self):
+        """Forward passes in model.dtype (autocast) over fp32 trainable weights: mixed precision, not pure bf16."""
+        return autocast(self.compute_dtype, self.accelerator.device.type)
+
+    def loader(self, sharding: str, dtype: str, checkpointing: bool):
+        """load(read, trained) -> model, where read(dtype name, device or None) reads a checkpoint; trained models in
+        fp32 (the optimiser's master weights), frozen ones in the run's dtype. Unsharded: the whole model on this
+        process's device. Sharded (harness.train.fsdp): rank 0 reads it into CPU memory and every process keeps its
+        shard, gathered for compute in the run's dtype (FSDP2 mixed precision)."""
+        compute = torch_dtype(dtype)
+
+        def prepare(model, trained: bool):
+            no_dropout(model)
+            if not trained:
+                model.eval().requires_grad_(False)
+            elif checkpointing:  # recompute each decoder layer's activations in backward
+                model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+        def load(read, trained: bool):
+            read_dtype = TRAINABLE_DTYPE if trained else dtype
+            if not self.sharded:
+                model = read(read_dtype, None)
+                prepare(model, trained)
+                return model
+            return fsdp.load_sharded(lambda: read(read_dtype, "cpu"), lambda m: prepare(m, trained),
+                                     param_dtype=compute if trained and compute != torch.float32 else None,
+                                     offload=sharding == "fsdp_offload", frozen=not trained)
+
+        return load
 
     # --------------------------------------------------------------------------------------------- data
     def count_iterations(self, n_prompts: int) -> int:
@@ -249,14 +332,15 @@ class PPOTrainer:
         policy = self.accelerator.unwrap_model(self.model).policy
         policy.eval()
         responses, masks, ended = [], [], []
-        for s in range(0, len(rows), self.alg.generation_batch_size):
-            part = slice(s, s + self.alg.generation_batch_size)
-            out = policy.generate(input_ids=query[part], attention_mask=query_mask[part], generation_config=self.generation)
-            response = out[:, query.shape[1] :]
-            mask, end = response_mask(response, self.tok.eos_token_id)
-            responses.append(response.masked_fill(mask == 0, self.tok.pad_token_id))
-            masks.append(mask)
-            ended.append(end)
+        with fsdp.gathered(policy):  # sharded: the policy gathered once for all of generate's forwards
+            for s in range(0, len(rows), self.alg.generation_batch_size):
+                part = slice(s, s + self.alg.generation_batch_size)
+                out = policy.generate(input_ids=query[part], attention_mask=query_mask[part], generation_config=self.generation)
+                response = out[:, query.shape[1] :]
+                mask, end = response_mask(response, self.tok.eos_token_id)
+                responses.append(response.masked_fill(mask == 0, self.tok.pad_token_id))
+                masks.append(mask)
+                ended.append(end)
         width = max(r.shape[1] for r in responses)
         pad = lambda t, v: torch.nn.functional.pad(t, (0, width - t.shape[1]), value=v)  # noqa: E731
         batch = Rollout(query, query_mask, torch.cat([pad(r, self.tok.pad_token_id) for r in responses]),
@@ -271,19 +355,31 @@ class PPOTrainer:
 
     def forward_rollout(self, b: Rollout) -> None:
         """Old log-probs, entropy and values under the current policy, and reference log-probs."""
-        lp, ref_lp, values, entropy = [], [], [], []
+        b.logprobs, b.values, b.entropy, b.ref_logprobs = self.forward_rows(b, torch.arange(len(b.query)), reference=True)
+
+    @torch.no_grad()
+    def forward_rows(self, b: Rollout, index: torch.Tensor, reference: bool = False) -> tuple:
+        """Log-probs, values and sampling entropy of rows `index` under the current policy and value model (in
+        micro-batches), and the reference's log-probs when `reference`."""
+        lp, values, entropy, ref_lp = [], [], [], []
         q = b.query.shape[1]
-        for s in range(0, len(b.query), self.batch.per_device):
-            rows = slice(s, s + self.batch.per_device)
+        for s in range(0, len(index), self.batch.per_device):
+            rows = index[s : s + self.batch.per_device]
             ids, attn, pos = b.inputs(rows)
             logits, vals = self.model(ids, attn, pos)
-            logits = response_slice(logits, q) / self.alg.temperature
-            lp.append(selective_log_softmax(logits, b.response[rows]))
-            entropy.append(entropy_from_logits(logits))
-            values.append(response_slice(vals, q))
-            ref_logits = response_slice(self.ref(input_ids=ids, attention_mask=attn, position_ids=pos, use_cache=False).logits, q)
-            ref_lp.append(selective_log_softmax(ref_logits / self.alg.temperature, b.response[rows]))
-        b.logprobs, b.ref_logprobs, b.values, b.entropy = (torch.cat(x).float() for x in (lp, ref_lp, values, entropy))
+            logits = response_slice(logits, q).float()
+            lp.append(selective_log_softmax(self.logprob_logits(logits), b.response[rows]))
+            entropy.append(entropy_from_logits(logits / self.alg.temperature))
+            values.append(response_slice(vals, q).float())
+            if reference:
+                ref_logits = self.ref(input_ids=ids, attention_mask=attn, position_ids=pos, use_cache=False).logits
+                ref_lp.append(selective_log_softmax(self.logprob_logits(response_slice(ref_logits, q).float()), b.response[rows]))
+        return torch.cat(lp), torch.cat(values), torch.cat(entropy), torch.cat(ref_lp) if reference else None
+
+    def logprob_logits(self, logits: torch.Tensor) -> torch.Tensor:
+        """The logits PPO's log-probs (ratio, KL penalty) are taken from: raw (the paper's code) or divided by the
+        sampling temperature (algorithm.logprobs_at_temperature, TRL / open-instruct)."""
+        return logits / self.alg.temperature if self.alg.logprobs_at_temperature else logits
 
     def advantages(self, b: Rollout) -> dict:
         alg, mask = self.alg, b.mask.float()
@@ -306,42 +402,81 @@ class PPOTrainer:
 
     # --------------------------------------------------------------------------------------------- updates
     def update(self, b: Rollout, iteration: int) -> dict:
-        alg, acc = self.alg, self.accelerator
-        stats = {k: [] for k in ("loss/policy", "loss/value", "policy/clipfrac", "policy/approxkl", "val/clipfrac")}
-        q = b.query.shape[1]
+        alg = self.alg
+        stats = {k: [] for k in STATS}
         gen = torch.Generator().manual_seed(self.seed * 100_003 + iteration)
         for _ in range(alg.ppo_epochs):
             perm = torch.randperm(len(b.query), generator=gen)
             for start in range(0, len(perm), self.local_minibatch):
                 minibatch = perm[start : start + self.local_minibatch]
-                micro = [minibatch[i : i + self.batch.per_device] for i in range(0, len(minibatch), self.batch.per_device)]
-                for k, rows in enumerate(micro):
-                    sync = contextlib.nullcontext() if k == len(micro) - 1 else acc.no_sync(self.model)
-                    with sync:
-                        ids, attn, pos = b.inputs(rows)
-                        logits, vals = self.model(ids, attn, pos)
-                        logits = response_slice(logits, q) / alg.temperature
-                        mask = b.mask[rows].float()
-                        new_lp = selective_log_softmax(logits, b.response[rows])
-                        pg, clipfrac, approxkl = policy_loss(new_lp, b.logprobs[rows], b.advantages[rows], mask, alg.cliprange)
-                        vf, vclipfrac = value_loss(response_slice(vals, q).float(), b.values[rows], b.returns[rows], mask,
-                                                   alg.cliprange_value)
-                        acc.backward((pg + alg.vf_coef * vf) * len(rows) / len(minibatch))
-                    for key, v in zip(stats, (pg, vf, clipfrac, approxkl, vclipfrac)):
-                        stats[key].append(v.detach())
-                acc.clip_grad_norm_(self.model.parameters(), alg.max_grad_norm)
-                self.optimizer.step()
-                self.scheduler.step()
-                self.optimizer.zero_grad()
-                self.global_step += 1
-                STEPS_THIS_PROCESS["count"] += 1
+                if alg.recompute_per_minibatch:
+                    self.refresh(b, minibatch)
+                for key, v in self.backward_minibatch(b, minibatch).items():
+                    stats[key].append(v)
+                self.step()
         return {k: torch.stack(v).mean() for k, v in stats.items()}
+
+    def refresh(self, b: Rollout, minibatch: torch.Tensor) -> None:
+        """The paper's code before every minibatch step (EasyLM llama_train_ppo.py ppo_forward_backward): old
+        log-probs and values under the current parameters, then the minibatch's KL-penalised rewards and advantages,
+        whitened over the minibatch (this process's rows). The ratio starts at 1 and both clips are inert."""
+        with self.compute():
+            lp, values, _, _ = self.forward_rows(b, minibatch)
+        b.logprobs[minibatch], b.values[minibatch] = lp, values
+        part = b.select(minibatch)
+        self.advantages(part)
+        b.advantages[minibatch], b.returns[minibatch] = part.advantages, part.returns
+
+    def backward_minibatch(self, b: Rollout, minibatch: torch.Tensor, micro_size: int | None = None) -> dict:
+        """Accumulate the gradients of one minibatch's loss (this process's rows), in micro-batches of `micro_size`
+        (default: per_device_batch_size). Returns the minibatch's loss statistics."""
+        alg, acc = self.alg, self.accelerator
+        size = micro_size or self.batch.per_device
+        micro = [minibatch[i : i + size] for i in range(0, len(minibatch), size)]
+        q = b.query.shape[1]
+        tokens = loss_normaliser(b.mask[minibatch], acc)
+        totals = {k: torch.zeros(()) for k in STATS}
+        for k, rows in enumerate(micro):
+            sync = contextlib.nullcontext() if k == len(micro) - 1 else acc.no_sync(self.model)
+            with sync:
+                ids, attn, pos = b.inputs(rows)
+                with self.compute():
+                    logits, vals = self.model(ids, attn, pos)
+                mask = b.mask[rows].float()
+                new_lp = selective_log_softmax(self.logprob_logits(response_slice(logits, q).float()), b.response[rows])
+                pg, clipfrac, approxkl = policy_loss(new_lp, b.logprobs[rows], b.advantages[rows], mask, alg.cliprange,
+                                                     tokens)
+                vf, vclipfrac = value_loss(response_slice(vals, q).float(), b.values[rows], b.returns[rows], mask,
+                                           alg.cliprange_value, tokens)
+                acc.backward(pg + alg.vf_coef * vf)
+            for key, v in zip(STATS, (pg, vf, clipfrac, approxkl, vclipfrac)):
+                totals[key] = totals[key] + v.detach().cpu()
+        return totals  # this process's share; train() averages over processes
+
+    def clip_gradients(self) -> None:
+        """Policy and value gradients clipped to max_grad_norm each (the paper's code: two optimisers, each with
+        clip_by_global_norm, EasyLM llama_train_ppo.py + optimizers.py), or as one vector
+        (algorithm.separate_grad_clipping=false, TRL)."""
+        model = self.accelerator.unwrap_model(self.model)
+        groups = [model.policy.parameters(), model.value.parameters()] if self.alg.separate_grad_clipping else [self.model.parameters()]
+        for params in groups:
+            self.accelerator.clip_grad_norm_(params, self.alg.max_grad_norm)
+
+    def step(self) -> None:
+        """One optimiser step on the accumulated gradients."""
+        self.clip_gradients()
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad()
+        self.global_step += 1
+        STEPS_THIS_PROCESS["count"] += 1
 
     # --------------------------------------------------------------------------------------------- loop
     def train(self) -> dict:
         resumed = self.resume()
         while self.iteration < self.iterations:
-            batch = self.rollout(self.batch_indices(self.iteration))
+            with self.compute():
+                batch = self.rollout(self.batch_indices(self.iteration))
             metrics = self.advantages(batch) | self.update(batch, self.iteration)
             metrics = {k: float(self.accelerator.reduce(v.detach().float().reshape(1), "mean")) for k, v in metrics.items()}
             self.iteration += 1
@@ -364,7 +499,10 @@ class PPOTrainer:
     def save_checkpoint(self) -> None:
         root = self.out_dir / "checkpoints"
         path = root / f"checkpoint-{self.iteration}"
-        self.accelerator.save_state(str(path), safe_serialization=False)
+        if self.sharded:
+            fsdp.save_state(path, self.model, self.optimizer, self.scheduler)
+        else:
+            self.accelerator.save_state(str(path), safe_serialization=False)
         if self.accelerator.is_main_process:
             state = {"iteration": self.iteration, "global_step": self.global_step, "log_history": self.history}
             write_atomic(path / "trainer_state.json", json.dumps(state))  # last: the checkpoint is whole
@@ -378,19 +516,27 @@ class PPOTrainer:
         path = latest_checkpoint(self.out_dir / "checkpoints")
         if path is None:
             return None
-        self.accelerator.load_state(path)
+        if self.sharded:
+            fsdp.load_state(path, self.model, self.optimizer, self.scheduler)
+        else:
+            self.accelerator.load_state(path)
         state = json.loads((Path(path) / "trainer_state.json").read_text())
         self.iteration, self.global_step, self.history = state["iteration"], state["global_step"], state["log_history"]
         print(f"[harness] PPO resumes from {path} (iteration {self.iteration}/{self.iterations}, step {self.global_step})")
         return path
 
     def save_final(self) -> None:
+        policy = self.accelerator.unwrap_model(self.model).policy
+        policy.generation_config = self.checkpoint_generation
+        if self.sharded:  # every rank sends its shards; rank 0 writes the whole model (fp32, as unsharded)
+            fsdp.save_pretrained(policy, self.out_dir / "model")
         if self.accelerator.is_main_process:
-            policy = self.accelerator.unwrap_model(self.model).policy
-            policy.save_pretrained(self.out_dir / "model")
+            if not self.sharded:
+                policy.save_pretrained(self.out_dir / "model")
             self.tok.padding_side = "right"
             self.tok.save_pretrained(self.out_dir / "model")
             (self.out_dir / "log_history.json").write_text(json.dumps(self.history, indent=1))
+        policy.generation_config = self.generation
         self.accelerator.wait_for_everyone()
 
 
@@ -424,7 +570,7 @@ def check_sizes(alg, processes: int) -> None:
 
 
 def train(alg, base: ModelRef, model_cfg, prompts: Dataset, reward_model, out_dir: Path, log: Callable[[dict, int], None],
-          seed: int, max_prompt_tokens: int = 1024) -> dict:
+          seed: int, max_prompt_tokens: int = 1024, sharding: str = "none") -> dict:
     """PPO from `base` against `reward_model` (harness.train.reward.RewardModel); `log(metrics, iteration)` each
     iteration. Resumes from the newest checkpoint in `out_dir`."""
-    return PPOTrainer(alg, base, model_cfg, prompts, reward_model, out_dir, log, seed, max_prompt_tokens).train()
+    return PPOTrainer(alg, base, model_cfg, prompts, reward_model, out_dir, log, seed, max_prompt_tokens, sharding).train()

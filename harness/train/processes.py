@@ -1,38 +1,30 @@
 """Training on several processes inside one job, torchrun-style, through `accelerate launch`.
 
     python -m harness launch.processes=2                                    # 2 CPU processes (gloo) here
-    python -m harness model=tulu2_13b ... launch.processes=8 launch.accelerate_config=zero3   # 8 GPUs, ZeRO-3
+    python -m harness model=tulu2_13b ... launch.processes=8 launch.sharding=fsdp   # 8 GPUs, FSDP2 (harness.train.sharding)
 
 The run's own process holds the stage lock and waits: `accelerate launch` starts N copies of this module, each loads
 the run config saved in the stage directory and trains its share of every batch; rank 0 writes the stage result.
 harness.train.batching reads WORLD_SIZE, so per-device batch x accumulation x processes stays the recipe's effective batch.
+With `launch.nodes=N` (a Slurm job of N nodes, harness.sweep.launcher) the run starts one `accelerate launch` per
+node through srun, meeting at a c10d rendezvous on the job's first node; WORLD_SIZE counts every node's processes.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shlex
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
+import torch
 from omegaconf import OmegaConf
 
-from harness.train import common
-
-ACCELERATE_CONFIGS = Path(__file__).resolve().parents[2] / "conf" / "accelerate"
-
-
-def accelerate_config(name: str | None) -> Path | None:
-    """A name in conf/accelerate/ (multi_gpu, zero3, fsdp ...) or a path to an accelerate config file."""
-    if name is None:
-        return None
-    for path in (Path(name), ACCELERATE_CONFIGS / f"{name}.yaml"):
-        if path.is_file():
-            return path.resolve()
-    valid = sorted(p.stem for p in ACCELERATE_CONFIGS.glob("*.yaml"))
-    raise ValueError(f"launch.accelerate_config={name!r} is neither a file nor one of {valid}")
+from harness.config.errors import ConfigError
+from harness.train import common, sharding
 
 
 def _free_port() -> int:
@@ -41,12 +33,40 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def command(processes: int, config: Path | None, stage_dir: Path) -> list[str]:
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(processes), "--num_machines", "1",
-           "--main_process_port", str(_free_port())]
+# Each node's shell expands it to the node's index in the job (srun sets it per task).
+NODE_RANK = "$SLURM_NODEID"
+
+
+def command(processes: int, config: Path | None, stage_dir: Path, nodes: int = 1, head: str = "127.0.0.1",
+            port: int | None = None) -> list[str]:
+    """`accelerate launch` of `processes` per node; over several nodes, one launcher per node through srun, all
+    meeting at a c10d rendezvous on `head` (the job's first node, where this process runs)."""
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(processes * nodes),
+           "--num_machines", str(nodes), "--main_process_port", str(port or _free_port())]
+    if nodes > 1:
+        cmd += ["--machine_rank", NODE_RANK, "--main_process_ip", head, "--rdzv_backend", "c10d"]
     # Without a config file: plain data parallel through torch.distributed.run (gloo on CPU, NCCL on GPUs).
     cmd += ["--config_file", str(config)] if config else ["--multi_gpu", "--mixed_precision", "no", "--dynamo_backend", "no"]
-    return cmd + ["-m", "harness.train.processes", str(stage_dir)]
+    cmd += ["-m", "harness.train.processes", str(stage_dir)]
+    if nodes == 1:
+        return cmd
+    # --overlap: the job's own step (this process) keeps running on the first node beside its launcher.
+    line = " ".join(a if a == NODE_RANK else shlex.quote(a) for a in cmd)
+    return ["srun", "--overlap", f"--nodes={nodes}", f"--ntasks={nodes}", "--ntasks-per-node=1", "--kill-on-bad-exit=1",
+            "bash", "-c", line]
+
+
+def head_node(nodes: int) -> str:
+    """The first node of this Slurm job (it hosts the rendezvous); refuses a job that is not the size it claims."""
+    if nodes == 1:
+        return "127.0.0.1"
+    have = os.environ.get("SLURM_JOB_NUM_NODES")
+    if have is None or int(have) != nodes:
+        raise ConfigError(f"launch.nodes={nodes} needs a Slurm job of {nodes} nodes (SLURM_JOB_NUM_NODES={have}); run it "
+                          "through hydra/launcher=slurm with a resource profile of nodes: {nodes}")
+    names = subprocess.run(["scontrol", "show", "hostnames", os.environ["SLURM_JOB_NODELIST"]], capture_output=True,
+                           text=True, check=True).stdout.split()
+    return names[0]
 
 
 def train(cfg, base, reward_model, stage_dir: Path, run_id: str, mlflow_run_id: str | None) -> dict:
@@ -60,8 +80,12 @@ def train(cfg, base, reward_model, stage_dir: Path, run_id: str, mlflow_run_id: 
     env = dict(os.environ)
     if mlflow_run_id:  # rank 0's trainer logs its curves into the run's MLflow run (transformers' MLflowCallback)
         env |= {"MLFLOW_RUN_ID": mlflow_run_id, "MLFLOW_TRACKING_URI": cfg.tracking.uri}
-    cmd = command(cfg.launch.processes, accelerate_config(cfg.launch.accelerate_config), Path(stage_dir))
-    print(f"[harness] training on {cfg.launch.processes} processes: {' '.join(cmd)}", flush=True)
+    alg = cfg.algorithm.name
+    sharding.check_runnable(alg, cfg.launch.sharding, torch.cuda.is_available())  # before any process starts
+    nodes = cfg.launch.nodes
+    cmd = command(cfg.launch.processes, sharding.accelerate_config(alg, cfg.launch.sharding), Path(stage_dir), nodes,
+                  head_node(nodes))
+    print(f"[harness] training on {nodes} x {cfg.launch.processes} processes: {' '.join(cmd)}", flush=True)
     with open(launch_dir / "processes.log", "w") as log:
         done = subprocess.run(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
     if done.returncode != 0:

@@ -23,7 +23,7 @@ from datasets import Dataset
 
 from harness import data
 from harness.config.errors import ConfigError
-from harness.models import ModelRef, base_model, device, load_tokenizer, torch_dtype
+from harness.models import TRAINABLE_DTYPE, ModelRef, base_model, device, load_tokenizer, torch_dtype
 from harness.records.stages import Stage, latest_checkpoint
 from harness.train.common import CountSteps, batch_record, save_trained, trainer_kwargs
 
@@ -116,7 +116,7 @@ def train(rm, base: ModelRef, model_cfg, train_ds: Dataset, heldout: Dataset | N
     from trl import RewardConfig, RewardTrainer
 
     tok = load_tokenizer(base, model_cfg.chat_template)
-    init = {"dtype": torch_dtype(model_cfg.dtype), "revision": base.revision}
+    init = {"dtype": torch_dtype(TRAINABLE_DTYPE), "revision": base.revision}  # fp32 weights, model.dtype compute
     args = RewardConfig(
         **trainer_kwargs(rm, out_dir, model_cfg.dtype, report_to, run_name, rm.seed),
         lr_scheduler_kwargs={"lr_end": rm.final_learning_rate, "power": 1.0} if rm.lr_scheduler == "polynomial" else {},
@@ -150,12 +150,13 @@ def pair_margins(scorer: RewardScorer, pairs) -> torch.Tensor:
 
 
 # ------------------------------------------------------------------------------------------------- scoring
-def load_reward_model(ref: ModelRef, dtype: str = "float32"):
+def load_reward_model(ref: ModelRef, dtype: str = "float32", on=None):
+    """The reward model in `dtype` on `on` (a trainer's per-process device) or this machine's default device."""
     from transformers import AutoModelForSequenceClassification
 
     model = AutoModelForSequenceClassification.from_pretrained(ref.path, revision=ref.revision, num_labels=1,
                                                                dtype=torch_dtype(dtype))
-    return model.to(device()).eval()
+    return model.to(on or device()).eval()
 
 
 def token_scores(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, position_ids=None) -> torch.Tensor:

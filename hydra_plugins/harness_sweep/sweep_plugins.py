@@ -18,7 +18,8 @@ from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher as SubmititSlurmLauncher
 
 import harness.sweep.config  # noqa: F401  (registers the sweeper and launcher configs)
-from harness.sweep.launcher import SUBMITIT_KEYS, SweepLaunch, as_dict, choose_profile, profile_overrides
+from harness.sweep.launcher import SweepLaunch, as_dict, profile_overrides, submitit_parameters
+from harness.sweep.profiles import choose_profile
 
 
 # ------------------------------------------------------------------------------------------------- sweeper
@@ -84,7 +85,7 @@ class SlurmLauncher(SweepLaunch, SubmititSlurmLauncher):
         params = dict(self.params)
         executor = submitit.AutoExecutor(cluster="slurm", folder=params.pop("submitit_folder"),
                                          slurm_max_num_timeout=params.pop("max_num_timeout"))
-        params |= {k: profile[k] for k in SUBMITIT_KEYS if profile.get(k) is not None}
+        params = submitit_parameters(profile, params)
         base = set(BaseQueueConf.__dataclass_fields__)
         executor.update_parameters(**{k if k in base else f"slurm_{k}": v for k, v in params.items()})
         return executor
