@@ -20,10 +20,17 @@ cfg = compose("algorithm=ppo", "reward_model=tiny", *sys.argv[4:])
 logged = []
 trainer = ppo.PPOTrainer(cfg.algorithm, base, cfg.model, data.load_prompts(cfg.prompts), rm, out,
                          lambda metrics, step: logged.append(step), cfg.seed)
-result = trainer.train()
 policy = trainer.accelerator.unwrap_model(trainer.model).policy
+
+
+def checksum() -> float:
+    return sum(float(p.double().sum()) for p in policy.parameters())
+
+
+initial = checksum()  # this replica before any step
+result = trainer.train()
 rank = trainer.accelerator.process_index
-checksum = sum(float(p.double().sum()) for p in policy.parameters())
-(out / f"rank{rank}.json").write_text(json.dumps({**result, "rank": rank, "logged": logged, "checksum": checksum,
+(out / f"rank{rank}.json").write_text(json.dumps({**result, "rank": rank, "logged": logged, "checksum": checksum(),
+                                                  "initial_checksum": initial,
                                                   "prompts_seen": len(trainer.batch_indices(0))}))
 torch.distributed.destroy_process_group()

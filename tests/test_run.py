@@ -14,6 +14,8 @@ import mlflow
 import pytest
 
 from conftest import ROOT, compose
+from direction import max_weight_change, preference_margin
+from harness.data.preferences import asset_path
 from harness.config.errors import ConfigError
 from harness.pipeline import run
 from harness.records.results import read_index
@@ -47,12 +49,20 @@ def test_default_run_writes_complete_results(default_run):
     assert [r["run_id"] for r in rows] == [result["run_id"]]
 
 
-def test_dpo_moves_heldout_margin_the_right_way(default_run):
-    training = default_run[1]["training"]
+def test_dpo_moves_heldout_margin_the_right_way(default_run, tiny_base):
+    cfg, result = default_run
+    training = result["training"]
     before, after = training["heldout_before_rewards/margins"], training["heldout_after_rewards/margins"]
     assert after > before + 1.0, (before, after)
     assert training["heldout_after_rewards/accuracies"] > 0.9
     assert training["steps_this_run"] == training["global_step"] > 0
+    # The model evaluation loads (the saved stage model, not the live trainer) is the trained one: on held-out pairs,
+    # its log p(chosen) - log p(rejected) beats the base model's by the trainer's own margin gain / beta.
+    saved = Path(result["stages"]["policy"]["dir"]) / "model"
+    pairs = asset_path(cfg.dataset.files.test)
+    gain = preference_margin(saved, "tulu", pairs) - preference_margin(tiny_base.path, "tulu", pairs)
+    assert gain == pytest.approx((after - before) / cfg.algorithm.beta, rel=0.05)
+    assert max_weight_change(saved, tiny_base.path) > 0
 
 
 def test_same_config_twice_trains_nothing_and_scores_the_same(default_run):
