@@ -50,3 +50,26 @@ def preference_margin(model_dir: str | Path, chat_template: str, pairs_file: str
     model = load_causal_lm(ModelRef(str(model_dir))).eval()
     rows = [json.loads(line) for line in Path(pairs_file).read_text().splitlines() if line.strip()]
     return sum(response_logprob(model, tok, r["chosen"]) - response_logprob(model, tok, r["rejected"]) for r in rows) / len(rows)
+
+
+@torch.no_grad()
+def gsm8k_accuracy(model_dir: str | Path, chat_template: str, questions: list[str], answers: list[float],
+                   samples: int = 4, max_new_tokens: int = 32, temperature: float = 0.7, seed: int = 0) -> float:
+    """Fraction of sampled answers (seeded) whose final number is the gold answer (harness.train.grpo.gsm8k_reward)."""
+    from transformers import GenerationConfig
+
+    from harness.train.grpo import gsm8k_reward
+
+    tok = load_tokenizer(ModelRef(str(model_dir)), chat_template)
+    tok.padding_side = "left"
+    model = load_causal_lm(ModelRef(str(model_dir))).eval()
+    texts = [tok.apply_chat_template([{"role": "user", "content": q}], add_generation_prompt=True, tokenize=False)
+             for q in questions] * samples
+    enc = tok(texts, add_special_tokens=False, padding=True, return_tensors="pt")
+    torch.manual_seed(seed)
+    out = model.generate(**enc, generation_config=GenerationConfig(
+        do_sample=True, temperature=temperature, top_k=0, max_new_tokens=max_new_tokens,
+        eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id))
+    responses = tok.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+    rewards = gsm8k_reward(responses, answers * samples)
+    return sum(rewards) / len(rewards)
