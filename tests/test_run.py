@@ -12,6 +12,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
+from omegaconf import OmegaConf
 
 from conftest import ROOT, compose
 from direction import max_weight_change, preference_margin
@@ -20,6 +21,17 @@ from harness.config.errors import ConfigError
 from harness.pipeline import run
 from harness.records.results import read_index
 from harness.config.schema import CATEGORIES
+
+
+PAPER_CATEGORIES = {"factuality": ["mmlu"], "reasoning": ["gsm8k", "bbh"], "coding": ["humaneval_plus", "mbpp_plus"],
+                    "truthfulness": ["truthfulqa"], "safety": ["toxigen", "xstest"],
+                    "inst_following": ["alpaca_eval1", "alpaca_eval2", "ifeval"]}
+
+
+def checkout_commit() -> str:
+    """`git rev-parse HEAD` of this checkout, with -dirty when a tracked file differs from it."""
+    git = lambda *a: subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()  # noqa: E731
+    return git("rev-parse", "HEAD") + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
 
 
 @pytest.fixture(scope="module")
@@ -39,12 +51,18 @@ def test_default_run_writes_complete_results(default_run):
     assert on_disk["axes"] | {} == {"model": "tiny", "dataset": "tiny", "algorithm": "dpo", "reward_model": "none",
                                     "prompts": "none", "eval_suite": cfg.eval.suite}
     for key, bench in on_disk["benchmarks"].items():
-        assert 0.0 <= bench["score"] <= 100.0, key
         assert (Path(bench["dir"]) / bench["samples"]).exists(), key
+    # the paper's categories (protocol): each the mean of its benchmarks, the Average the mean of the six
+    scores = {k: b["score"] for k, b in on_disk["benchmarks"].items()}
+    assert set(scores) == {b for bs in PAPER_CATEGORIES.values() for b in bs}
+    for category, members in PAPER_CATEGORIES.items():
+        assert on_disk["categories"][category] == pytest.approx(sum(scores[b] for b in members) / len(members)), category
+    assert on_disk["average"] == pytest.approx(sum(on_disk["categories"].values()) / 6)
+    assert on_disk["config"] == OmegaConf.to_container(cfg, resolve=True)  # the resolved config, as run
     prov = on_disk["provenance"]
     assert prov["effective_batch_size"] == cfg.algorithm.effective_batch_size
     assert prov["seed"] == 42 and prov["chat_template"] == "tulu" and prov["versions"]["trl"] == "1.16.0"
-    assert prov["git_commit"]
+    assert prov["git_commit"] == checkout_commit()
     rows = read_index(Path(cfg.paths.results))
     assert [r["run_id"] for r in rows] == [result["run_id"]]
 
