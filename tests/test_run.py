@@ -169,19 +169,33 @@ def test_killed_training_is_not_complete_and_resumes_from_its_checkpoint(tmp_pat
                      if (p / "trainer_state.json").exists()]
             checkpoint = found[0] if found else None
             time.sleep(0.05)
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    assert checkpoint is not None, "training never wrote a checkpoint:\n" + log.read_text()[-3000:]
-    stage_dir = checkpoint.parent.parent
+        # paused at once: the first checkpoint is step 4 of 32, so the run cannot have finished (and deleted its
+        # checkpoints) before it stops; what is on disk is then looked at while nothing moves
+        os.killpg(proc.pid, signal.SIGSTOP)
+        try:
+            assert checkpoint is not None, "training never wrote a checkpoint:\n" + log.read_text()[-3000:]
+            stage_dir = checkpoint.parent.parent
+            assert (checkpoint / "trainer_state.json").exists() and not (stage_dir / "COMPLETE").exists()
+        finally:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
     assert not (stage_dir / "COMPLETE").exists()
 
     resumed = run(compose(*overrides))
     assert resumed["stages"]["policy"]["dir"] == str(stage_dir)
     assert resumed["training"]["resumed_from"] is not None
     assert (stage_dir / "COMPLETE").exists()
-    fresh = run(compose(*overrides[:-1], "seed=8"))  # same recipe, uninterrupted
-    assert resumed["training"]["global_step"] == fresh["training"]["global_step"]
     assert resumed["training"]["steps_this_run"] < resumed["training"]["global_step"]
+    # the same recipe and seed, never interrupted, in a store of its own (sharing only the base model)
+    fresh_store = tmp_path / "fresh_stages"
+    (fresh_store / "model").mkdir(parents=True)
+    (fresh_store / "model" / tiny_base.key).symlink_to(Path(shared_stages) / "model" / tiny_base.key)
+    fresh = run(compose(f"paths.home={tmp_path / 'fresh'}", f"paths.stages={fresh_store}", *overrides[2:]))
+    assert fresh["training"]["resumed_from"] is None
+    assert resumed["training"]["global_step"] == fresh["training"]["global_step"]
+    # model, optimiser, scheduler, data order and RNG were restored: the same weights, not merely the same length
+    assert max_weight_change(stage_dir / "model", Path(fresh["stages"]["policy"]["dir"]) / "model") < 1e-5
+    assert max_weight_change(stage_dir / "model", tiny_base.path) > 1e-3
 
 
 def test_a_run_started_by_torchrun_is_refused_with_the_way_to_use_several_processes(run_config, monkeypatch):
