@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -14,7 +15,7 @@ import mlflow
 import pytest
 from omegaconf import OmegaConf
 
-from conftest import ROOT, compose
+from conftest import ROOT, checkout_commit, compose
 from direction import max_weight_change, preference_margin
 from harness.data.preferences import asset_path
 from harness.config.errors import ConfigError
@@ -26,12 +27,6 @@ from harness.config.schema import CATEGORIES
 PAPER_CATEGORIES = {"factuality": ["mmlu"], "reasoning": ["gsm8k", "bbh"], "coding": ["humaneval_plus", "mbpp_plus"],
                     "truthfulness": ["truthfulqa"], "safety": ["toxigen", "xstest"],
                     "inst_following": ["alpaca_eval1", "alpaca_eval2", "ifeval"]}
-
-
-def checkout_commit() -> str:
-    """`git rev-parse HEAD` of this checkout, with -dirty when a tracked file differs from it."""
-    git = lambda *a: subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()  # noqa: E731
-    return git("rev-parse", "HEAD") + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
 
 
 @pytest.fixture(scope="module")
@@ -114,9 +109,12 @@ def test_mlflow_holds_params_tags_and_metrics(default_run):
 
 
 def test_unreachable_tracking_server_warns_once_and_keeps_results(run_config, capsys):
-    cfg = run_config("algorithm=none", "eval=smoke", "tracking.uri=http://127.0.0.1:9", "tracking.timeout_s=2")
-    with pytest.warns(UserWarning, match="MLflow tracking at http://127.0.0.1:9 is unavailable"):
-        result = run(cfg)
+    with socket.socket() as held:  # bound and held, never listening: connections to it are refused
+        held.bind(("127.0.0.1", 0))
+        uri = f"http://127.0.0.1:{held.getsockname()[1]}"
+        cfg = run_config("algorithm=none", "eval=smoke", f"tracking.uri={uri}", "tracking.timeout_s=2")
+        with pytest.warns(UserWarning, match=f"MLflow tracking at {uri} is unavailable"):
+            result = run(cfg)
     assert Path(result["result_path"]).exists() and result["mlflow_run_id"] is None
     assert capsys.readouterr().out.count("WARNING: MLflow tracking") == 1
 
