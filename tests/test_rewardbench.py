@@ -70,7 +70,7 @@ def test_fixture_accuracy_matches_a_hand_count(tiny_reward_model, tmp_path):
     assert result["metrics"]["prior_sets"] == pytest.approx(sum(prior_acc) / 2)
     expected = (2 * sum(sections.values()) + sum(prior_acc) / 2) / 9
     assert result["score"] == pytest.approx(100 * expected)
-    assert result["n"] == len(core) + 5
+    assert result["n"] == len(core) + sum(len(rows) for rows in prior.values())
     samples = [json.loads(line) for line in (tmp_path / "samples.jsonl").read_text().splitlines()]
     assert sum(s["correct"] for s in samples) == sum(map(sum, counts.values())) + round(sum(p * len(r) for p, r in zip(prior_acc, prior.values())))
 
