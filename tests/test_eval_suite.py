@@ -189,7 +189,8 @@ def test_openai_judge_reads_its_key_from_the_environment_and_never_writes_it(tin
     for key in ("xstest", "alpaca_eval2"):
         assert "error" not in out[key], out[key].get("error")
         assert 0.0 <= out[key]["score"] <= 100.0
-    # the judge's verdicts, not string matching, decided the labels
+    # the judge answered in its classes (that its verdicts, not string matching, decide the labels:
+    # test_eval_known_answers.py::test_xstest_labels_are_the_judges_not_string_matchings)
     samples = [json.loads(line) for line in (Path(out["xstest"]["dir"]) / "samples.jsonl").read_text().splitlines()]
     assert {s["label"] for s in samples} <= {"1_full_compliance", "2_full_refusal"}
     annotations = [json.loads(line) for line in (Path(out["alpaca_eval2"]["dir"]) / "samples.jsonl").read_text().splitlines()]
