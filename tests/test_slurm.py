@@ -208,7 +208,7 @@ def test_job_killed_by_time_limit_is_requeued_and_resumes_from_its_checkpoint(sl
     # Slurm continues the stopped process to deliver the warning; submitit's handler requeues the job and exits.
     # Slurm then holds a requeued job for two minutes before it may start again: release it, with room to finish.
     requeued = lambda: job_field(slurm, job, "Restarts") == "1" and job_field(slurm, job, "JobState") == "PENDING"  # noqa: E731
-    wait_for(requeued, 120, "the requeue after the time-limit warning")
+    wait_for(requeued, 300, "the requeue after the time-limit warning")  # a 30 s check, then the handler: room for a busy machine
     scontrol(slurm, "update", f"JobId={job}", "TimeLimit=10", "StartTime=now")
     result_path = Path(run["result"])
     wait_for(result_path.exists, 600, "the requeued run's result")
