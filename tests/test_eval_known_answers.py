@@ -13,7 +13,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from omegaconf import OmegaConf
 
 from harness.eval import alpacaeval, code, lm_eval_runner, truthfulqa, xstest
 from harness.eval.alpacaeval import RANKINGS
