@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import compose
 from harness.eval import alpacaeval, code, lm_eval_runner, truthfulqa, xstest
 from harness.eval.alpacaeval import RANKINGS
 from harness.eval.suite import EvalContext, LazyPolicy
@@ -165,6 +166,7 @@ def test_mbpp_plus_holds_out_its_first_rows_and_scores_the_rest(tmp_path):
     assert result["metrics"]["pass@1"] == pytest.approx(200 / 3)
     assert result["statuses"] == {"passed": 2, "failed": 1, "timeout": 0}
     assert [s["task_id"] for s in samples(ctx) if s.get("summary")] == [r["task_id"] for r in rows[1:]]
+    assert compose("eval=paper").eval.benchmarks.mbpp_plus.skip_first == 100  # the paper's regime holds out 100
 
 
 # ------------------------------------------------------------------------------------------------ AlpacaEval 1
