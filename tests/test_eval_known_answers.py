@@ -36,11 +36,9 @@ class ScriptedLikelihoodLM(ScriptedLM):
         out = []
         for r in requests:
             context, continuation = r.args
-            last_turn = context.rsplit("<|user|>", 1)[-1]
-            keyed = [v for (k, c), v in self.logprobs.items() if isinstance(k, str) and k in last_turn
-                     and c == continuation.strip()] if any(isinstance(k, tuple) for k in self.logprobs) else []
-            value = keyed[0] if keyed else self.logprobs.get(continuation.strip(), -10.0)
-            out.append((float(value), False))
+            last_turn, cont = context.rsplit("<|user|>", 1)[-1], continuation.strip()
+            keyed = [v for k, v in self.logprobs.items() if isinstance(k, tuple) and k[1] == cont and k[0] in last_turn]
+            out.append((float(keyed[0] if keyed else self.logprobs.get(cont, -10.0)), False))
         return out
 
 
