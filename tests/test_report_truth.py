@@ -165,6 +165,22 @@ def test_the_truth_names_real_config_entries():
             assert a[axis] == "none" or a[axis] in names[axis], (axis, a)
 
 
+@pytest.mark.parametrize("overrides,axes", [  # the command of a paper run -> the axes written above for its row
+    (["model=llama2_13b", "algorithm=none"], TABLE1[("Llama 2 base",)]),
+    (["dataset=helpsteer", "algorithm=dpo"], TABLE1[("HelpSteer",)]),
+    (["algorithm=ppo", "algorithm.table2=true", "reward_model=none", "prompts=from_dataset", "dataset=hh_rlhf_60k"],
+     TABLE2[("HH-RLHF", "PPO")]),
+    (["algorithm=none", "reward_model=mix_13b", "eval=rewardbench"], TABLE3_COLUMNS["rewardbench_score"][1]("mix_13b")),
+    (["algorithm=ppo", "reward_model=uf_70b", "prompts=mixed"], TABLE5[("Tulu 2+PPO 13B (70B UFRM+MP)",)]),
+])
+def test_the_truth_is_what_a_paper_run_records(overrides, axes):
+    from conftest import compose
+    from harness.pipeline import axes_of
+
+    cfg = compose("model=tulu2_13b", "eval=paper", *overrides)
+    assert tuple(axes_of(cfg)[a] for a in grid.AXES) == axes
+
+
 def test_every_printed_cell_of_the_paper_is_in_the_truth():
     printed = {(t.name, key, col) for t in grid.TABLES for key, row in paper_rows(t.name).items()
                for col, text in row.items() if col not in (*t.key_columns, *t.info_columns) and paper_number(text) is not None
