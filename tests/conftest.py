@@ -31,6 +31,14 @@ def compose(*overrides: str) -> DictConfig:
         return hydra_compose("config", overrides=list(overrides))
 
 
+def checkout_commit() -> str:
+    """`git rev-parse HEAD` of this checkout, with -dirty when a tracked file differs from it (what provenance records)."""
+    import subprocess
+
+    git = lambda *a: subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()  # noqa: E731
+    return git("rev-parse", "HEAD") + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
 @pytest.fixture(scope="session")
 def shared_stages(tmp_path_factory) -> Path:
     """One stage store per test session, so the tiny base model is built once."""

@@ -29,10 +29,17 @@ if os.environ.get("PPO_GRADIENT_CHECK"):  # one minibatch's gradient, its rows s
     if trainer.accelerator.is_main_process:
         torch.save([p.grad.clone() for p in trainer.model.parameters()], check / "gradient_2_processes.pt")
     trainer.optimizer.zero_grad()
-result = trainer.train()
 policy = trainer.accelerator.unwrap_model(trainer.model).policy
+
+
+def checksum() -> float:
+    return sum(float(p.double().sum()) for p in policy.parameters())
+
+
+initial = checksum()  # this replica before any step
+result = trainer.train()
 rank = trainer.accelerator.process_index
-checksum = sum(float(p.double().sum()) for p in policy.parameters())
-(out / f"rank{rank}.json").write_text(json.dumps({**result, "rank": rank, "logged": logged, "checksum": checksum,
+(out / f"rank{rank}.json").write_text(json.dumps({**result, "rank": rank, "logged": logged, "checksum": checksum(),
+                                                  "initial_checksum": initial,
                                                   "prompts_seen": len(trainer.batch_indices(0))}))
 torch.distributed.destroy_process_group()

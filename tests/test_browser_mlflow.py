@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import checkout_commit
 from harness.pipeline import run
 from harness.report.__main__ import main
 from harness.report.runs import read_disk, read_mlflow
@@ -60,15 +61,26 @@ def harness_runs(tmp_path_factory, shared_stages):
     uri = f"sqlite:///{home}/results/mlflow.db"
     (home / "results").mkdir()
     MlflowClient(uri).search_experiments()  # the store's schema exists before the server and the runs open it
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--host",
-                               "127.0.0.1", "--port", str(port), "--workers", "1"], cwd=home,
-                              stdout=subprocess.DEVNULL, stderr=open(home / "server.log", "w"), start_new_session=True)
+
+    def start() -> tuple[subprocess.Popen, str]:
+        port = free_port()
+        server = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--host",
+                                   "127.0.0.1", "--port", str(port), "--workers", "1"], cwd=home,
+                                  stdout=subprocess.DEVNULL, stderr=open(home / "server.log", "a"), start_new_session=True)
+        return server, f"http://127.0.0.1:{port}"
+
+    server, url = start()
     try:
         results = [run(compose(*overrides, "algorithm=none")),
                    run(compose(*overrides, "algorithm.max_steps=2"))]
-        url = f"http://127.0.0.1:{port}"
-        wait_healthy(url, server)
+        for attempt in range(3):  # the free port may have been taken between choosing it and the server binding it
+            try:
+                wait_healthy(url, server)
+                break
+            except AssertionError:
+                if attempt == 2 or server.poll() is None:
+                    raise
+                server, url = start()
         yield home, results, uri, url
     finally:
         os.killpg(server.pid, signal.SIGTERM)  # the server and the workers it started
@@ -112,10 +124,11 @@ def test_real_runs_carry_axes_tables_and_consistent_metric_names(harness_runs):
         {"model": "tiny", "algorithm": "none", "dataset": "none", "eval_suite": "smoke", "table": "1", "table_1": "1"}
     dpo_run = client.get_run(dpo["mlflow_run_id"])
     assert "table" not in dpo_run.data.tags and dpo_run.data.tags["dataset"] == "tiny"
-    for r in (sft_run, dpo_run):
+    for r, result in ((sft_run, sft), (dpo_run, dpo)):
         scores = {k for k in r.data.metrics if k.startswith(("eval/", "category/")) or k == "average"}
         assert scores == {"eval/gsm8k", "category/reasoning"}  # the smoke suite: GSM8k only; average needs 6
-        assert r.data.tags["recorded_at"] and r.data.tags["git_commit"]
+        assert r.data.tags["git_commit"] == result["provenance"]["git_commit"] == checkout_commit()
+        assert r.data.tags["recorded_at"] == result["recorded_at"]
 
 
 def test_reports_of_real_runs_are_the_same_from_disk_and_mlflow(harness_runs, tmp_path):

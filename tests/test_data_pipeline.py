@@ -16,7 +16,8 @@ MAX_LENGTH = 40
 
 
 def over_length(cfg, base) -> int:
-    """Pairs longer than MAX_LENGTH tokens, counted directly from the rendered conversations."""
+    """Pairs longer than MAX_LENGTH tokens, counted directly from the rendered conversations (the counting rule is
+    checked against hand-counted tokens in test_token_lengths.py)."""
     tok = load_tokenizer(base, cfg.model.chat_template)
     n = lambda msgs: len(tok(tok.apply_chat_template(msgs, tokenize=False), add_special_tokens=False)["input_ids"])  # noqa: E731
     pairs = prepare_preferences(cfg.dataset).dataset

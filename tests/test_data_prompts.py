@@ -57,6 +57,7 @@ def test_from_dataset_without_the_dataset_says_how_to_pass_it():
 def test_prompt_length_filter_drops_and_counts_long_prompts(tokenizer):
     cfg = compose("prompts=tiny", "prompts.max_prompt_tokens=14", "prompts.max_bad_fraction=1.0").prompts
     everything = prepare_prompts(cfg).dataset
+    # token_lengths itself is checked against hand-counted tokens in test_token_lengths.py
     lengths = token_lengths(tokenizer, everything["prompt"], add_generation_prompt=True)
     long = sum(n > 14 for n in lengths)
     assert 0 < long < len(lengths)

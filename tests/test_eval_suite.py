@@ -150,9 +150,12 @@ def test_recompute_rescores_saved_samples_without_any_model(tiny_suite, tmp_path
     assert again["run_id"] == first["run_id"]  # recomputing does not change what the run is
 
 
-def test_recompute_without_saved_samples_is_a_clear_error(run_config):
-    # a regime never evaluated (3 problems, not 4): nothing saved to rescore
-    cfg = run_config("algorithm=none", "eval=tiny", "tracking=none", "eval.recompute=true", "eval.benchmarks.gsm8k.limit=3")
+def test_recompute_without_saved_samples_is_a_clear_error(run_config, tiny_base, shared_stages, tmp_path):
+    # a stage store holding only the base model (whatever other tests evaluated): nothing saved to rescore
+    stages = tmp_path / "stages"
+    (stages / "model").mkdir(parents=True)
+    (stages / "model" / tiny_base.key).symlink_to(Path(shared_stages) / "model" / tiny_base.key)
+    cfg = run_config("algorithm=none", "eval=tiny", "tracking=none", "eval.recompute=true", f"paths.stages={stages}")
     with open_dict(cfg.eval):
         cfg.eval.benchmarks = {"gsm8k": cfg.eval.benchmarks.gsm8k}
     result = run_pipeline(cfg)
@@ -259,7 +262,8 @@ def test_openai_judge_reads_its_key_from_the_environment_and_never_writes_it(tin
     for key in ("xstest", "alpaca_eval2"):
         assert "error" not in out[key], out[key].get("error")
         assert 0.0 <= out[key]["score"] <= 100.0
-    # the judge's verdicts, not string matching, decided the labels
+    # the judge answered in its classes (that its verdicts, not string matching, decide the labels:
+    # test_eval_known_answers.py::test_xstest_labels_are_the_judges_not_string_matchings)
     samples = [json.loads(line) for line in (Path(out["xstest"]["dir"]) / "samples.jsonl").read_text().splitlines()]
     assert {s["label"] for s in samples} <= {"following", "refusal"}
     annotations = [json.loads(line) for line in (Path(out["alpaca_eval2"]["dir"]) / "samples.jsonl").read_text().splitlines()]
@@ -272,14 +276,14 @@ def test_openai_judge_reads_its_key_from_the_environment_and_never_writes_it(tin
 def test_unreachable_judge_fails_its_benchmark_and_the_others_finish(tiny_base, tmp_path, monkeypatch):
     from harness.eval.suite import run_suite
 
-    with socket.socket() as s:  # a port nothing listens on
+    monkeypatch.setenv("HARNESS_TEST_JUDGE_KEY", SECRET)
+    with socket.socket() as s:  # bound and held, never listening: connections are refused, and no one else gets it
         s.bind(("127.0.0.1", 0))
         closed = s.getsockname()[1]
-    monkeypatch.setenv("HARNESS_TEST_JUDGE_KEY", SECRET)
-    judge = {"kind": "openai", "model": "judge-1", "base_url": f"http://127.0.0.1:{closed}/v1",
-             "api_key_env": "HARNESS_TEST_JUDGE_KEY", "max_retries": 0, "timeout_s": 5}
-    cfg = suite_with(["gsm8k", "xstest"], judge)
-    out = run_suite(cfg.eval, tiny_base, {"path": tiny_base.path}, cfg.model, str(tmp_path))
+        judge = {"kind": "openai", "model": "judge-1", "base_url": f"http://127.0.0.1:{closed}/v1",
+                 "api_key_env": "HARNESS_TEST_JUDGE_KEY", "max_retries": 0, "timeout_s": 5}
+        cfg = suite_with(["gsm8k", "xstest"], judge)
+        out = run_suite(cfg.eval, tiny_base, {"path": tiny_base.path}, cfg.model, str(tmp_path))
     assert "error" not in out["gsm8k"] and 0.0 <= out["gsm8k"]["score"] <= 100.0
     assert "judge 'judge-1'" in out["xstest"]["error"] and f"127.0.0.1:{closed}" in out["xstest"]["error"]
     assert SECRET not in out["xstest"]["error"] + out["xstest"]["traceback"]

@@ -1,10 +1,12 @@
 """GRPO through TRL with the tiny reward model, and the verifiable GSM8k reward."""
 
 import json
+import random
 
 import pytest
 from conftest import compose
 from datasets import Dataset
+from direction import gsm8k_accuracy, max_weight_change
 
 from harness import data
 from harness.data.preferences import asset_path
@@ -89,15 +91,30 @@ def test_grpo_with_the_reward_model_raises_its_score(tiny_base, tiny_reward_mode
     assert after > before + 0.5
 
 
-def test_grpo_with_the_verifiable_gsm8k_reward(tiny_base, tmp_path):
-    cfg = compose("algorithm=grpo", "algorithm.reward=gsm8k", f"algorithm.answers_file={GSM8K_FIXTURE}",
-                  "algorithm.max_steps=2", "algorithm.effective_batch_size=8", "algorithm.per_device_batch_size=8")
-    prompts, _ = _gsm8k_prompts()
-    result = grpo.train(cfg.algorithm, tiny_base, cfg.model, prompts, None, tmp_path, "none", "test", cfg.seed, 1024)
-    assert result["global_step"] == 2
-    rewards = [h["rewards/gsm8k_reward/mean"] for h in json.loads((tmp_path / "log_history.json").read_text())
+def test_grpo_with_the_verifiable_gsm8k_reward_raises_accuracy(tiny_base, tmp_path):
+    """Small sums in GSM8k's format (gold after '####', joined to the prompts by question text): the tiny SFT model
+    gets a few right, so the 0/1 reward is not always 0, and GRPO makes the saved policy right more often."""
+    rng = random.Random(0)
+    pairs = [(rng.randint(1, 5), rng.randint(1, 5)) for _ in range(64)]
+    problems = [{"question": f"What is {a} + {b}?", "answer": f"{a} + {b} = <<{a}+{b}={a + b}>>{a + b}\n#### {a + b}"}
+                for a, b in pairs]
+    answers_file = tmp_path / "problems.jsonl"
+    answers_file.write_text("".join(json.dumps(p) + "\n" for p in problems))
+    cfg = compose("algorithm=grpo", "algorithm.reward=gsm8k", f"algorithm.answers_file={answers_file}",
+                  "algorithm.max_steps=24", "algorithm.num_generations=8", "algorithm.temperature=1.0")
+    prompts = Dataset.from_list([{"prompt": [{"role": "user", "content": p["question"]}], "id": str(i), "source": "gsm8k"}
+                                 for i, p in enumerate(problems)])
+    out = tmp_path / "grpo"
+    result = grpo.train(cfg.algorithm, tiny_base, cfg.model, prompts, None, out, "none", "test", cfg.seed, 1024)
+    assert result["global_step"] == 24
+    rewards = [h["rewards/gsm8k_reward/mean"] for h in json.loads((out / "log_history.json").read_text())
                if "rewards/gsm8k_reward/mean" in h]
-    assert len(rewards) == 2 and all(0.0 <= r <= 1.0 for r in rewards)
+    assert len(rewards) == 24 and max(rewards) > 0  # some sampled answers were right: the reward carried signal
+    assert max_weight_change(out / "model", tiny_base.path) > 0
+    questions, gold = [p["question"] for p in problems], [a + b for a, b in pairs]
+    before = gsm8k_accuracy(tiny_base.path, "tulu", questions, gold)
+    after = gsm8k_accuracy(out / "model", "tulu", questions, gold)
+    assert after > before + 0.05, (before, after)
 
 
 def test_reward_model_reward_applies_ppos_eos_trick(tiny_reward_model):

@@ -134,7 +134,12 @@ def test_pipeline_reuses_the_reward_model_stage_and_logs_each_iteration(run_conf
     rm_stage = first["stages"]["reward_model"]
     assert rm_stage["key"] == tiny_reward_model.ref.key and rm_stage["reused"]
     assert first["stages"]["policy"]["reused"] is False and first["stages"]["policy"]["global_step"] == 4
-    assert 0 <= first["benchmarks"]["rewardbench"]["score"] <= 100
+    # RewardBench scored the run's reward model (the tiny one), exactly as scoring it directly does
+    from harness.eval import rewardbench
+
+    scorer = RewardScorer.load(tiny_reward_model.ref, tiny_reward_model.chat_template)
+    direct = rewardbench.run(cfg.eval.benchmarks.rewardbench, scorer, tmp_path / "direct")["score"]
+    assert first["benchmarks"]["rewardbench"]["score"] == pytest.approx(direct)
     client = MlflowClient(cfg.tracking.uri)
     run = client.get_run(first["mlflow_run_id"])
     assert [m.step for m in client.get_metric_history(run.info.run_id, "objective/rm_score")] == [1, 2]

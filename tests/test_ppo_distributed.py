@@ -4,10 +4,11 @@ the replicas stay identical, and a minibatch's gradient is the one a single proc
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
+
+from direction import max_weight_change
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,10 +42,8 @@ def test_two_processes_share_the_batch_and_stay_in_sync(tiny_base, tiny_reward_m
     torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable)) or "torchrun"
     env = {**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'tests'}", "OMP_NUM_THREADS": "1",
            "PPO_GRADIENT_CHECK": str(tmp_path)}
-    with socket.socket() as free:  # a port no other run is using
-        free.bind(("127.0.0.1", 0))
-        port = free.getsockname()[1]
-    cmd = [torchrun, "--nproc_per_node", "2", "--master_port", str(port), str(ROOT / "tests" / "ppo_ddp_worker.py"),
+    # --standalone: the rendezvous store binds port 0 itself, so no free port is picked, closed and raced for
+    cmd = [torchrun, "--standalone", "--nproc_per_node", "2", str(ROOT / "tests" / "ppo_ddp_worker.py"),
            tiny_base.path, tiny_reward_model.ref.path, str(tmp_path), "algorithm.max_steps=2"]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -54,6 +53,8 @@ def test_two_processes_share_the_batch_and_stay_in_sync(tiny_base, tiny_reward_m
         assert (r["processes"], r["per_device_batch_size"], r["gradient_accumulation_steps"]) == (2, 8, 1)
         assert r["prompts_seen"] == 16 and r["global_step"] == 4
     assert ranks[0]["checksum"] == ranks[1]["checksum"]  # gradients were averaged: one model, two replicas
+    assert ranks[0]["initial_checksum"] == ranks[1]["initial_checksum"] != ranks[0]["checksum"]  # and a step moved it
+    assert max_weight_change(tmp_path / "model", tiny_base.path) > 0  # the saved policy is the trained one
     assert ranks[0]["logged"] == [1, 2] and ranks[1]["logged"] == []  # metrics are logged by the main process only
     assert (tmp_path / "model" / "model.safetensors").exists()
     # the minibatch loss is one token mean over both processes' rows: the same gradient as in one process

@@ -70,18 +70,21 @@ def test_fixture_accuracy_matches_a_hand_count(tiny_reward_model, tmp_path):
     assert result["metrics"]["prior_sets"] == pytest.approx(sum(prior_acc) / 2)
     expected = (2 * sum(sections.values()) + sum(prior_acc) / 2) / 9
     assert result["score"] == pytest.approx(100 * expected)
-    assert result["n"] == len(core) + 5
+    assert result["n"] == len(core) + sum(len(rows) for rows in prior.values())
     samples = [json.loads(line) for line in (tmp_path / "samples.jsonl").read_text().splitlines()]
     assert sum(s["correct"] for s in samples) == sum(map(sum, counts.values())) + round(sum(p * len(r) for p, r in zip(prior_acc, prior.values())))
 
 
-def test_rewardbench_score_reaches_results_outside_the_categories(run_config, tiny_reward_model):
+def test_rewardbench_score_reaches_results_outside_the_categories(run_config, tiny_reward_model, tmp_path):
     from harness import pipeline
     from harness.records.results import read_index
 
-    result = pipeline.run(run_config("algorithm=none", "reward_model=tiny", "eval=rewardbench_tiny", "tracking=none"))
+    cfg = run_config("algorithm=none", "reward_model=tiny", "eval=rewardbench_tiny", "tracking=none")
+    result = pipeline.run(cfg)
     bench = result["benchmarks"]["rewardbench"]
-    assert "error" not in bench and bench["category"] == "reward_model" and 0 < bench["score"] < 100
+    assert "error" not in bench and bench["category"] == "reward_model"
+    scorer = RewardScorer.load(tiny_reward_model.ref, tiny_reward_model.chat_template)  # the run's RM, scored directly
+    assert bench["score"] == pytest.approx(rewardbench.run(cfg.eval.benchmarks.rewardbench, scorer, tmp_path / "direct")["score"])
     assert result["axes"]["reward_model"] == "tiny" and result["axes"]["algorithm"] == "none"
     assert all(v is None for v in result["categories"].values()) and result["average"] is None
     row = read_index(result["result_path"].rsplit("/runs/", 1)[0])[-1]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -12,12 +14,20 @@ from pathlib import Path
 
 import mlflow
 import pytest
+from omegaconf import OmegaConf
 
-from conftest import ROOT, compose
+from conftest import ROOT, checkout_commit, compose
+from direction import max_weight_change, preference_margin
+from harness.data.preferences import asset_path
 from harness.config.errors import ConfigError
 from harness.pipeline import run
 from harness.records.results import read_index
 from harness.config.schema import CATEGORIES
+
+
+PAPER_CATEGORIES = {"factuality": ["mmlu"], "reasoning": ["gsm8k", "bbh"], "coding": ["humaneval_plus", "mbpp_plus"],
+                    "truthfulness": ["truthfulqa"], "safety": ["toxigen", "xstest"],
+                    "inst_following": ["alpaca_eval1", "alpaca_eval2", "ifeval"]}
 
 
 @pytest.fixture(scope="module")
@@ -37,22 +47,36 @@ def test_default_run_writes_complete_results(default_run):
     assert on_disk["axes"] | {} == {"model": "tiny", "dataset": "tiny", "algorithm": "dpo", "reward_model": "none",
                                     "prompts": "none", "eval_suite": cfg.eval.suite}
     for key, bench in on_disk["benchmarks"].items():
-        assert 0.0 <= bench["score"] <= 100.0, key
         assert (Path(bench["dir"]) / bench["samples"]).exists(), key
+    # the paper's categories (protocol): each the mean of its benchmarks, the Average the mean of the six
+    scores = {k: b["score"] for k, b in on_disk["benchmarks"].items()}
+    assert set(scores) == {b for bs in PAPER_CATEGORIES.values() for b in bs}
+    for category, members in PAPER_CATEGORIES.items():
+        assert on_disk["categories"][category] == pytest.approx(sum(scores[b] for b in members) / len(members)), category
+    assert on_disk["average"] == pytest.approx(sum(on_disk["categories"].values()) / 6)
+    assert on_disk["config"] == OmegaConf.to_container(cfg, resolve=True)  # the resolved config, as run
     prov = on_disk["provenance"]
     assert prov["effective_batch_size"] == cfg.algorithm.effective_batch_size
     assert prov["seed"] == 42 and prov["chat_template"] == "tulu" and prov["versions"]["trl"] == "1.16.0"
-    assert prov["git_commit"]
+    assert prov["git_commit"] == checkout_commit()
     rows = read_index(Path(cfg.paths.results))
     assert [r["run_id"] for r in rows] == [result["run_id"]]
 
 
-def test_dpo_moves_heldout_margin_the_right_way(default_run):
-    training = default_run[1]["training"]
+def test_dpo_moves_heldout_margin_the_right_way(default_run, tiny_base):
+    cfg, result = default_run
+    training = result["training"]
     before, after = training["heldout_before_rewards/margins"], training["heldout_after_rewards/margins"]
     assert after > before + 1.0, (before, after)
     assert training["heldout_after_rewards/accuracies"] > 0.9
     assert training["steps_this_run"] == training["global_step"] > 0
+    # The model evaluation loads (the saved stage model, not the live trainer) is the trained one: on held-out pairs,
+    # its log p(chosen) - log p(rejected) beats the base model's by the trainer's own margin gain / beta.
+    saved = Path(result["stages"]["policy"]["dir"]) / "model"
+    pairs = asset_path(cfg.dataset.files.test)
+    gain = preference_margin(saved, "tulu", pairs) - preference_margin(tiny_base.path, "tulu", pairs)
+    assert gain == pytest.approx((after - before) / cfg.algorithm.beta, rel=0.05)
+    assert max_weight_change(saved, tiny_base.path) > 0
 
 
 def test_same_config_twice_trains_nothing_and_scores_the_same(default_run):
@@ -86,9 +110,12 @@ def test_mlflow_holds_params_tags_and_metrics(default_run):
 
 
 def test_unreachable_tracking_server_warns_once_and_keeps_results(run_config, capsys):
-    cfg = run_config("algorithm=none", "eval=smoke", "tracking.uri=http://127.0.0.1:9", "tracking.timeout_s=2")
-    with pytest.warns(UserWarning, match="MLflow tracking at http://127.0.0.1:9 is unavailable"):
-        result = run(cfg)
+    with socket.socket() as held:  # bound and held, never listening: connections to it are refused
+        held.bind(("127.0.0.1", 0))
+        uri = f"http://127.0.0.1:{held.getsockname()[1]}"
+        cfg = run_config("algorithm=none", "eval=smoke", f"tracking.uri={uri}", "tracking.timeout_s=2")
+        with pytest.warns(UserWarning, match=f"MLflow tracking at {uri} is unavailable"):
+            result = run(cfg)
     assert Path(result["result_path"]).exists() and result["mlflow_run_id"] is None
     assert capsys.readouterr().out.count("WARNING: MLflow tracking") == 1
 
@@ -141,19 +168,35 @@ def test_killed_training_is_not_complete_and_resumes_from_its_checkpoint(tmp_pat
                      if (p / "trainer_state.json").exists()]
             checkpoint = found[0] if found else None
             time.sleep(0.05)
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    assert checkpoint is not None, "training never wrote a checkpoint:\n" + log.read_text()[-3000:]
-    stage_dir = checkpoint.parent.parent
+        # paused at once: the first checkpoint is at step 4 of some 30, so the run cannot have finished (and deleted its
+        # checkpoints) before it stops; what is on disk is then looked at while nothing moves
+        with contextlib.suppress(ProcessLookupError):  # (already gone: the assertion below says why)
+            os.killpg(proc.pid, signal.SIGSTOP)
+        try:
+            assert checkpoint is not None, "training never wrote a checkpoint:\n" + log.read_text()[-3000:]
+            stage_dir = checkpoint.parent.parent
+            assert (checkpoint / "trainer_state.json").exists() and not (stage_dir / "COMPLETE").exists()
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
     assert not (stage_dir / "COMPLETE").exists()
 
     resumed = run(compose(*overrides))
     assert resumed["stages"]["policy"]["dir"] == str(stage_dir)
     assert resumed["training"]["resumed_from"] is not None
     assert (stage_dir / "COMPLETE").exists()
-    fresh = run(compose(*overrides[:-1], "seed=8"))  # same recipe, uninterrupted
-    assert resumed["training"]["global_step"] == fresh["training"]["global_step"]
     assert resumed["training"]["steps_this_run"] < resumed["training"]["global_step"]
+    # the same recipe and seed, never interrupted, in a store of its own (sharing only the base model)
+    fresh_store = tmp_path / "fresh_stages"
+    (fresh_store / "model").mkdir(parents=True)
+    (fresh_store / "model" / tiny_base.key).symlink_to(Path(shared_stages) / "model" / tiny_base.key)
+    fresh = run(compose(f"paths.home={tmp_path / 'fresh'}", f"paths.stages={fresh_store}", *overrides[2:]))
+    assert fresh["training"]["resumed_from"] is None
+    assert resumed["training"]["global_step"] == fresh["training"]["global_step"]
+    # model, optimiser, scheduler, data order and RNG were restored: the same weights, not merely the same length
+    assert max_weight_change(stage_dir / "model", Path(fresh["stages"]["policy"]["dir"]) / "model") < 1e-5
+    assert max_weight_change(stage_dir / "model", tiny_base.path) > 1e-3
 
 
 def test_a_run_started_by_torchrun_is_refused_with_the_way_to_use_several_processes(run_config, monkeypatch):

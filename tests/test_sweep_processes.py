@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from direction import max_weight_change
 
 from harness.pipeline import load_training_data, train_policy
 from harness.records.tracking import Tracker
@@ -39,4 +40,8 @@ def test_two_processes_keep_the_effective_batch_of_one_with_accumulation(run_con
     assert sorted(loss_one) == sorted(loss_two) == list(range(1, STEPS + 1))
     for step in loss_one:
         assert loss_two[step] == pytest.approx(loss_one[step], rel=1e-3, abs=1e-4), step
+    # ... and the steps moved the policy, by the same update in both: the saved models match each other, not the base
+    moved = max_weight_change(Path(one["dir"]) / "model", tiny_base.path)
+    assert moved > 1e-3
+    assert max_weight_change(Path(one["dir"]) / "model", Path(two["dir"]) / "model") < 0.01 * moved
     assert (tmp_path / "two" / "policy" / two["key"] / "launch" / "processes.log").exists()
