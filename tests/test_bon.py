@@ -59,7 +59,7 @@ def test_log_likelihoods_are_the_underlying_models(hflm, scorer):
 def test_best_of_n_is_an_evaluation_time_policy(run_config, tiny_reward_model):
     from harness import pipeline
 
-    small = ["eval.benchmarks.gsm8k.limit=2", "eval.benchmarks.gsm8k.num_fewshot=1",
+    small = ["eval.benchmarks.gsm8k.limit=2",
              "eval.benchmarks.gsm8k.generation.max_new_tokens=16", "tracking=none"]
     result = pipeline.run(run_config("algorithm=best_of_n", "reward_model=tiny", "algorithm.n=2", *small))
     assert result["axes"]["algorithm"] == "best_of_n" and result["axes"]["reward_model"] == "tiny"

@@ -13,7 +13,7 @@ from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 
 from harness.train.batching import plan
 from harness.config.errors import ConfigError
-from harness.sweep import processes
+from harness.train import processes
 from harness.sweep.launcher import profile_overrides, submitit_parameters
 from harness.sweep.plan import slurm_profiles
 

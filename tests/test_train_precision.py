@@ -75,7 +75,8 @@ def test_dpo_in_bf16_trains_fp32_weights_at_the_papers_learning_rate(tiny_base, 
 
 def test_frozen_reward_models_score_in_the_runs_dtype(tiny_reward_model):
     """Best-of-N and RewardBench score with the reward model in model.dtype (bf16 on GPUs: 26 GB at 13B, not 52)."""
-    from harness.algorithms import best_of_n as bon, rewardbench
+    from harness.algorithms import best_of_n as bon
+    from harness.eval import rewardbench
 
     alg = compose("algorithm=best_of_n", "reward_model=tiny").algorithm
     for dtype in ("bfloat16", "float32"):
