@@ -27,9 +27,13 @@ def main(cfg: DictConfig) -> float | None:
     if done is not None:
         report_finished(done)
         return done.get("average")
-    from harness.pipeline import run
+    from harness import console
+    from harness.records.identity import run_log_path
 
-    return run(cfg).get("average")
+    with console.capture(run_log_path(cfg), cfg.verbose):  # the terminal: a line per stage; the rest: the run's log
+        from harness.pipeline import run
+
+        return run(cfg).get("average")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from harness import algorithms, data
+from harness import algorithms, console, data
 from harness.algorithms import TrainingData
 from harness.chat import TEMPLATES
 from harness.config.checks import check, uses_reward_model
@@ -180,7 +180,7 @@ def run(cfg: DictConfig) -> dict:
     common.STEPS_THIS_PROCESS["count"] = 0  # several runs may share one process (a local multirun)
     inputs = load_training_data(cfg)
     if cfg.dry_run:
-        print(f"[harness] dry run {run_id}: axes {axes_of(cfg)}")
+        console.say(f"[harness] dry run {run_id}: axes {axes_of(cfg)}")
         return {"run_id": run_id, "config_hash": config_hash, "dry_run": True}
     tracker = Tracker(cfg.tracking)
     tags = axes_of(cfg) | {"config_hash": config_hash, "seed": cfg.seed, "run_id": run_id} | ({"sweep": cfg.sweep} if cfg.sweep else {})
@@ -200,5 +200,5 @@ def run(cfg: DictConfig) -> dict:
         tracker.end("KILLED" if isinstance(exc, (SystemExit, KeyboardInterrupt)) else "FAILED")
         raise
     tracker.end("FINISHED")
-    print(summary_table(result))
+    console.say(summary_table(result))
     return result

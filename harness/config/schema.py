@@ -461,6 +461,9 @@ class Config:
     sweep: Optional[str] = None
     # Print what the run would do and exit.
     dry_run: bool = False
+    # Show library logs, warnings and per-step metrics live; by default they go to the run's log file only
+    # (results/runs/<run_id>/run.log) and the console shows one line per stage (harness.console).
+    verbose: bool = False
 
 
 def _harness_home() -> str:

@@ -5,6 +5,8 @@ library), so a finished run can be recognised before torch loads (harness.record
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from omegaconf import OmegaConf
 
 from harness import algorithms
@@ -12,7 +14,7 @@ from harness.config.checks import uses_reward_model
 from harness.records.stages import digest
 
 # Config keys that never change what a run computes (where things go, how they are logged, how big a micro-batch is).
-NON_DETERMINING = {"paths", "tracking", "dry_run", "sweep", "launch"}
+NON_DETERMINING = {"paths", "tracking", "dry_run", "sweep", "launch", "verbose"}
 AXES = ("model", "dataset", "algorithm", "reward_model", "prompts")
 
 
@@ -50,3 +52,8 @@ def identity(cfg) -> tuple[str, str]:
     """(config_hash, run_id): two configs with the same identity compute the same numbers."""
     config_hash = digest(determining_config(cfg), 16)
     return config_hash, run_id_of(cfg, config_hash)
+
+
+def run_log_path(cfg) -> Path:
+    """The run's log file, beside its result.json (harness.console)."""
+    return Path(cfg.paths.results) / "runs" / identity(cfg)[1] / "run.log"

@@ -24,6 +24,8 @@ from typing import Any, Callable
 
 from filelock import FileLock
 
+from harness import console
+
 log = logging.getLogger(__name__)
 
 MARKER = "COMPLETE"
@@ -71,11 +73,13 @@ class Stage:
         label = label or f"{self.kind} {self.key}"
         if self.complete:
             print(f"[harness] reusing {label}: {self.dir}")
+            console.stage(self.kind, label, self.dir, None, "reused")
             return self.result(), True
         self.dir.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(str(self.dir) + ".lock"):
             if self.complete:  # another process finished it while we waited
                 print(f"[harness] reusing {label} (finished by another process): {self.dir}")
+                console.stage(self.kind, label, self.dir, None, "reused")
                 return self.result(), True
             resuming = self.dir.exists()
             self.dir.mkdir(parents=True, exist_ok=True)
@@ -85,6 +89,7 @@ class Stage:
             result = work(self.dir)
             result = {**result, "stage_seconds": round(time.time() - start, 2), "completed_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
             write_atomic(self.dir / MARKER, json.dumps(result, indent=2, default=str))
+        console.stage(self.kind, label, self.dir, result["stage_seconds"], "resumed" if resuming else "ran")
         return result, False
 
 
