@@ -12,6 +12,7 @@ time train it once: the second waits, then reuses.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -34,13 +35,19 @@ VERSIONED = ("torch", "transformers", "trl", "datasets", "accelerate", "lm_eval"
 
 
 def library_versions() -> dict[str, str]:
-    versions = {}
+    return dict(_library_versions())
+
+
+@functools.lru_cache(maxsize=1)
+def _library_versions() -> tuple[tuple[str, str], ...]:
+    """Read once per process: parsing package metadata is slow, and every stage key needs it (a sweep plan: thousands)."""
+    versions = []
     for name in VERSIONED:
         try:
-            versions[name] = metadata.version(name.replace("_", "-"))
+            versions.append((name, metadata.version(name.replace("_", "-"))))
         except metadata.PackageNotFoundError:
-            versions[name] = "absent"
-    return versions
+            versions.append((name, "absent"))
+    return tuple(versions)
 
 
 def digest(obj: Any, length: int = 12) -> str:
