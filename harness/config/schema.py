@@ -176,8 +176,11 @@ class DPOConfig(OptimConfig):
     # Protocol: beta 0.1, sigmoid loss, frozen SFT reference.
     beta: float = 0.1
     loss_type: str = "sigmoid"
-    # Compute reference log-probs once before training so no reference model stays in memory.
-    precompute_ref_log_probs: bool = False
+    # Compute reference log-probs once before training (TRL's precompute_ref_log_probs) instead of a reference forward
+    # pass at every step of every epoch, and keep no reference model in memory. The same numbers within float
+    # tolerance (tests/test_dpo_precompute.py), so not part of a stage's key (harness.algorithms.NON_DETERMINING).
+    # On by default (inferred: it changes when the reference is computed, not the method or its numbers).
+    precompute_ref_log_probs: bool = True
 
 
 @dataclass

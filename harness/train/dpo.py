@@ -17,9 +17,11 @@ from harness.records.stages import latest_checkpoint, write_atomic
 from harness.train.common import CountSteps, batch_record, save_trained, trainer_kwargs
 
 
-def heldout_metrics(trainer: DPOTrainer, eval_ds: Dataset, prefix: str) -> dict:
-    """Loss, implicit reward margin and accuracy on held-out pairs (TRL logs the reward stats as eval_rewards/...)."""
-    out = {f"{prefix}_loss": trainer.evaluate(eval_ds, metric_key_prefix=prefix)[f"{prefix}_loss"]}
+def heldout_metrics(trainer: DPOTrainer, prefix: str) -> dict:
+    """Loss, implicit reward margin and accuracy on the trainer's held-out pairs (given at init, so that with
+    precomputed reference log-probs they are computed before training too); TRL logs the reward stats as
+    eval_rewards/..."""
+    out = {f"{prefix}_loss": trainer.evaluate(metric_key_prefix=prefix)[f"{prefix}_loss"]}
     logged = next(e for e in reversed(trainer.state.log_history) if "eval_rewards/margins" in e)
     return out | {f"{prefix}_{k}": logged[f"eval_{k}"] for k in ("rewards/margins", "rewards/accuracies", "rewards/chosen", "rewards/rejected")}
 
@@ -35,7 +37,8 @@ def train(alg, base: ModelRef, model_cfg, train_ds: Dataset, eval_ds: Dataset | 
         max_length=alg.max_length,
         precompute_ref_log_probs=alg.precompute_ref_log_probs,
     )
-    trainer = DPOTrainer(model=model, args=args, train_dataset=train_ds, processing_class=tok, callbacks=[CountSteps()])
+    trainer = DPOTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds, processing_class=tok,
+                         callbacks=[CountSteps()])
     resume = latest_checkpoint(out_dir / "checkpoints")
     metrics = {}
     if eval_ds is not None:  # scored once, before any step, and kept across a resume
@@ -43,12 +46,12 @@ def train(alg, base: ModelRef, model_cfg, train_ds: Dataset, eval_ds: Dataset | 
         if before.exists():
             metrics |= json.loads(before.read_text())
         else:  # every process evaluates (a collective call); the first writes
-            metrics |= heldout_metrics(trainer, eval_ds, "heldout_before")
+            metrics |= heldout_metrics(trainer, "heldout_before")
             if trainer.is_world_process_zero():
                 write_atomic(before, json.dumps(metrics))
     result = trainer.train(resume_from_checkpoint=resume)
     if eval_ds is not None:
-        metrics |= heldout_metrics(trainer, eval_ds, "heldout_after")
+        metrics |= heldout_metrics(trainer, "heldout_after")
     save_trained(trainer, tok, out_dir)
     return {
         **metrics,
