@@ -37,3 +37,13 @@ def test_precomputing_is_not_part_of_the_policy_stage_key(run_config, tiny_base)
     on, off = run_config("algorithm=dpo"), run_config("algorithm=dpo", "algorithm.precompute_ref_log_probs=false")
     assert policy_stage(on, tiny_base).key == policy_stage(off, tiny_base).key
     assert policy_stage(on, tiny_base).key != policy_stage(run_config("algorithm=dpo", "algorithm.beta=0.2"), tiny_base).key
+
+
+def test_cost_model_counts_one_reference_pass_when_precomputed(run_config):
+    from harness.sweep.cost import CostModel, gpu_hours
+
+    on = run_config("model=tulu2_13b", "algorithm=dpo", "dataset=ultrafeedback_fg")
+    off = run_config("model=tulu2_13b", "algorithm=dpo", "dataset=ultrafeedback_fg", "algorithm.precompute_ref_log_probs=false")
+    epochs = on.algorithm.epochs
+    ratio = gpu_hours("policy", on, {}, CostModel()) / gpu_hours("policy", off, {}, CostModel())
+    assert ratio == pytest.approx((6 * epochs + 2) / ((6 + 2) * epochs))  # 3 epochs: 20/24

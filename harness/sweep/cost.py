@@ -2,7 +2,8 @@
 
     training       6 x parameters x tokens (forward + backward) for each model being trained
     frozen models  2 x parameters x tokens for each model only run forward (DPO's and PPO's reference, the reward
-                   model, PPO's value model when scoring rollouts)
+                   model, PPO's value model when scoring rollouts); DPO's reference runs once over the data when its
+                   log-probs are precomputed (algorithm.precompute_ref_log_probs), else in every epoch
     generation     2 x parameters x generated tokens, at a much lower utilisation (decoding is memory-bound)
     GPU-hours      FLOPs / (peak FLOP/s x utilisation) / 3600
 
@@ -61,8 +62,9 @@ def gpu_hours(kind: str, cfg, stage_spec: dict, model: CostModel) -> float | Non
         return model.hours(6 * _params(rm.params_b) * tokens)
     if kind == "policy" and alg.name == "dpo":
         rows = cfg.dataset.max_samples or cfg.dataset.paper_rows or PAPER_ROWS
-        tokens = rows * alg.epochs * 2 * model.tokens_per_sequence
-        return model.hours((6 + 2) * n * tokens)  # policy trained, reference forward
+        tokens = rows * 2 * model.tokens_per_sequence  # one epoch, chosen and rejected
+        reference_passes = 1 if alg.get("precompute_ref_log_probs", False) else alg.epochs
+        return model.hours((6 * alg.epochs + 2 * reference_passes) * n * tokens)  # policy trained, reference forward
     if kind == "policy" and alg.name in ("ppo", "grpo"):
         prompts = (cfg.prompts.max_samples or PAPER_ROWS) * alg.epochs
         samples = prompts * getattr(alg, "num_generations", 1)
