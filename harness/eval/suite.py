@@ -18,8 +18,9 @@ from typing import Any, Callable
 
 from omegaconf import OmegaConf
 
-from harness.eval import alpacaeval, code, lm_eval_runner, toxigen, truthfulqa, xstest
+from harness.eval import alpacaeval, code, generation_cache, lm_eval_runner, toxigen, truthfulqa, xstest
 from harness.eval.generation import REQUESTS_FILE, RecordingLM, ReplayLM, make_lm
+from harness.eval.generation_cache import CachedLM
 from harness.models import ModelRef
 from harness.records.stages import MARKER, Stage, write_atomic
 
@@ -59,6 +60,9 @@ class EvalContext:
     mirror: str | None = None
     stages_root: Path | None = None
     recompute: bool = False
+    # The policy's generation cache (harness.eval.generation_cache): requests another benchmark, run or recompute
+    # already sent are answered from it; None sends every request to the policy.
+    generations: Path | None = None
     _lm: Any = field(default=None, repr=False)
 
     @property
@@ -66,7 +70,11 @@ class EvalContext:
         """The policy, recording every request (or, when recomputing, answering from the record)."""
         if self._lm is None:
             path = self.dir / REQUESTS_FILE
-            self._lm = ReplayLM(path) if self.recompute else RecordingLM(self.policy.lm, path)
+            if self.recompute:
+                self._lm = ReplayLM(path)
+            else:
+                source = CachedLM(self.policy, self.generations) if self.generations else self.policy.lm
+                self._lm = RecordingLM(source, path)
         return self._lm
 
 
@@ -116,7 +124,8 @@ def run_suite(eval_cfg, policy: ModelRef, policy_id: dict, model_cfg, stages_roo
     out = {}
     for key, bench in eval_cfg.benchmarks.items():
         stage = benchmark_stage(bench, policy_id, Path(stages_root))
-        ctx = EvalContext(stage.dir, policy_lm, eval_cfg.batch_size, mirror, Path(stages_root), eval_cfg.recompute)
+        ctx = EvalContext(stage.dir, policy_lm, eval_cfg.batch_size, mirror, Path(stages_root), eval_cfg.recompute,
+                          generation_cache.cache_dir(stages_root, policy_id))
         if eval_cfg.recompute:
             out[key] = outcome(key, bench, stage, lambda b=bench, c=ctx, st=stage: (recompute(st, b, c), False))
         else:
