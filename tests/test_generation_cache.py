@@ -75,3 +75,14 @@ def test_alpaca_eval_1_and_2_and_a_recompute_share_one_generation(run_config, ti
 def test_another_policy_does_not_share_the_cache(tiny_base):
     assert cache_dir("/s", {"path": tiny_base.path}) != cache_dir("/s", {"stage": "abc"})
     assert cache_dir("/s", {"stage": "abc"}) != cache_dir("/s", {"stage": "abc", "best_of_n": {"n": 16}})
+
+
+def test_the_plan_counts_shared_generations_once(run_config):
+    from harness.sweep import plan
+
+    (run,) = plan.plan_runs([["model=tulu2_13b", "algorithm=none", "eval=paper"]], lambda o: run_config(*o))
+    rows = {r["dir"]: r for r in plan.report([run], 1)["stage_rows"]}
+    hours = {s.spec["benchmark"]["name"]: rows[str(s.dir)]["gpu_hours"] for s in run.stages if s.kind == "eval"}
+    assert hours["alpaca_eval1_gpt4_vs_davinci003"] > 0
+    assert hours["alpaca_eval2_lc_gpt4turbo"] == 0.0  # the same 805 generations
+    assert all(h > 0 for name, h in hours.items() if not name.startswith("alpaca_eval2")), hours

@@ -118,9 +118,9 @@ def plan_sweep(sweep: str, overrides: Sequence[str] = ()) -> list[PlannedRun]:
 def report(runs: Sequence[PlannedRun], n_jobs: int, cost: CostModel = CostModel(), name: str = "") -> dict:
     """Counts, per-stage rows and GPU-hours; `render` prints it."""
     stages = unique_stages(runs)
-    rows, unknown = [], set()
+    rows, unknown, generated = [], set(), set()
     for key, (stage, run, users) in stages.items():
-        hours = gpu_hours(stage.kind, run.config, stage.spec, cost)
+        hours = gpu_hours(stage.kind, run.config, stage.spec, cost, generated)
         if hours is None:
             unknown.add(stage.kind)
         rows.append({"kind": stage.kind, "key": key, "complete": stage.complete, "runs": users,
