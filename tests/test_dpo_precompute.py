@@ -47,3 +47,5 @@ def test_cost_model_counts_one_reference_pass_when_precomputed(run_config):
     epochs = on.algorithm.epochs
     ratio = gpu_hours("policy", on, {}, CostModel()) / gpu_hours("policy", off, {}, CostModel())
     assert ratio == pytest.approx((6 * epochs + 2) / ((6 + 2) * epochs))  # 3 epochs: 20/24
+    several = run_config("model=tulu2_13b", "algorithm=dpo", "dataset=ultrafeedback_fg", "launch.processes=2")
+    assert gpu_hours("policy", several, {}, CostModel()) == gpu_hours("policy", off, {}, CostModel())

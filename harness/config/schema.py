@@ -179,7 +179,8 @@ class DPOConfig(OptimConfig):
     # Compute reference log-probs once before training (TRL's precompute_ref_log_probs) instead of a reference forward
     # pass at every step of every epoch, and keep no reference model in memory. The same numbers within float
     # tolerance (tests/test_dpo_precompute.py), so not part of a stage's key (harness.algorithms.NON_DETERMINING).
-    # On by default (inferred: it changes when the reference is computed, not the method or its numbers).
+    # On by default (inferred: it changes when the reference is computed, not the method or its numbers); single-process
+    # training only (harness.train.dpo.precompute_reference).
     precompute_ref_log_probs: bool = True
 
 

@@ -79,7 +79,8 @@ def gpu_hours(kind: str, cfg, stage_spec: dict, model: CostModel, generated: set
     if kind == "policy" and alg.name == "dpo":
         rows = cfg.dataset.max_samples or cfg.dataset.paper_rows or PAPER_ROWS
         tokens = rows * 2 * model.tokens_per_sequence  # one epoch, chosen and rejected
-        reference_passes = 1 if alg.get("precompute_ref_log_probs", False) else alg.epochs
+        precomputed = alg.get("precompute_ref_log_probs", False) and cfg.launch.processes == 1  # harness.train.dpo
+        reference_passes = 1 if precomputed else alg.epochs
         return model.hours((6 * alg.epochs + 2 * reference_passes) * n * tokens)  # policy trained, reference forward
     if kind == "policy" and alg.name in ("ppo", "grpo"):
         prompts = (cfg.prompts.max_samples or PAPER_ROWS) * alg.epochs

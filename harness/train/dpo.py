@@ -7,6 +7,7 @@ margin (beta x log-ratio of chosen minus rejected) should grow if DPO moved the 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from datasets import Dataset
@@ -26,6 +27,13 @@ def heldout_metrics(trainer: DPOTrainer, prefix: str) -> dict:
     return out | {f"{prefix}_{k}": logged[f"eval_{k}"] for k in ("rewards/margins", "rewards/accuracies", "rewards/chosen", "rewards/rejected")}
 
 
+def precompute_reference(alg) -> bool:
+    """Reference log-probs computed once (TRL's precompute_ref_log_probs) in a single process only: under several
+    processes TRL's precompute lost its cache file (2 gloo processes on CPU, TRL 1.16), so they run the reference per
+    step, as the plain path does."""
+    return bool(alg.precompute_ref_log_probs) and int(os.environ.get("WORLD_SIZE", "1")) == 1
+
+
 def train(alg, base: ModelRef, model_cfg, train_ds: Dataset, eval_ds: Dataset | None, out_dir: Path,
           report_to: str, run_name: str, seed: int) -> dict:
     tok = load_tokenizer(base, model_cfg.chat_template)
@@ -35,7 +43,7 @@ def train(alg, base: ModelRef, model_cfg, train_ds: Dataset, eval_ds: Dataset | 
         beta=alg.beta,
         loss_type=[alg.loss_type],
         max_length=alg.max_length,
-        precompute_ref_log_probs=alg.precompute_ref_log_probs,
+        precompute_ref_log_probs=precompute_reference(alg),
     )
     trainer = DPOTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds, processing_class=tok,
                          callbacks=[CountSteps()])
