@@ -123,8 +123,10 @@ def evaluate(cfg, policy: ModelRef, rm) -> dict:
     wrap = algorithms.get(cfg.algorithm).wrap_policy(cfg, rm)
     if wrap is not None:
         lm_factory = lambda: wrap(make_lm(cfg.eval.backend, policy, cfg.model, cfg.eval.batch_size))  # noqa: E731
+    # A wrapper keeps state between its calls (best-of-N: the chats behind rendered prompts), which answers from the
+    # generation cache would bypass: its generations are not shared.
     out = run_suite(policy_eval, policy, policy_identity(policy, cfg, rm), cfg.model, cfg.paths.stages,
-                    cfg.paths.mirror, lm_factory=lm_factory)
+                    cfg.paths.mirror, lm_factory=lm_factory, share_generations=wrap is None)
     if rm_benchmarks:
         out |= rewardbench.evaluate(rm_benchmarks, rm, cfg.paths.stages, cfg.eval.batch_size, cfg.paths.mirror)
     return out

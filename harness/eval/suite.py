@@ -114,18 +114,20 @@ def outcome(key: str, bench, stage: Stage, attempt: Callable[[], tuple[dict, boo
 
 
 def run_suite(eval_cfg, policy: ModelRef, policy_id: dict, model_cfg, stages_root: str, mirror: str | None = None,
-              lm_factory: Callable[[], Any] | None = None) -> dict[str, dict]:
+              lm_factory: Callable[[], Any] | None = None, share_generations: bool = True) -> dict[str, dict]:
     """Benchmark key -> {score, metrics, n, samples, dir, reused} or {error} when it failed.
 
     `lm_factory` builds the policy's lm-eval model (default: `eval.backend` over the policy's weights); a wrapper
-    such as best-of-N passes its own.
+    such as best-of-N passes its own. `share_generations`: answer requests already sent to the same policy (by
+    another benchmark, run or recompute) from its generation cache (harness.eval.generation_cache).
     """
     policy_lm = LazyPolicy(lm_factory or (lambda: make_lm(eval_cfg.backend, policy, model_cfg, eval_cfg.batch_size)))
     out = {}
     for key, bench in eval_cfg.benchmarks.items():
         stage = benchmark_stage(bench, policy_id, Path(stages_root))
+        generations = generation_cache.cache_dir(stages_root, policy_id) if share_generations else None
         ctx = EvalContext(stage.dir, policy_lm, eval_cfg.batch_size, mirror, Path(stages_root), eval_cfg.recompute,
-                          generation_cache.cache_dir(stages_root, policy_id))
+                          generations)
         if eval_cfg.recompute:
             out[key] = outcome(key, bench, stage, lambda b=bench, c=ctx, st=stage: (recompute(st, b, c), False))
         else:
