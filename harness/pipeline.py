@@ -13,7 +13,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from harness import algorithms, data
+from harness import algorithms, console, data
 from harness.algorithms import TrainingData
 from harness.chat import TEMPLATES
 from harness.config.checks import check, uses_reward_model
@@ -24,51 +24,11 @@ from harness.eval.generation import make_lm
 from harness.eval.suite import benchmark_stage, run_suite
 from harness.models import ModelRef, base_model, base_model_stage
 from harness.records.results import git_commit, index_row, provenance_versions, summary_table, upsert_index, write_result
+from harness.records.identity import AXES, NON_DETERMINING, axes_of, axes_used, determining_config, identity, run_id_of  # noqa: F401
 from harness.records.stages import Stage, digest
 from harness.records.tracking import Tracker
 from harness.report.grid import table_tags
 from harness.train import common, reward
-
-# Config keys that never change what a run computes (where things go, how they are logged, how big a micro-batch is).
-NON_DETERMINING = {"paths", "tracking", "dry_run", "sweep", "launch"}
-AXES = ("model", "dataset", "algorithm", "reward_model", "prompts")
-
-
-def axes_used(cfg) -> tuple[str, ...]:
-    """The axes whose entry changes what the run computes: the algorithm's, plus the reward model when the run reads
-    one (e.g. to evaluate it) and minus it when it does not (e.g. GRPO on the verifiable GSM8k reward alone)."""
-    used = algorithms.get(cfg.algorithm).axes_read(cfg.algorithm)
-    if not uses_reward_model(cfg):
-        return tuple(a for a in used if a != "reward_model")
-    return used if "reward_model" in used else (*used, "reward_model")
-
-
-def axes_of(cfg) -> dict[str, str]:
-    """The run's point in the grid; axes the algorithm does not read are "none"."""
-    used = axes_used(cfg)
-    return {axis: (cfg[axis].name if axis in used else "none") for axis in AXES} | {"eval_suite": cfg.eval.suite}
-
-
-def determining_config(cfg) -> dict:
-    """Exactly the configuration that determines a run's numbers: its identity and config hash."""
-    full = OmegaConf.to_container(cfg, resolve=True)
-    used = axes_used(cfg)
-    out = {k: v for k, v in full.items() if k not in NON_DETERMINING and (k not in AXES or k in used)}
-    out["algorithm"] = algorithms.recipe(cfg.algorithm)
-    out["eval"] = {k: v for k, v in out["eval"].items() if k not in ("batch_size", "recompute")}
-    return out
-
-
-def run_id_of(cfg, config_hash: str) -> str:
-    a = axes_of(cfg)
-    return f"{a['model']}-{a['dataset']}-{a['algorithm']}-{a['reward_model']}-{a['prompts']}-s{cfg.seed}-{config_hash[:8]}"
-
-
-def identity(cfg) -> tuple[str, str]:
-    """(config_hash, run_id): two configs with the same identity compute the same numbers."""
-    config_hash = digest(determining_config(cfg), 16)
-    return config_hash, run_id_of(cfg, config_hash)
-
 
 def _ref(stage: Stage | None, model_cfg) -> ModelRef:
     return ModelRef(str(stage.dir / "model"), key=stage.key) if stage else ModelRef(model_cfg.path, model_cfg.revision)
@@ -163,8 +123,10 @@ def evaluate(cfg, policy: ModelRef, rm) -> dict:
     wrap = algorithms.get(cfg.algorithm).wrap_policy(cfg, rm)
     if wrap is not None:
         lm_factory = lambda: wrap(make_lm(cfg.eval.backend, policy, cfg.model, cfg.eval.batch_size))  # noqa: E731
+    # A wrapper keeps state between its calls (best-of-N: the chats behind rendered prompts), which answers from the
+    # generation cache would bypass: its generations are not shared.
     out = run_suite(policy_eval, policy, policy_identity(policy, cfg, rm), cfg.model, cfg.paths.stages,
-                    cfg.paths.mirror, lm_factory=lm_factory)
+                    cfg.paths.mirror, lm_factory=lm_factory, share_generations=wrap is None)
     if rm_benchmarks:
         out |= rewardbench.evaluate(rm_benchmarks, rm, cfg.paths.stages, cfg.eval.batch_size, cfg.paths.mirror,
                                     cfg.model.dtype)
@@ -221,7 +183,7 @@ def run(cfg: DictConfig) -> dict:
     common.STEPS_THIS_PROCESS["count"] = 0  # several runs may share one process (a local multirun)
     inputs = load_training_data(cfg)
     if cfg.dry_run:
-        print(f"[harness] dry run {run_id}: axes {axes_of(cfg)}")
+        console.say(f"[harness] dry run {run_id}: axes {axes_of(cfg)}")
         return {"run_id": run_id, "config_hash": config_hash, "dry_run": True}
     tracker = Tracker(cfg.tracking)
     tags = axes_of(cfg) | {"config_hash": config_hash, "seed": cfg.seed, "run_id": run_id} | ({"sweep": cfg.sweep} if cfg.sweep else {})
@@ -241,5 +203,5 @@ def run(cfg: DictConfig) -> dict:
         tracker.end("KILLED" if isinstance(exc, (SystemExit, KeyboardInterrupt)) else "FAILED")
         raise
     tracker.end("FINISHED")
-    print(summary_table(result))
+    console.say(summary_table(result))
     return result

@@ -29,7 +29,7 @@ def where(model) -> str:
 
 
 cfg = compose("algorithm=dpo")
-trainer, _ = dpo.build(cfg.algorithm, base, cfg.model, data.load_preferences(cfg.dataset), out / "dpo", "none", "t", 0)
+trainer, _ = dpo.build(cfg.algorithm, base, cfg.model, data.load_preferences(cfg.dataset), None, out / "dpo", "none", "t", 0)
 report = {"rank_device": name(PartialState().device), "dpo_policy": where(trainer.model), "dpo_reference": where(trainer.ref_model)}
 cfg = compose("algorithm=grpo", "reward_model=tiny")
 trainer, _, _ = grpo.build(cfg.algorithm, base, cfg.model, data.load_prompts(cfg.prompts), rm, out / "grpo", "none", "t",

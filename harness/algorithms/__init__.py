@@ -23,8 +23,10 @@ from omegaconf import OmegaConf
 
 from harness.config.errors import ConfigError
 
-# Keys of an algorithm entry that never change what it computes (logging, checkpoints, memory-only sizes).
-NON_DETERMINING = {"logging_steps", "save_steps", "per_device_batch_size", "activation_checkpointing", "score_batch_size"}
+# Keys of an algorithm entry that never change what it computes (logging, checkpoints, memory-only sizes, DPO's
+# reference log-probs computed once rather than per step: equal within float tolerance).
+NON_DETERMINING = {"logging_steps", "save_steps", "per_device_batch_size", "activation_checkpointing", "score_batch_size",
+                   "precompute_ref_log_probs"}
 
 
 @dataclass

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-from harness import data
 from harness.algorithms import Algorithm, TrainingData
 from harness.config.errors import ConfigError
 
@@ -23,6 +22,8 @@ class DPO(Algorithm):
                 "with a reward model")
 
     def load_inputs(self, cfg, reward_model) -> TrainingData:
+        from harness import data  # imports `datasets`: here, not at import (the registry stays import-light)
+
         load = lambda split: data.prepare_preferences(cfg.dataset, split, cfg.paths.mirror, cfg.paths.stages)  # noqa: E731
         train = load(None)
         heldout = load(cfg.dataset.eval_split) if cfg.dataset.eval_split else None
@@ -31,6 +32,7 @@ class DPO(Algorithm):
     def fit_inputs(self, cfg, inputs: TrainingData, base) -> TrainingData:
         """Drop pairs longer than the recipe's max length when it says so (algorithm.drop_overlength; needs the base
         model's tokenizer); the counts, and the loader's, become training metrics."""
+        from harness import data
         from harness.models import load_tokenizer
 
         tok = load_tokenizer(base, cfg.model.chat_template)

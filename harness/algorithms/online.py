@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from omegaconf import OmegaConf
 
-from harness import data
 from harness.algorithms import Algorithm, TrainingData
 
 
@@ -23,6 +22,8 @@ class OnlineAlgorithm(Algorithm):
         return True
 
     def load_prompts(self, cfg):
+        from harness import data  # imports `datasets`: here, not at import (the registry stays import-light)
+
         prompts_cfg = cfg.prompts
         if cfg.algorithm.get("table2", False):  # Table 2: the policy's prompts are those of the run's own data
             prompts_cfg = OmegaConf.merge(cfg.prompts, {"name": "from_dataset", "source": "from_dataset", "max_samples": None})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 from pathlib import Path
 
 from harness.config.errors import ConfigError
@@ -16,7 +18,12 @@ def options(group: str) -> list[str]:
 
 def entry(group: str, name: str):
     """One entry of a config group, composed and typed as `<group>=<name>` would be (a reward model names its base
-    model and data by entry)."""
+    model and data by entry). Composed once per process (a sweep plan asks for the same entries many times)."""
+    return copy.deepcopy(_entry(group, name))
+
+
+@functools.lru_cache(maxsize=None)
+def _entry(group: str, name: str):
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 

@@ -197,8 +197,12 @@ class DPOConfig(OptimConfig):
     # Protocol: beta 0.1, sigmoid loss, frozen SFT reference.
     beta: float = 0.1
     loss_type: str = "sigmoid"
-    # Compute reference log-probs once before training so no reference model stays in memory.
-    precompute_ref_log_probs: bool = False
+    # Compute reference log-probs once before training (TRL's precompute_ref_log_probs) instead of a reference forward
+    # pass at every step of every epoch, and keep no reference model in memory. The same numbers within float
+    # tolerance (tests/test_dpo_precompute.py), so not part of a stage's key (harness.algorithms.NON_DETERMINING).
+    # On by default (inferred: it changes when the reference is computed, not the method or its numbers); single-process
+    # training only (harness.train.dpo.precompute_reference).
+    precompute_ref_log_probs: bool = True
     # false (the paper's DPO command sets no remove_truncated_samples: EasyLM data.py truncates to seq_length from the
     # start and keeps the pair): TRL truncates prompt + completion to max_length (keep_start). true: drop pairs over
     # max_length before training, counted against dataset.max_bad_fraction (what reward models do, protocol).
@@ -533,6 +537,9 @@ class Config:
     sweep: Optional[str] = None
     # Print what the run would do and exit.
     dry_run: bool = False
+    # Show library logs, warnings and per-step metrics live; by default they go to the run's log file only
+    # (results/runs/<run_id>/run.log) and the console shows one line per stage (harness.console).
+    verbose: bool = False
 
 
 def _harness_home() -> str:

@@ -18,8 +18,9 @@ from typing import Any, Callable
 
 from omegaconf import OmegaConf, open_dict
 
-from harness.eval import alpacaeval, code, lm_eval_runner, toxigen, truthfulqa, xstest
+from harness.eval import alpacaeval, code, generation_cache, lm_eval_runner, toxigen, truthfulqa, xstest
 from harness.eval.generation import REQUESTS_FILE, RecordingLM, ReplayLM, make_lm
+from harness.eval.generation_cache import CachedLM
 from harness.models import ModelRef
 from harness.records.stages import MARKER, Stage, write_atomic
 
@@ -59,6 +60,9 @@ class EvalContext:
     mirror: str | None = None
     stages_root: Path | None = None
     recompute: bool = False
+    # The policy's generation cache (harness.eval.generation_cache): requests another benchmark, run or recompute
+    # already sent are answered from it; None sends every request to the policy.
+    generations: Path | None = None
     _lm: Any = field(default=None, repr=False)
 
     @property
@@ -66,7 +70,11 @@ class EvalContext:
         """The policy, recording every request (or, when recomputing, answering from the record)."""
         if self._lm is None:
             path = self.dir / REQUESTS_FILE
-            self._lm = ReplayLM(path) if self.recompute else RecordingLM(self.policy.lm, path)
+            if self.recompute:
+                self._lm = ReplayLM(path)
+            else:
+                source = CachedLM(self.policy, self.generations) if self.generations else self.policy.lm
+                self._lm = RecordingLM(source, path)
         return self._lm
 
 
@@ -123,11 +131,12 @@ def with_plain(bench):
 
 
 def run_suite(eval_cfg, policy: ModelRef, policy_id: dict, model_cfg, stages_root: str, mirror: str | None = None,
-              lm_factory: Callable[[], Any] | None = None) -> dict[str, dict]:
+              lm_factory: Callable[[], Any] | None = None, share_generations: bool = True) -> dict[str, dict]:
     """Benchmark key -> {score, metrics, n, samples, dir, reused} or {error} when it failed.
 
     `lm_factory` builds the policy's lm-eval model (default: `eval.backend` over the policy's weights); a wrapper
-    such as best-of-N passes its own.
+    such as best-of-N passes its own. `share_generations`: answer requests already sent to the same policy (by
+    another benchmark, run or recompute) from its generation cache (harness.eval.generation_cache).
     """
     model_cfg, plain = eval_model(model_cfg)
     policy_lm = LazyPolicy(lm_factory or (lambda: make_lm(eval_cfg.backend, policy, model_cfg, eval_cfg.batch_size,
@@ -137,7 +146,9 @@ def run_suite(eval_cfg, policy: ModelRef, policy_id: dict, model_cfg, stages_roo
         if plain and bench.options.get("plain"):  # open-instruct's plain-text prompt details for an untuned model
             bench = with_plain(bench)
         stage = benchmark_stage(bench, policy_id, Path(stages_root))
-        ctx = EvalContext(stage.dir, policy_lm, eval_cfg.batch_size, mirror, Path(stages_root), eval_cfg.recompute)
+        generations = generation_cache.cache_dir(stages_root, policy_id) if share_generations else None
+        ctx = EvalContext(stage.dir, policy_lm, eval_cfg.batch_size, mirror, Path(stages_root), eval_cfg.recompute,
+                          generations)
         if eval_cfg.recompute:
             out[key] = outcome(key, bench, stage, lambda b=bench, c=ctx, st=stage: (recompute(st, b, c), False))
         else:

@@ -99,8 +99,10 @@ def summary_table(result: dict) -> str:
     for key, b in result["benchmarks"].items():
         score = _fmt(b.get("score")) if "error" not in b else "FAILED"
         lines.append(f"  {key:<26} {b['category']:<15} {score:>7}")
-    lines += ["", "  " + "  ".join(f"{c[:12]:>12}" for c in (*CATEGORIES, "average"))]
-    lines.append("  " + "  ".join(f"{_fmt(result['categories'].get(c)):>12}" for c in CATEGORIES) + f"  {_fmt(result['average']):>12}")
+    width = max(len(c) for c in (*CATEGORIES, "average"))  # full names: no "inst_followi"
+    lines += ["", "  " + "  ".join(f"{c:>{width}}" for c in (*CATEGORIES, "average"))]
+    lines.append("  " + "  ".join(f"{_fmt(result['categories'].get(c)):>{width}}" for c in CATEGORIES)
+                 + f"  {_fmt(result['average']):>{width}}")
     lines.append("")
     lines.append(f"  result: {result['result_path']}")
     return "\n".join(lines)

@@ -12,6 +12,7 @@ time train it once: the second waits, then reuses.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -24,6 +25,8 @@ from typing import Any, Callable
 
 from filelock import FileLock
 
+from harness import console
+
 log = logging.getLogger(__name__)
 
 MARKER = "COMPLETE"
@@ -32,13 +35,19 @@ VERSIONED = ("torch", "transformers", "trl", "datasets", "accelerate", "lm_eval"
 
 
 def library_versions() -> dict[str, str]:
-    versions = {}
+    return dict(_library_versions())
+
+
+@functools.lru_cache(maxsize=1)
+def _library_versions() -> tuple[tuple[str, str], ...]:
+    """Read once per process: parsing package metadata is slow, and every stage key needs it (a sweep plan: thousands)."""
+    versions = []
     for name in VERSIONED:
         try:
-            versions[name] = metadata.version(name.replace("_", "-"))
+            versions.append((name, metadata.version(name.replace("_", "-"))))
         except metadata.PackageNotFoundError:
-            versions[name] = "absent"
-    return versions
+            versions.append((name, "absent"))
+    return tuple(versions)
 
 
 def digest(obj: Any, length: int = 12) -> str:
@@ -71,11 +80,13 @@ class Stage:
         label = label or f"{self.kind} {self.key}"
         if self.complete:
             print(f"[harness] reusing {label}: {self.dir}")
+            console.stage(self.kind, label, self.dir, None, "reused")
             return self.result(), True
         self.dir.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(str(self.dir) + ".lock"):
             if self.complete:  # another process finished it while we waited
                 print(f"[harness] reusing {label} (finished by another process): {self.dir}")
+                console.stage(self.kind, label, self.dir, None, "reused")
                 return self.result(), True
             resuming = self.dir.exists()
             self.dir.mkdir(parents=True, exist_ok=True)
@@ -85,6 +96,7 @@ class Stage:
             result = work(self.dir)
             result = {**result, "stage_seconds": round(time.time() - start, 2), "completed_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
             write_atomic(self.dir / MARKER, json.dumps(result, indent=2, default=str))
+        console.stage(self.kind, label, self.dir, result["stage_seconds"], "resumed" if resuming else "ran")
         return result, False
 
 

@@ -20,6 +20,8 @@ from typing import Any
 
 from filelock import FileLock
 
+from harness import console
+
 log = logging.getLogger(__name__)
 
 MAX_PARAM_CHARS = 500
@@ -58,7 +60,7 @@ class Tracker:
             msg = (f"MLflow tracking at {self.cfg.uri} is unavailable ({type(exc).__name__}: {exc}); "
                    "the run continues and writes its results to disk only")
             warnings.warn(msg, stacklevel=3)
-            print(f"[harness] WARNING: {msg}")
+            console.say(f"[harness] WARNING: {msg}")
 
     def _safe(self, fn, *args, **kwargs):
         if not self.active:

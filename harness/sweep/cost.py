@@ -2,9 +2,13 @@
 
     training       6 x parameters x tokens (forward + backward) for each model being trained
     frozen models  2 x parameters x tokens for each model only run forward (DPO's and PPO's reference, the reward
-                   model, PPO's value model when scoring rollouts)
+                   model, PPO's value model when scoring rollouts); DPO's reference runs once over the data when its
+                   log-probs are precomputed (algorithm.precompute_ref_log_probs), else in every epoch
     generation     2 x parameters x generated tokens, at a much lower utilisation (decoding is memory-bound)
     GPU-hours      FLOPs / (peak FLOP/s x utilisation) / 3600
+
+An evaluation whose generations another benchmark of the plan already makes (the same policy, runner, prompts and
+generation settings, e.g. AlpacaEval 1 and 2: harness.eval.generation_cache) costs nothing more.
 
 Token counts are assumptions (CostModel below), not measurements: mean tokens of one sequence, prompt and response
 lengths, and example counts when a config does not say. Unknown stage kinds cost 0 and are flagged in the plan.
@@ -49,8 +53,21 @@ def _params(b: float | None) -> float:
     return (b or 0.0) * 1e9
 
 
-def gpu_hours(kind: str, cfg, stage_spec: dict, model: CostModel) -> float | None:
-    """Estimated GPU-hours of one stage of run `cfg`; None for a kind the model does not know."""
+# Fields of a benchmark's config that do not change the requests it sends the policy (how they are scored).
+SCORING_FIELDS = ("name", "category", "metric", "judges", "options")
+
+
+def generation_key(stage_spec: dict) -> str:
+    """What an evaluation stage's generations depend on: policy, runner, prompts and generation settings."""
+    from harness.records.stages import digest
+
+    bench = {k: v for k, v in stage_spec.get("benchmark", {}).items() if k not in SCORING_FIELDS}
+    return digest({"policy": stage_spec.get("policy"), "benchmark": bench})
+
+
+def gpu_hours(kind: str, cfg, stage_spec: dict, model: CostModel, generated: set | None = None) -> float | None:
+    """Estimated GPU-hours of one stage of run `cfg`; None for a kind the model does not know. `generated` collects
+    the generation keys of the evaluations costed so far: one whose generations are already there costs 0."""
     n = _params(cfg.model.params_b)
     alg = cfg.algorithm
     if kind == "model":  # the tiny model, built on CPU
@@ -61,8 +78,10 @@ def gpu_hours(kind: str, cfg, stage_spec: dict, model: CostModel) -> float | Non
         return model.hours(6 * _params(rm.params_b) * tokens)
     if kind == "policy" and alg.name == "dpo":
         rows = cfg.dataset.max_samples or cfg.dataset.paper_rows or PAPER_ROWS
-        tokens = rows * alg.epochs * 2 * model.tokens_per_sequence
-        return model.hours((6 + 2) * n * tokens)  # policy trained, reference forward
+        tokens = rows * 2 * model.tokens_per_sequence  # one epoch, chosen and rejected
+        precomputed = alg.get("precompute_ref_log_probs", False) and cfg.launch.processes == 1  # harness.train.dpo
+        reference_passes = 1 if precomputed else alg.epochs
+        return model.hours((6 * alg.epochs + 2 * reference_passes) * n * tokens)  # policy trained, reference forward
     if kind == "policy" and alg.name in ("ppo", "grpo"):
         prompts = (cfg.prompts.max_samples or PAPER_ROWS) * alg.epochs
         samples = prompts * getattr(alg, "num_generations", 1)
@@ -72,6 +91,11 @@ def gpu_hours(kind: str, cfg, stage_spec: dict, model: CostModel) -> float | Non
         trained = 6 * (n + n_rm) * seq * getattr(alg, "ppo_epochs", 1)
         return model.hours(samples * (scored + trained), samples * 2 * n * model.response_tokens)
     if kind == "eval":
+        if generated is not None:
+            key = generation_key(stage_spec)
+            if key in generated:
+                return 0.0
+            generated.add(key)
         bench = stage_spec.get("benchmark", {})
         examples = bench.get("limit") or model.eval_examples
         gen = bench.get("generation", {})

@@ -140,9 +140,9 @@ def report(runs: Sequence[PlannedRun], n_jobs: int, cost: CostModel = CostModel(
            profiles: dict[str, dict] | None = None) -> dict:
     """Counts, per-stage rows, GPU-hours and (given resource profiles) memory per GPU; `render` prints it."""
     stages = unique_stages(runs)
-    rows, unknown = [], set()
+    rows, unknown, generated = [], set(), set()
     for key, (stage, run, users) in stages.items():
-        hours = gpu_hours(stage.kind, run.config, stage.spec, cost)
+        hours = gpu_hours(stage.kind, run.config, stage.spec, cost, generated)
         if hours is None:
             unknown.add(stage.kind)
         rows.append({"kind": stage.kind, "key": key, "complete": stage.complete, "runs": users,

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 from transformers import TrainerCallback
 
+from harness import console
 from harness.train.batching import plan
 from harness.models import device
 
@@ -17,8 +18,16 @@ STEPS_THIS_PROCESS = {"count": 0}
 
 
 class CountSteps(TrainerCallback):
+    """Counts optimizer steps (a run's record) and moves the console's progress bar (harness.console)."""
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            console.progress("training", state.max_steps)
+
     def on_step_end(self, args, state, control, **kwargs):
         STEPS_THIS_PROCESS["count"] += 1
+        if state.is_world_process_zero:
+            console.advance()
 
 
 def trainer_kwargs(alg, out_dir: Path, dtype: str, report_to: str, run_name: str, seed: int) -> dict:

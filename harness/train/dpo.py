@@ -7,6 +7,7 @@ margin (beta x log-ratio of chosen minus rejected) should grow if DPO moved the 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from datasets import Dataset
@@ -17,15 +18,24 @@ from harness.records.stages import latest_checkpoint, write_atomic
 from harness.train.common import CountSteps, batch_record, save_trained, trainer_kwargs
 
 
-def heldout_metrics(trainer: DPOTrainer, eval_ds: Dataset, prefix: str) -> dict:
-    """Loss, implicit reward margin and accuracy on held-out pairs (TRL logs the reward stats as eval_rewards/...)."""
-    out = {f"{prefix}_loss": trainer.evaluate(eval_ds, metric_key_prefix=prefix)[f"{prefix}_loss"]}
+def heldout_metrics(trainer: DPOTrainer, prefix: str) -> dict:
+    """Loss, implicit reward margin and accuracy on the trainer's held-out pairs (given at init, so that with
+    precomputed reference log-probs they are computed before training too); TRL logs the reward stats as
+    eval_rewards/..."""
+    out = {f"{prefix}_loss": trainer.evaluate(metric_key_prefix=prefix)[f"{prefix}_loss"]}
     logged = next(e for e in reversed(trainer.state.log_history) if "eval_rewards/margins" in e)
     return out | {f"{prefix}_{k}": logged[f"eval_{k}"] for k in ("rewards/margins", "rewards/accuracies", "rewards/chosen", "rewards/rejected")}
 
 
-def build(alg, base: ModelRef, model_cfg, train_ds: Dataset, out_dir: Path, report_to: str, run_name: str,
-          seed: int) -> tuple[DPOTrainer, object]:
+def precompute_reference(alg) -> bool:
+    """Reference log-probs computed once (TRL's precompute_ref_log_probs) in a single process only: under several
+    processes TRL's precompute lost its cache file (2 gloo processes on CPU, TRL 1.16), so they run the reference per
+    step, as the plain path does."""
+    return bool(alg.precompute_ref_log_probs) and int(os.environ.get("WORLD_SIZE", "1")) == 1
+
+
+def build(alg, base: ModelRef, model_cfg, train_ds: Dataset, eval_ds: Dataset | None, out_dir: Path, report_to: str,
+          run_name: str, seed: int) -> tuple[DPOTrainer, object]:
     """The DPOTrainer and tokenizer: models are loaded after DPOConfig has set this process's device."""
     tok = load_tokenizer(base, model_cfg.chat_template)
     args = DPOConfig(
@@ -33,20 +43,20 @@ def build(alg, base: ModelRef, model_cfg, train_ds: Dataset, out_dir: Path, repo
         beta=alg.beta,
         loss_type=[alg.loss_type],
         max_length=alg.max_length,
-        precompute_ref_log_probs=alg.precompute_ref_log_probs,
+        precompute_ref_log_probs=precompute_reference(alg),
         # TRL loads the trained policy (fp32: mixed precision) on each process's device, at the pinned revision
         model_init_kwargs={"dtype": torch_dtype(TRAINABLE_DTYPE), "revision": base.revision},
     )
     # The frozen SFT reference in model.dtype, at the pinned revision, on this process's device (set by DPOConfig).
-    ref = None if alg.precompute_ref_log_probs else load_causal_lm(base, model_cfg.dtype, on=args.device).eval()
-    trainer = DPOTrainer(model=base.path, ref_model=ref, args=args, train_dataset=train_ds, processing_class=tok,
-                         callbacks=[CountSteps()])
+    ref = None if precompute_reference(alg) else load_causal_lm(base, model_cfg.dtype, on=args.device).eval()
+    trainer = DPOTrainer(model=base.path, ref_model=ref, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
+                         processing_class=tok, callbacks=[CountSteps()])
     return trainer, tok
 
 
 def train(alg, base: ModelRef, model_cfg, train_ds: Dataset, eval_ds: Dataset | None, out_dir: Path,
           report_to: str, run_name: str, seed: int) -> dict:
-    trainer, tok = build(alg, base, model_cfg, train_ds, out_dir, report_to, run_name, seed)
+    trainer, tok = build(alg, base, model_cfg, train_ds, eval_ds, out_dir, report_to, run_name, seed)
     resume = latest_checkpoint(out_dir / "checkpoints")
     metrics = {}
     if eval_ds is not None:  # scored once, before any step, and kept across a resume
@@ -54,12 +64,12 @@ def train(alg, base: ModelRef, model_cfg, train_ds: Dataset, eval_ds: Dataset | 
         if before.exists():
             metrics |= json.loads(before.read_text())
         else:  # every process evaluates (a collective call); the first writes
-            metrics |= heldout_metrics(trainer, eval_ds, "heldout_before")
+            metrics |= heldout_metrics(trainer, "heldout_before")
             if trainer.is_world_process_zero():
                 write_atomic(before, json.dumps(metrics))
     result = trainer.train(resume_from_checkpoint=resume)
     if eval_ds is not None:
-        metrics |= heldout_metrics(trainer, eval_ds, "heldout_after")
+        metrics |= heldout_metrics(trainer, "heldout_after")
     save_trained(trainer, tok, out_dir)
     return {
         **metrics,

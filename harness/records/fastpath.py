@@ -1,0 +1,68 @@
+"""A finished run answers at once: recognised from its record before the ML stack is imported.
+
+`python -m harness <overrides>` of a run already recorded would reuse every stage and train nothing, yet importing
+torch, transformers, TRL, lm-eval, MLflow and datasets alone takes seconds. `finished(cfg)` decides from the config's
+identity (harness.records.identity), the results index, the run's result.json and the markers of the stages it lists;
+when all agree, `python -m harness` prints the summary and exits. Whatever does not agree (another config, a failed
+benchmark, a stage removed, other library versions, `eval.recompute=true`, a dry run) takes the full path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from harness.records.results import read_index
+from harness.records.stages import MARKER, library_versions
+
+
+def _stage_dirs(result: dict) -> list[Path]:
+    """Directories of the content-addressed stages a result was computed from (a hub model has none)."""
+    dirs = [Path(s["dir"]) for s in result.get("stages", {}).values() if s.get("dir")]
+    model = result.get("stages", {}).get("model", {})
+    if model.get("key") and model.get("path"):  # a built base model: <stages>/model/<key>/model
+        dirs.append(Path(model["path"]).parent)
+    return dirs + [Path(b["dir"]) for b in result.get("benchmarks", {}).values()]
+
+
+def complete_result(results_dir: Path, run_id: str, config_hash: str) -> dict | None:
+    """The recorded result of (run_id, config_hash) if it is whole and every stage behind it is still complete."""
+    if not any(r.get("run_id") == run_id and r.get("config_hash") == config_hash for r in read_index(results_dir)):
+        return None
+    try:
+        result = json.loads((Path(results_dir) / "runs" / run_id / "result.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if result.get("config_hash") != config_hash or any("error" in b for b in result.get("benchmarks", {}).values()):
+        return None
+    recorded = result.get("provenance", {}).get("versions", {})
+    if any(recorded.get(name) != version for name, version in library_versions().items()):
+        return None  # stage keys include these versions: the full path would compute new stages
+    if not all((d / MARKER).exists() for d in _stage_dirs(result)):
+        return None
+    return result
+
+
+def finished(cfg) -> dict | None:
+    """The run's complete record, or None when the run has work to do (or is not a plain run)."""
+    if cfg.get("dry_run") or cfg.eval.get("recompute") or int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return None
+    from harness.config.checks import check
+    from harness.config.errors import ConfigError
+    from harness.records.identity import identity
+
+    try:
+        check(cfg)
+    except ConfigError:
+        return None  # the full path reports it
+    config_hash, run_id = identity(cfg)
+    return complete_result(Path(cfg.paths.results), run_id, config_hash)
+
+
+def report_finished(result: dict) -> None:
+    from harness.records.results import summary_table
+
+    print(f"[harness] run {result['run_id']} is complete (recorded {result.get('recorded_at')}): nothing to compute; "
+          "eval.recompute=true rescores its benchmarks")
+    print(summary_table(result))
