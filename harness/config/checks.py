@@ -18,18 +18,19 @@ def options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
 
 
-def entry(group: str, name: str):
+def entry(group: str, name: str, model: str | None = None):
     """One entry of a config group, composed and typed as `<group>=<name>` would be (a reward model names its base
-    model and data by entry)."""
+    model and data by entry); `model`: as in a run of that model (model=tiny composes an entry's tiny stand-in)."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
     if name not in options(group):
         raise ConfigError(f"{group}={name!r} is not an entry of conf/{group}/; valid: {options(group)}")
+    overrides = [f"{group}={name}"] + ([f"model={model}"] if model and group != "model" else [])
     if GlobalHydra.instance().is_initialized():  # inside `python -m harness`
-        return compose("config", overrides=[f"{group}={name}"])[group]
+        return compose("config", overrides=overrides)[group]
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose("config", overrides=[f"{group}={name}"])[group]
+        return compose("config", overrides=overrides)[group]
 
 
 def uses_reward_model(cfg) -> bool:
