@@ -27,6 +27,20 @@ def test_model_tiny_plays_paper_entries_by_stand_ins_under_their_names():
     assert paper.reward_model.base_model == "tulu2_70b" and paper.eval.benchmarks.gsm8k.files is None
 
 
+SPECIALISATIONS = {"dataset_model": "dataset", "prompts_model": "prompts", "rm_model": "reward_model", "eval_model": "eval"}
+
+
+@pytest.mark.parametrize("group,axis", SPECIALISATIONS.items())
+def test_every_stand_in_names_an_existing_entry_and_model(group, axis):
+    """A misspelt specialisation would never be composed (Hydra's `optional`): each must be <entry>_<model>."""
+    from harness.config.checks import options
+
+    names = options(group)
+    assert names
+    for name in names:
+        assert any(name == f"{e}_{m}" for e in options(axis) for m in options("model")), (group, name)
+
+
 def test_stand_in_data_is_bundled_distinct_per_source_and_reproducible():
     from harness.data.preferences import load_preferences
     from harness.tiny import standins
