@@ -6,7 +6,9 @@ A run is matched by its axes (results index row: `model`, `dataset`, `algorithm`
 `eval_suite`; see harness.pipeline.axes_of), never by run id. A selector names only the axes that matter: an axis it
 leaves out matches any value, so seeds and re-runs of one configuration fall into the same cell (mean and count).
 `model` defaults to BASE, the report's base model (the paper's `tulu2_13b`, or `tiny` for the tiny grid), and
-`eval_suite` to MAIN, the report's main suite (`paper`, or `tiny`).
+`eval_suite` to MAIN, the report's main suite (`paper`, or `tiny_grid`). A model the grid names (Llama 2 base, Table 5's
+models) is played in the grid of base model B by its stand-in `<model>_B` where conf/model has one (the tiny grid's
+conf/model/llama2_13b_tiny.yaml ...; see sweeps/tiny_all.yaml).
 
 A cell is a sum of terms, each the mean of one metric over the runs one selector matches, times a weight: a plain cell
 is one term of weight 1; Table 2's average delta and Table 3's best-of-N gain over SFT are differences of such means.
