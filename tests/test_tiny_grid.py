@@ -55,6 +55,16 @@ def test_stand_in_data_is_bundled_distinct_per_source_and_reproducible():
     assert len(set(firsts.values())) == len(firsts)  # no two sources share their pairs
 
 
+def test_the_report_reads_a_named_model_from_its_stand_in_in_the_tiny_grid_only():
+    from harness.report import grid
+
+    assert grid.played_by("llama2_13b", "tiny") == "llama2_13b_tiny"
+    assert grid.played_by("llama2_13b", "tulu2_13b") == "llama2_13b"  # the paper's grid: the real model
+    base = {"dataset": "none", "algorithm": "none", "reward_model": "none", "prompts": "none", "eval_suite": "tiny_grid"}
+    assert grid.memberships(base | {"model": "vicuna_13b_tiny"}) == ["table5"]
+    assert grid.memberships(base | {"model": "llama2_13b_tiny"}) == ["table1", "table5"]
+
+
 def test_reward_model_data_follows_the_run_scale():
     """A reward model names its data by entry: a tiny run trains it on the entry's stand-in, a paper run on the hub."""
     from harness.train import reward
