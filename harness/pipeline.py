@@ -30,7 +30,8 @@ from harness.report.grid import table_tags
 from harness.train import common, reward
 
 # Config keys that never change what a run computes (where things go, how they are logged, how big a micro-batch is).
-NON_DETERMINING = {"paths", "tracking", "dry_run", "sweep", "launch"}
+# `scale` only selects entries (conf/scale/), whose values are in the config.
+NON_DETERMINING = {"paths", "tracking", "dry_run", "sweep", "launch", "scale"}
 AXES = ("model", "dataset", "algorithm", "reward_model", "prompts")
 
 

@@ -14,9 +14,9 @@ from conftest import ROOT, compose
 
 
 def test_model_tiny_plays_paper_entries_by_stand_ins_under_their_names():
-    """One switch: model=tiny swaps the paper's data, prompts, reward models and suites for bundled stand-ins, while
+    """One switch: scale=tiny swaps the paper's data, prompts, reward models and suites for bundled stand-ins, while
     the run keeps the paper's axis values; a paper model composes the paper's entries untouched."""
-    tiny = compose("model=tiny", "dataset=prm800k", "algorithm=ppo", "reward_model=uf_70b", "prompts=gsm8k", "eval=bon")
+    tiny = compose("scale=tiny", "dataset=prm800k", "algorithm=ppo", "reward_model=uf_70b", "prompts=gsm8k", "eval=bon")
     assert (tiny.dataset.name, tiny.dataset.source) == ("prm800k", "files")
     assert tiny.dataset.files.train == "tiny/grid/prm800k_train.jsonl"
     assert (tiny.prompts.name, tiny.prompts.source) == ("gsm8k", "files")
@@ -27,18 +27,18 @@ def test_model_tiny_plays_paper_entries_by_stand_ins_under_their_names():
     assert paper.reward_model.base_model == "tulu2_70b" and paper.eval.benchmarks.gsm8k.files is None
 
 
-SPECIALISATIONS = {"dataset_model": "dataset", "prompts_model": "prompts", "rm_model": "reward_model", "eval_model": "eval"}
+SPECIALISATIONS = {"dataset_scale": "dataset", "prompts_scale": "prompts", "rm_scale": "reward_model", "eval_scale": "eval"}
 
 
 @pytest.mark.parametrize("group,axis", SPECIALISATIONS.items())
 def test_every_stand_in_names_an_existing_entry_and_model(group, axis):
-    """A misspelt specialisation would never be composed (Hydra's `optional`): each must be <entry>_<model>."""
+    """A misspelt specialisation would never be composed (Hydra's `optional`): each must be <entry>_<scale>."""
     from harness.config.checks import options
 
     names = options(group)
     assert names
     for name in names:
-        assert any(name == f"{e}_{m}" for e in options(axis) for m in options("model")), (group, name)
+        assert any(name == f"{e}_{s}" for e in options(axis) for s in options("scale")), (group, name)
 
 
 def test_stand_in_data_is_bundled_distinct_per_source_and_reproducible():
@@ -48,7 +48,7 @@ def test_stand_in_data_is_bundled_distinct_per_source_and_reproducible():
     assert all((standins.GRID_DIR / name).read_text() == text for name, text in standins.files().items())
     firsts = {}
     for source in standins.SOURCES:
-        cfg = compose("model=tiny", f"dataset={source}").dataset
+        cfg = compose("scale=tiny", f"dataset={source}").dataset
         rows = load_preferences(cfg)
         assert len(rows) == standins.TRAIN_PAIRS and set(rows["source"]) == {source}
         firsts[source] = tuple(rows["prompt"][i][0]["content"] for i in range(5))
@@ -69,7 +69,7 @@ def test_reward_model_data_follows_the_run_scale():
     """A reward model names its data by entry: a tiny run trains it on the entry's stand-in, a paper run on the hub."""
     from harness.train import reward
 
-    tiny = reward.plan(compose("model=tiny", "algorithm=ppo", "reward_model=mix_13b"), load=False)
+    tiny = reward.plan(compose("scale=tiny", "algorithm=ppo", "reward_model=mix_13b"), load=False)
     assert (tiny.dataset.name, tiny.dataset.source) == ("mix", "files")
     paper = reward.plan(compose("model=tulu2_13b", "algorithm=ppo", "reward_model=mix_13b"), load=False)
     assert (paper.dataset.name, paper.dataset.source) == ("mix", "tulu25")

@@ -18,15 +18,15 @@ def options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
 
 
-def entry(group: str, name: str, model: str | None = None):
+def entry(group: str, name: str, scale: str = "paper"):
     """One entry of a config group, composed and typed as `<group>=<name>` would be (a reward model names its base
-    model and data by entry); `model`: as in a run of that model (model=tiny composes an entry's tiny stand-in)."""
+    model and data by entry), at the run's `scale` (tiny: the entry's stand-in, conf/scale/tiny.yaml)."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
     if name not in options(group):
         raise ConfigError(f"{group}={name!r} is not an entry of conf/{group}/; valid: {options(group)}")
-    overrides = [f"{group}={name}"] + ([f"model={model}"] if model and group != "model" else [])
+    overrides = [f"{group}={name}", f"scale={scale}"]
     if GlobalHydra.instance().is_initialized():  # inside `python -m harness`
         return compose("config", overrides=overrides)[group]
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):

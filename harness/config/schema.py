@@ -461,6 +461,8 @@ class Config:
     sweep: Optional[str] = None
     # Print what the run would do and exit.
     dry_run: bool = False
+    # paper | tiny (conf/scale/): tiny plays every paper entry by a bundled stand-in under its name (the tiny grid).
+    scale: str = "paper"
 
 
 def _harness_home() -> str:

@@ -2,7 +2,7 @@
 
     python -m harness.report                                  # results/index.jsonl -> reports/
     python -m harness.report --source mlflow                  # the same, read from MLflow (the runs' tracking URI)
-    python -m harness.report --model tiny --out reports/tiny  # the tiny grid (runs of model=tiny, suite tiny)
+    python -m harness.report --model tiny --out reports/tiny  # the tiny grid (sweep tiny_all: model tiny, suite tiny_grid)
 
 Writes reports/table1..table5 and figure1, figure3 as .csv, .md and _runs.csv (the runs behind every cell, with
 provenance), and figure1.png, figure3.png. Which run fills which cell: harness/report/grid.py.

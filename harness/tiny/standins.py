@@ -2,8 +2,8 @@
 
     python -m harness.tiny.standins        # rewrite harness/assets/tiny/grid/*.jsonl (deterministic)
 
-`model=tiny` swaps every paper entry a table names for one of these (conf/dataset_model/<entry>_tiny.yaml,
-conf/prompts_model/<entry>_tiny.yaml), so `python -m harness -m +sweep=tiny_all` runs every table's grid on a CPU.
+`scale=tiny` swaps every paper entry a table names for one of these (conf/dataset_scale/<entry>_tiny.yaml,
+conf/prompts_scale/<entry>_tiny.yaml), so `python -m harness -m +sweep=tiny_all` runs every table's grid on a CPU.
 Each Table 1 source gets a few dozen pairs in the tulu-2.5 layout of harness.tiny.data, drawn from its own mix of the
 bundled task templates with its own seed (a "flavour" loosely after the source's domain: PRM800k is arithmetic,
 StackExchange code, HH-RLHF refusals...), so rows of a table differ. Nothing here is the source's real data: these
