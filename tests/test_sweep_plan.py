@@ -26,6 +26,9 @@ GRID_POINTS = {
     # Tables 1-5 (55 points) less the 13 that repeat an earlier table exactly: T2's DPO on ChatArena 2023 and
     # UltraFeedback (T1), T2's UF PPO (T3), T4's uf column (T3), T5's SFT, base, DPO and three PPO rows.
     "all": 55 - 13,
+    # DPO x 17 (14 sources, 3 subsets); SFT and 4 model stand-ins; Table-2 PPO x 4; RMs x {RewardBench, best-of-N};
+    # SFT on the best-of-N suite; PPO RMs x 6 prompt sets (Tables 3-5 and Figure 3)
+    "tiny_all": 17 + 5 + 4 + 4 * 2 + 1 + 4 * 6,
 }
 
 

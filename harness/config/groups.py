@@ -16,20 +16,22 @@ def options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
 
 
-def entry(group: str, name: str):
+def entry(group: str, name: str, scale: str = "paper"):
     """One entry of a config group, composed and typed as `<group>=<name>` would be (a reward model names its base
-    model and data by entry). Composed once per process (a sweep plan asks for the same entries many times)."""
-    return copy.deepcopy(_entry(group, name))
+    model and data by entry), at the run's `scale` (tiny: the entry's stand-in, conf/scale/tiny.yaml). Composed once
+    per process (a sweep plan asks for the same entries many times)."""
+    return copy.deepcopy(_entry(group, name, scale))
 
 
 @functools.lru_cache(maxsize=None)
-def _entry(group: str, name: str):
+def _entry(group: str, name: str, scale: str):
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
     if name not in options(group):
         raise ConfigError(f"{group}={name!r} is not an entry of conf/{group}/; valid: {options(group)}")
+    overrides = [f"{group}={name}", f"scale={scale}"]
     if GlobalHydra.instance().is_initialized():  # inside `python -m harness`
-        return compose("config", overrides=[f"{group}={name}"])[group]
+        return compose("config", overrides=overrides)[group]
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose("config", overrides=[f"{group}={name}"])[group]
+        return compose("config", overrides=overrides)[group]

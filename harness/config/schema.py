@@ -540,6 +540,8 @@ class Config:
     # Show library logs, warnings and per-step metrics live; by default they go to the run's log file only
     # (results/runs/<run_id>/run.log) and the console shows one line per stage (harness.console).
     verbose: bool = False
+    # paper | tiny (conf/scale/): tiny plays every paper entry by a bundled stand-in under its name (the tiny grid).
+    scale: str = "paper"
 
 
 def _harness_home() -> str:

@@ -13,8 +13,9 @@ from harness import algorithms
 from harness.config.checks import uses_reward_model
 from harness.records.stages import digest
 
-# Config keys that never change what a run computes (where things go, how they are logged, how big a micro-batch is).
-NON_DETERMINING = {"paths", "tracking", "dry_run", "sweep", "launch", "verbose"}
+# Config keys that never change what a run computes (where things go, how they are logged, how big a micro-batch is;
+# `scale` only selects entries, whose values are in the config).
+NON_DETERMINING = {"paths", "tracking", "dry_run", "sweep", "launch", "verbose", "scale"}
 AXES = ("model", "dataset", "algorithm", "reward_model", "prompts")
 
 

@@ -2,7 +2,7 @@
 
     python -m harness.report                                  # results/index.jsonl -> reports/
     python -m harness.report --source mlflow                  # the same, read from MLflow (the runs' tracking URI)
-    python -m harness.report --model tiny --out reports/tiny  # the tiny grid (runs of model=tiny, suite tiny)
+    python -m harness.report --model tiny --out reports/tiny  # the tiny grid (sweep tiny_all: model tiny, suite tiny_grid)
 
 Writes reports/table1..table5 and figure1, figure3 as .csv, .md and _runs.csv (the runs behind every cell, with
 provenance), and figure1.png, figure3.png. Which run fills which cell: harness/report/grid.py.
@@ -18,6 +18,9 @@ from pathlib import Path
 from harness.config.groups import CONF_DIR, options
 from harness.config.errors import ConfigError
 from harness.report.grid import PAPER_MODEL
+
+# The main suite of a base model's grid: the tiny grid (sweeps/tiny_all.yaml) evaluates on conf/eval/tiny_grid.yaml.
+DEFAULT_SUITES = {"tiny": "tiny_grid"}
 
 
 def run_tracking(results: Path) -> tuple[str, str]:
@@ -39,8 +42,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--results", type=Path, default=home / "results", help="results directory of the runs")
     p.add_argument("--out", type=Path, default=home / "reports", help="where the report is written")
     p.add_argument("--model", default=PAPER_MODEL, help="base model of the grid (conf/model); tiny for the tiny grid")
-    p.add_argument("--suite", default=None, help="main evaluation suite (conf/eval); default: tiny for --model tiny, "
-                                                 "else paper")
+    p.add_argument("--suite", default=None, help="main evaluation suite (conf/eval); default: tiny_grid for --model tiny "
+                                                 "(the tiny_all sweep's), else paper")
     p.add_argument("--tracking-uri", default=None, help="MLflow URI; default: the one runs use for --results")
     p.add_argument("--experiment", default=None, help="MLflow experiment; default: the one runs use")
     return p.parse_args(argv)
@@ -54,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.model not in options("model"):
             raise ConfigError(f"--model {args.model!r} is not a conf/model entry; valid: {options('model')}")
-        suite = args.suite or ("tiny" if args.model == "tiny" else "paper")
+        suite = args.suite or DEFAULT_SUITES.get(args.model, "paper")
         if suite not in options("eval"):
             raise ConfigError(f"--suite {suite!r} is not a conf/eval suite; valid: {options('eval')}")
         results = args.results.resolve()

@@ -6,7 +6,9 @@ A run is matched by its axes (results index row: `model`, `dataset`, `algorithm`
 `eval_suite`; see harness.pipeline.axes_of), never by run id. A selector names only the axes that matter: an axis it
 leaves out matches any value, so seeds and re-runs of one configuration fall into the same cell (mean and count).
 `model` defaults to BASE, the report's base model (the paper's `tulu2_13b`, or `tiny` for the tiny grid), and
-`eval_suite` to MAIN, the report's main suite (`paper`, or `tiny`).
+`eval_suite` to MAIN, the report's main suite (`paper`, or `tiny_grid`). A model the grid names (Llama 2 base, Table 5's
+models) is played in the grid of base model B by its stand-in `<model>_B` where conf/model has one (the tiny grid's
+conf/model/llama2_13b_tiny.yaml ...; see sweeps/tiny_all.yaml).
 
 A cell is a sum of terms, each the mean of one metric over the runs one selector matches, times a weight: a plain cell
 is one term of weight 1; Table 2's average delta and Table 3's best-of-N gain over SFT are differences of such means.
@@ -215,9 +217,27 @@ def cell_terms(r: Row, col: Column) -> list[Term]:
     return terms + ([Term(-1.0, DEFAULTS | dict(col.minus))] if col.minus is not None else [])
 
 
+@cache
+def model_entries() -> frozenset[str]:
+    from harness.config.checks import options
+
+    return frozenset(options("model"))
+
+
+def played_by(model: str | None, base: str | None) -> str | None:
+    """The model that plays `model` in the grid of base model `base`: its stand-in `<model>_<base>` where conf/model
+    has one (the tiny grid's Llama 2 base and other 13B models, e.g. conf/model/llama2_13b_tiny.yaml), else itself."""
+    if model is None or base is None or model == base:
+        return model
+    return f"{model}_{base}" if f"{model}_{base}" in model_entries() else model
+
+
 def matches(select: Mapping[str, str], axes: Mapping[str, str], model: str | None, suite: str | None) -> bool:
     resolved = {BASE: model, MAIN: suite}
-    return all(axes.get(k) == resolved.get(v, v) for k, v in select.items())
+    want = {k: resolved.get(v, v) for k, v in select.items()}
+    if "model" in want:
+        want["model"] = played_by(want["model"], model)
+    return all(axes.get(k) == v for k, v in want.items())
 
 
 @cache
@@ -228,10 +248,21 @@ def explicit(axis: str, placeholder: str) -> frozenset[str]:
                      for t in cell_terms(r, c) if t.select[axis] != placeholder)
 
 
+def grid_base(model: str | None) -> str | None:
+    """The base model of the grid a run of `model` belongs to: None for a model the grid names (Llama 2 base...),
+    B for its stand-in `<model>_B` (the tiny grid's), else the model itself."""
+    for named in explicit("model", BASE):
+        if model == named:
+            return None
+        if model and model.startswith(f"{named}_") and played_by(named, model[len(named) + 1:]) == model:
+            return model[len(named) + 1:]
+    return model
+
+
 def memberships(axes: Mapping[str, str]) -> list[str]:
     """Names of the tables and figures a run with these axes fills a cell of, in the grid of its own base model."""
     model, suite = axes.get("model"), axes.get("eval_suite")
-    base = None if model in explicit("model", BASE) else model
+    base = grid_base(model)
     main = None if suite in explicit("eval_suite", MAIN) else suite
     return [table.name for table in (*TABLES, *FIGURES)
             if any(matches(t.select, axes, base, main)

@@ -63,7 +63,7 @@ def plan(cfg, table2: bool = False, load: bool = True) -> RewardModelPlan:
         raise ConfigError(f"reward_model={rm.name} sets neither `path` (an existing reward model) nor `dataset` "
                           f"(its training data); set one, e.g. reward_model.dataset=ultrafeedback_fg")
     else:
-        dataset_cfg = cfg.dataset if rm.dataset == cfg.dataset.name else entry("dataset", rm.dataset)
+        dataset_cfg = cfg.dataset if rm.dataset == cfg.dataset.name else entry("dataset", rm.dataset, cfg.scale)
     if not load:
         return RewardModelPlan(rm, model_cfg, dataset_cfg)
     mirror = cfg.paths.mirror
