@@ -24,13 +24,14 @@ from harness.eval.generation import make_lm
 from harness.eval.suite import benchmark_stage, run_suite
 from harness.models import ModelRef, base_model, base_model_stage
 from harness.records.results import git_commit, index_row, provenance_versions, summary_table, upsert_index, write_result
+from harness.records import stages as stage_records
 from harness.records.stages import Stage, digest
 from harness.records.tracking import Tracker
 from harness.report.grid import table_tags
 from harness.train import common, reward
 
 # Config keys that never change what a run computes (where things go, how they are logged, how big a micro-batch is).
-NON_DETERMINING = {"paths", "tracking", "dry_run", "sweep", "launch"}
+NON_DETERMINING = {"paths", "tracking", "dry_run", "sweep", "launch", "verify_stages"}
 AXES = ("model", "dataset", "algorithm", "reward_model", "prompts")
 
 
@@ -216,6 +217,7 @@ def run(cfg: DictConfig) -> dict:
         raise ConfigError("a run is started once, not by torchrun / accelerate launch: set launch.processes=N and the "
                           "run starts its N training processes itself")
     check(cfg)
+    stage_records.VERIFY["mode"] = cfg.verify_stages
     config_hash, run_id = identity(cfg)
     common.STEPS_THIS_PROCESS["count"] = 0  # several runs may share one process (a local multirun)
     inputs = load_training_data(cfg)

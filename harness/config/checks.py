@@ -7,6 +7,7 @@ from pathlib import Path
 from harness import algorithms
 from harness.config.errors import ConfigError
 from harness.config.schema import CATEGORIES
+from harness.records.stages import VERIFY_MODES
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 # Benchmark runners that evaluate the reward model itself (harness.eval.rewardbench), not the policy.
@@ -57,5 +58,7 @@ def check(cfg) -> None:
                               f"(or reward_model for runners {list(REWARD_MODEL_RUNNERS)})")
     if cfg.tracking.backend not in ("mlflow", "none"):
         raise ConfigError(f"tracking.backend={cfg.tracking.backend!r}; valid: ['mlflow', 'none']")
+    if cfg.verify_stages not in VERIFY_MODES:
+        raise ConfigError(f"verify_stages={cfg.verify_stages!r}; valid: {list(VERIFY_MODES)}")
     if cfg.eval.backend not in ("hf", "vllm"):
         raise ConfigError(f"eval.backend={cfg.eval.backend!r}; valid: ['hf', 'vllm']")

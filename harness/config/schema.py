@@ -461,6 +461,9 @@ class Config:
     sweep: Optional[str] = None
     # Print what the run would do and exit.
     dry_run: bool = False
+    # How complete stages are checked before reuse (harness.records.stages): size (every output file is there with
+    # its recorded size; fast) or full (also its sha256; reads every byte, e.g. after a disk or copy error).
+    verify_stages: str = "size"
 
 
 def _harness_home() -> str:

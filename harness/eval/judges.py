@@ -27,6 +27,8 @@ from typing import Callable
 
 from omegaconf import OmegaConf
 
+from harness.records.jsonl import read_jsonl
+
 log = logging.getLogger(__name__)
 
 VERDICTS_FILE = "verdicts.jsonl"
@@ -155,9 +157,8 @@ class Verdicts:
     def __init__(self, identity: dict, build: Callable[[], object], path: Path):
         self.identity, self.build, self.path, self._judge = identity, build, Path(path), None
         self.cache = {}
-        if self.path.exists():
-            for line in self.path.read_text().splitlines():
-                row = json.loads(line)
+        if self.path.exists():  # a torn last line (killed mid-append) is dropped and asked again
+            for row in read_jsonl(self.path, repair=True):
                 self.cache[row["key"]] = row["verdict"]
 
     @property

@@ -1,0 +1,134 @@
+"""Integrity of what is cached and reported: a model that outputs nothing or NaN fails its benchmarks instead of
+scoring 0, a torn JSON-lines tail is dropped on resume, a judge failure keeps the generations already made."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from omegaconf import open_dict
+
+from conftest import compose
+from test_eval_suite import SECRET
+
+
+def _suite(keys: list[str], **overrides):
+    cfg = compose("eval=tiny", *[f"eval.benchmarks.{k}={v}" for k, v in overrides.items()])
+    with open_dict(cfg.eval):
+        cfg.eval.benchmarks = {k: cfg.eval.benchmarks[k] for k in keys}
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def nan_model(tiny_base, tmp_path_factory):
+    """The tiny SFT model with every weight NaN (size and format kept, as a corrupted checkpoint would be)."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from harness.models import ModelRef
+
+    out = tmp_path_factory.mktemp("nan") / "model"
+    shutil.copytree(tiny_base.path, out)
+    weights = out / "model.safetensors"
+    tensors = load_file(str(weights))
+    save_file({k: torch.full_like(v, float("nan")) if v.is_floating_point() else v for k, v in tensors.items()},
+              str(weights), metadata={"format": "pt"})
+    return ModelRef(str(out))
+
+
+def test_a_model_producing_nan_fails_its_benchmarks_and_caches_nothing(nan_model, tmp_path):
+    from harness.eval.suite import benchmark_stage, run_suite
+
+    cfg = _suite(["gsm8k", "mmlu"])
+    out = run_suite(cfg.eval, nan_model, {"path": nan_model.path}, cfg.model, str(tmp_path))
+    assert "empty" in out["gsm8k"]["error"] and "gsm8k" in out["gsm8k"]["error"]
+    assert "NaN" in out["mmlu"]["error"]
+    for key, bench in cfg.eval.benchmarks.items():
+        assert not benchmark_stage(bench, {"path": nan_model.path}, tmp_path).complete, key
+
+
+# ------------------------------------------------------------------------------------------------- torn lines
+def test_a_torn_last_line_is_dropped_and_truncated_on_resume(tmp_path):
+    from harness.records.jsonl import read_jsonl
+
+    path = tmp_path / "verdicts.jsonl"
+    path.write_text('{"key": "a", "verdict": 1}\n{"key": "b", "verdict": 0}\n{"key": "0bf')
+    assert read_jsonl(path, repair=True) == [{"key": "a", "verdict": 1}, {"key": "b", "verdict": 0}]
+    assert path.read_text() == '{"key": "a", "verdict": 1}\n{"key": "b", "verdict": 0}\n'
+
+
+def test_a_bad_line_in_the_middle_is_an_error_naming_the_file_and_line(tmp_path):
+    from harness.records.jsonl import read_jsonl
+
+    path = tmp_path / "verdicts.jsonl"
+    path.write_text('{"key": "a"}\n{"key": \n{"key": "c"}\n')
+    with pytest.raises(ValueError, match=r"verdicts.jsonl, line 2"):
+        read_jsonl(path, repair=True)
+    assert path.read_text().count("\n") == 3  # nothing truncated
+
+
+def test_a_judge_resumes_after_a_torn_verdict_line(tmp_path):
+    from harness.eval.judges import Verdicts
+
+    path = tmp_path / "verdicts.jsonl"
+    calls = []
+
+    def judge():
+        class Judge:
+            def classify(self, texts):
+                calls.append(list(texts))
+                return [len(t) % 2 for t in texts]
+        return Judge()
+
+    Verdicts({"j": 1}, judge, path).classify(["a", "bb"])
+    with path.open("a") as f:
+        f.write('{"key": "0bf')  # killed in the middle of an append
+    again = Verdicts({"j": 1}, judge, path)
+    assert again.classify(["a", "bb", "ccc"]) == [1, 0, 1]
+    assert calls == [["a", "bb"], ["ccc"]]  # the cached verdicts were kept, only the new one asked
+    assert all(json.loads(line) for line in path.read_text().splitlines())
+
+
+# ------------------------------------------------------------------------------------------------- judge failure
+@pytest.fixture
+def judge_server():
+    import threading
+    from http.server import ThreadingHTTPServer
+
+    from test_eval_suite import JudgeHandler
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), JudgeHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_judge_failure_keeps_the_generations_and_a_rerun_only_calls_the_judge(tiny_base, judge_server, tmp_path,
+                                                                               monkeypatch):
+    from omegaconf import OmegaConf
+
+    from harness.config.schema import JudgeConfig
+    from harness.eval.generation import REQUESTS_FILE
+    from harness.eval.suite import run_suite
+
+    cfg = _suite(["xstest"])
+    with open_dict(cfg.eval):
+        cfg.eval.benchmarks.xstest.judges.refusal = OmegaConf.structured(JudgeConfig(
+            kind="openai", model="judge-1", base_url=judge_server, api_key_env="HARNESS_TEST_JUDGE_KEY", max_retries=0))
+    monkeypatch.delenv("HARNESS_TEST_JUDGE_KEY", raising=False)
+    first = run_suite(cfg.eval, tiny_base, {"path": tiny_base.path}, cfg.model, str(tmp_path))["xstest"]
+    assert "HARNESS_TEST_JUDGE_KEY" in first["error"]
+    requests = Path(first["dir"]) / REQUESTS_FILE
+    recorded = requests.read_text()
+    assert '"generate_until"' in recorded
+
+    def no_policy():
+        raise AssertionError("the policy was loaded again although every generation was recorded")
+
+    monkeypatch.setenv("HARNESS_TEST_JUDGE_KEY", SECRET)
+    again = run_suite(cfg.eval, tiny_base, {"path": tiny_base.path}, cfg.model, str(tmp_path), lm_factory=no_policy)["xstest"]
+    assert "error" not in again, again.get("error")
+    assert requests.read_text() == recorded  # replayed, not rewritten
