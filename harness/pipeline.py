@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from harness import algorithms, data
 from harness.algorithms import TrainingData
 from harness.chat import TEMPLATES
-from harness.config.checks import check, uses_reward_model
+from harness.config.checks import check, check_judge_keys, uses_reward_model
 from harness.config.errors import ConfigError
 from harness.eval import rewardbench
 from harness.eval.categories import average, category_scores
@@ -220,6 +220,8 @@ def run(cfg: DictConfig) -> dict:
     stage_records.VERIFY["mode"] = cfg.verify_stages
     config_hash, run_id = identity(cfg)
     common.STEPS_THIS_PROCESS["count"] = 0  # several runs may share one process (a local multirun)
+    if not cfg.dry_run and not cfg.eval.recompute:
+        check_judge_keys(planned_stages(cfg))
     inputs = load_training_data(cfg)
     if cfg.dry_run:
         print(f"[harness] dry run {run_id}: axes {axes_of(cfg)}")

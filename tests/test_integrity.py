@@ -132,3 +132,28 @@ def test_a_judge_failure_keeps_the_generations_and_a_rerun_only_calls_the_judge(
     again = run_suite(cfg.eval, tiny_base, {"path": tiny_base.path}, cfg.model, str(tmp_path), lm_factory=no_policy)["xstest"]
     assert "error" not in again, again.get("error")
     assert requests.read_text() == recorded  # replayed, not rewritten
+
+
+def test_a_missing_judge_key_is_found_before_any_stage(tmp_path, monkeypatch):
+    from harness.config.errors import ConfigError
+    from harness.pipeline import run
+
+    monkeypatch.delenv("HARNESS_TEST_JUDGE_KEY", raising=False)
+    cfg = compose(f"paths.home={tmp_path}", "tracking=none", "eval=tiny", "eval.benchmarks.xstest.judges.refusal.kind=openai",
+                  "eval.benchmarks.xstest.judges.refusal.model=gpt-4",
+                  "eval.benchmarks.xstest.judges.refusal.api_key_env=HARNESS_TEST_JUDGE_KEY")
+    with pytest.raises(ConfigError, match="HARNESS_TEST_JUDGE_KEY.*not set"):
+        run(cfg)
+    assert not (tmp_path / "results" / "stages").exists()  # no model built, nothing trained or generated
+
+
+def test_a_refused_key_names_its_variable_and_the_real_attempt_count(judge_server, monkeypatch):
+    from harness.config.schema import JudgeConfig
+    from harness.eval.judges import JudgeUnavailable, OpenAIJudge
+    from omegaconf import OmegaConf
+
+    monkeypatch.setenv("HARNESS_TEST_JUDGE_KEY", "sk-wrong")
+    judge = OpenAIJudge(OmegaConf.structured(JudgeConfig(kind="openai", model="judge-1", base_url=judge_server,
+                                                         api_key_env="HARNESS_TEST_JUDGE_KEY", max_retries=2)))
+    with pytest.raises(JudgeUnavailable, match=r"after 1 attempt\(s\): HTTP 401.*HARNESS_TEST_JUDGE_KEY"):
+        judge.choose(["is this safe?"], ["yes", "no"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from harness import algorithms
@@ -62,3 +63,18 @@ def check(cfg) -> None:
         raise ConfigError(f"verify_stages={cfg.verify_stages!r}; valid: {list(VERIFY_MODES)}")
     if cfg.eval.backend not in ("hf", "vllm"):
         raise ConfigError(f"eval.backend={cfg.eval.backend!r}; valid: ['hf', 'vllm']")
+
+
+def check_judge_keys(stages) -> None:
+    """Every API judge of a benchmark still to run has its key in the environment, checked before any stage starts
+    (a complete benchmark's verdicts are cached and need no key)."""
+    for stage in stages:
+        if stage.kind != "eval" or stage.complete:
+            continue
+        bench = stage.spec["benchmark"]
+        for role, judge in (bench.get("judges") or {}).items():
+            env = judge.get("api_key_env")
+            if judge["kind"] == "openai" and env and not os.environ.get(env):
+                raise ConfigError(f"benchmark {bench['name']!r}: judge {role!r} ({judge['model']} at {judge['base_url']}) "
+                                  f"reads its API key from the environment variable {env}, which is not set; export "
+                                  f"{env}=<key>, or use a local judge (eval.benchmarks.<key>.judges.{role}.kind=hf)")
