@@ -13,17 +13,46 @@ import os
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
+import sys  # noqa: E402
+
 import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
 from harness.config import schema  # noqa: E402,F401  (registers the config schemas)
+from harness.config.errors import BenchmarksFailed, ConfigError  # noqa: E402
+
+# Exit status of a single run: 2 a mistake the user can fix (config, data, offline mirror), found before any work;
+# 3 the run finished and was recorded but some benchmark failed. In a sweep (-m) the error is the job's, and the
+# sweep exits non-zero.
+USER_ERROR, BENCHMARK_FAILED = 2, 3
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    from harness.data.mirror import MirrorMissing
+
+    return ConfigError, MirrorMissing
 
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> float | None:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
     from harness.pipeline import run
 
-    return run(cfg).get("average")
+    try:
+        result = run(cfg)
+        failed = {k: b["error"] for k, b in result.get("benchmarks", {}).items() if "error" in b}
+        if failed:
+            raise BenchmarksFailed(f"run {result['run_id']}: {len(failed)} of {len(result['benchmarks'])} benchmark(s) "
+                                   "failed (rerunning the command retries only them): "
+                                   + "; ".join(f"{k}: {e.strip().splitlines()[0]}" for k, e in failed.items()))
+    except (*user_errors(), BenchmarksFailed) as exc:
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise  # the sweep's launcher records it as the job's error
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        sys.exit(BENCHMARK_FAILED if isinstance(exc, BenchmarksFailed) else USER_ERROR)
+    return result.get("average")
 
 
 if __name__ == "__main__":
