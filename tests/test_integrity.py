@@ -157,3 +157,28 @@ def test_a_refused_key_names_its_variable_and_the_real_attempt_count(judge_serve
                                                          api_key_env="HARNESS_TEST_JUDGE_KEY", max_retries=2)))
     with pytest.raises(JudgeUnavailable, match=r"after 1 attempt\(s\): HTTP 401.*HARNESS_TEST_JUDGE_KEY"):
         judge.choose(["is this safe?"], ["yes", "no"])
+
+
+# ------------------------------------------------------------------------------------------------- config
+@pytest.mark.parametrize("addition, key", [("+algorithm.bta=0.2", "algorithm.bta"), ("+algoritm.beta=0.2", "algoritm"),
+                                           ("+eval.benchmarks.gsm8k.limt=2", "eval.benchmarks.gsm8k.limt"),
+                                           ("+model.tiny.hiden_size=8", "model.tiny.hiden_size")])
+def test_an_added_key_the_schema_does_not_know_is_rejected(addition, key):
+    from harness.config.checks import check
+    from harness.config.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=rf"{key.replace('.', '[.]')}.*not a key of"):
+        check(compose(addition))
+
+
+def test_added_entries_of_free_form_maps_are_accepted():
+    from harness.config.checks import check
+
+    check(compose("+eval.benchmarks.gsm8k.options.some_runner_setting=1"))
+
+
+def test_the_bundled_configs_have_only_schema_keys():
+    from harness.config.checks import unknown_keys
+
+    for overrides in (["+sweep=all"], ["eval=paper", "algorithm=ppo", "reward_model=tiny", "model=tulu2_13b"]):
+        assert unknown_keys(compose(*overrides)) == [], overrides

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
 
 from harness import algorithms
 from harness.config.errors import ConfigError
@@ -42,7 +45,29 @@ def uses_reward_model(cfg) -> bool:
     return any(b.runner in REWARD_MODEL_RUNNERS for b in cfg.eval.benchmarks.values())
 
 
+def unknown_keys(node, prefix: str = "") -> list[str]:
+    """Dotted keys of `node` that its schema does not declare: `+key=value` overrides add them without complaint
+    (Hydra even suggests `+algorithm.bta=0.2` for a misspelt `algorithm.bta`), and they would change the run's
+    identity while nothing reads them. Entries of free-form maps (benchmarks, judges, options, files) are not checked."""
+    if not isinstance(node, DictConfig):
+        return []
+    schema = OmegaConf.get_type(node)
+    known = {f.name for f in dataclasses.fields(schema)} if dataclasses.is_dataclass(schema) else None
+    found = []
+    for key in node.keys():
+        dotted = f"{prefix}{key}"
+        if known is not None and key not in known:
+            found.append(dotted)
+        elif not OmegaConf.is_missing(node, key):
+            found += unknown_keys(node._get_node(key), dotted + ".")
+    return found
+
+
 def check(cfg) -> None:
+    unknown = unknown_keys(cfg)
+    if unknown:
+        raise ConfigError(f"{', '.join(unknown)}: not a key of the config schema (harness/config/schema.py), so nothing "
+                          "would read it; check the spelling (`python -m harness --cfg job` prints every key)")
     algorithm, rm = algorithms.get(cfg.algorithm), cfg.reward_model.name
     algorithm.check(cfg)
     if uses_reward_model(cfg) and rm == "none" and not getattr(cfg.algorithm, "table2", False):
