@@ -182,3 +182,15 @@ def test_the_bundled_configs_have_only_schema_keys():
 
     for overrides in (["+sweep=all"], ["eval=paper", "algorithm=ppo", "reward_model=tiny", "model=tulu2_13b"]):
         assert unknown_keys(compose(*overrides)) == [], overrides
+
+
+# ------------------------------------------------------------------------------------------------- data
+@pytest.mark.parametrize("override", ["dataset.max_samples=0", "dataset.max_samples=-3"])
+def test_a_selection_with_no_rows_fails_before_anything_is_cached(tmp_path, override):
+    from harness import data
+    from harness.data.validate import DataError
+
+    cfg = compose(f"paths.home={tmp_path}", override)
+    with pytest.raises(DataError, match=r"max_samples.*no rows"):
+        data.load_preferences(cfg.dataset, cache=cfg.paths.stages)
+    assert not list(Path(cfg.paths.stages).glob("data/*/COMPLETE"))

@@ -160,6 +160,9 @@ def subsample(ds: Dataset, n: int | None, seed: int) -> Dataset:
 
 def limited(ds: Dataset, report: DataReport, n: int | None, seed: int) -> Prepared:
     """`max_samples` applied, and recorded in the report."""
+    if n is not None and n < 1:
+        raise DataError(f"dataset {report.name!r}: max_samples={n} selects no rows; set a positive number of rows, or "
+                        "null for all of them")
     if n is not None and len(ds) > n:
         report.subsampled_from = len(ds)
         ds = subsample(ds, n, seed)
