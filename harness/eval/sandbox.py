@@ -8,10 +8,14 @@ Layers (all on by default, `isolation: namespaces`):
     `python -I`; wall-clock timeout, after which the whole group is killed;
   - resource limits: address space (memory), CPU seconds, processes (fork bombs), file size, no core dumps;
   - Linux namespaces through util-linux `unshare`: a pid namespace (when its first process dies the kernel kills
-    every descendant, so nothing a fork bomb started survives), no network, and a mount namespace in which the
-    project's directories (`hide`) are covered by empty tmpfs (the interpreter's own prefix stays visible), and
-    every other mount is remounted read-only and the program gets a fresh tmpfs as its working directory;
-  - the program starts with no capabilities (`setpriv`), so it can neither remount nor lift its limits.
+    every descendant, so nothing a fork bomb started survives), no network, and a mount namespace in which every
+    top-level directory but the system's (/usr, /etc, /lib ...) is covered by an empty tmpfs (the interpreter's own
+    prefix bound back in), as are the project's directories (`hide`); every other mount is remounted read-only, and
+    the program gets a private /dev/shm and a fresh tmpfs as its working directory, the only places it can write;
+  - the program starts with no capabilities (`setpriv`), and, when the harness runs as root (CI, containers), as the
+    unprivileged user `nobody`: root-only files (/etc/shadow) stay unreadable and the process limit holds;
+  - the sandbox dies with the harness (PR_SET_PDEATHSIG), and a killed harness's temporary directory is removed by
+    the next sandbox use.
 `isolation: process` keeps only the first two layers, for machines without namespaces (a clear error says so).
 A program that exits 0 passed; a timeout, a crash, a failed assert or a killed process is a failure.
 """
