@@ -194,3 +194,20 @@ def test_a_selection_with_no_rows_fails_before_anything_is_cached(tmp_path, over
     with pytest.raises(DataError, match=r"max_samples.*no rows"):
         data.load_preferences(cfg.dataset, cache=cfg.paths.stages)
     assert not list(Path(cfg.paths.stages).glob("data/*/COMPLETE"))
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["algorithm=ppo", "reward_model=tiny", "algorithm.effective_batch_size=-4"], r"algorithm\.effective_batch_size=-4 must be >= 1"),
+    (["algorithm.learning_rate=-0.005"], r"algorithm\.learning_rate=-0\.005 must be > 0"),
+    (["algorithm.epochs=0"], r"algorithm\.epochs=0"),
+    (["algorithm=ppo", "reward_model=tiny", "reward_model.effective_batch_size=0"], r"reward_model\.effective_batch_size=0"),
+    (["algorithm=grpo", "reward_model=tiny", "algorithm.effective_batch_size=30", "algorithm.per_device_batch_size=30"],
+     r"algorithm\.effective_batch_size=30 .*divisible by algorithm\.num_generations=\d"),
+    (["launch.processes=3", "algorithm.effective_batch_size=16"], r"algorithm\.effective_batch_size=16 .*3 training processes"),
+])
+def test_numeric_recipe_values_are_checked_before_any_stage_in_the_configs_names(overrides, message):
+    from harness.config.checks import check
+    from harness.config.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        check(compose(*overrides))

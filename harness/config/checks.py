@@ -63,12 +63,47 @@ def unknown_keys(node, prefix: str = "") -> list[str]:
     return found
 
 
+# Recipe numbers that must be positive / not negative (where the node has them), checked for the algorithm and the
+# trained reward model before any stage, so that e.g. PPO's batch size fails before its reward model is trained.
+POSITIVE = ("learning_rate", "epochs", "effective_batch_size", "per_device_batch_size", "max_length", "logging_steps",
+            "save_steps", "rollout_batch_size", "ppo_epochs", "max_new_tokens", "generation_batch_size",
+            "num_generations", "n", "score_batch_size")
+NON_NEGATIVE = ("warmup_ratio", "weight_decay", "max_grad_norm", "temperature", "final_learning_rate")
+
+
+def check_numbers(node, prefix: str, processes: int) -> None:
+    from harness.train.batching import plan
+
+    for key in POSITIVE + NON_NEGATIVE:
+        value = node.get(key)
+        if value is None or isinstance(value, bool):
+            continue
+        if key in POSITIVE and value <= 0:
+            raise ConfigError(f"{prefix}.{key}={value} must be {'>= 1' if isinstance(value, int) else '> 0'}")
+        if value < 0:
+            raise ConfigError(f"{prefix}.{key}={value} must be >= 0")
+    if "effective_batch_size" in node and "per_device_batch_size" in node:
+        try:
+            batch = plan(node.effective_batch_size, node.per_device_batch_size, processes)
+        except ValueError as exc:
+            raise ConfigError(f"{prefix}.{exc} (launch.processes={processes})") from None
+        generations = node.get("num_generations")  # GRPO: each step's prompts come in whole groups
+        if generations and batch.effective % generations:
+            raise ConfigError(f"{prefix}.effective_batch_size={batch.effective} must be divisible by "
+                              f"{prefix}.num_generations={generations} (each prompt's group is sampled in one step)")
+
+
 def check(cfg) -> None:
     unknown = unknown_keys(cfg)
     if unknown:
         raise ConfigError(f"{', '.join(unknown)}: not a key of the config schema (harness/config/schema.py), so nothing "
                           "would read it; check the spelling (`python -m harness --cfg job` prints every key)")
     algorithm, rm = algorithms.get(cfg.algorithm), cfg.reward_model.name
+    check_numbers(cfg.algorithm, "algorithm", cfg.launch.processes)
+    if uses_reward_model(cfg) and cfg.reward_model.base_model:  # trained here
+        check_numbers(cfg.reward_model, "reward_model", cfg.launch.processes)
+    if cfg.eval.batch_size < 1:
+        raise ConfigError(f"eval.batch_size={cfg.eval.batch_size} must be >= 1")
     algorithm.check(cfg)
     if uses_reward_model(cfg) and rm == "none" and not getattr(cfg.algorithm, "table2", False):
         valid = [o for o in options("reward_model") if o != "none"]
