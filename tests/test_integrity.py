@@ -211,3 +211,31 @@ def test_numeric_recipe_values_are_checked_before_any_stage_in_the_configs_names
 
     with pytest.raises(ConfigError, match=message):
         check(compose(*overrides))
+
+
+@pytest.mark.parametrize("content, cause", [
+    (b"", r"is empty"),
+    (b'{"chosen": "a", "rejected": "b"}\n{"chosen": "caf\xe9", "rejected": "b"}\n', r"line 2: not UTF-8"),
+    (b'{"chosen": "a", "rejected": "b"}\n{"chosen": "a", "rejec\n', r"line 2: not a JSON object"),
+])
+def test_a_bad_data_file_is_named_with_its_line_and_cause(tmp_path, content, cause):
+    from harness import data
+    from harness.data.validate import DataError
+
+    path = tmp_path / "mine.jsonl"
+    path.write_bytes(content)
+    cfg = compose(f"dataset.files.train={path}", "dataset.eval_split=null")
+    with pytest.raises(DataError, match=rf"{path}.*{cause}"):
+        data.load_preferences(cfg.dataset)
+
+
+def test_a_relative_data_path_is_read_from_the_working_directory(tmp_path, monkeypatch):
+    from harness import data
+
+    bundled = Path(data.preferences.ASSETS) / "tiny" / "preferences_train.jsonl"
+    (tmp_path / "mine.jsonl").write_text("".join(bundled.read_text().splitlines(keepends=True)[:20]))
+    monkeypatch.chdir(tmp_path)
+    cfg = compose("dataset.files.train=mine.jsonl", "dataset.eval_split=null")
+    assert len(data.load_preferences(cfg.dataset)) == 20
+    # bundled relative paths still resolve under harness/assets/
+    assert len(data.load_preferences(compose("dataset.eval_split=null").dataset)) > 20

@@ -17,6 +17,7 @@ subsample. Given a stages directory, the result is cached by identity (harness.d
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 from pathlib import Path
 
@@ -40,9 +41,52 @@ NOT_IDENTITY = ("label", "paper_rows", "max_bad_fraction")
 
 
 def asset_path(path: str) -> Path:
-    """Relative paths in configs point into harness/assets/."""
-    p = Path(path)
-    return p if p.is_absolute() else ASSETS / p
+    """A data path of a config: absolute; else relative to the working directory when it exists there (the user's
+    own file); else under harness/assets/ (the bundled data)."""
+    p = Path(path).expanduser()
+    if p.is_absolute():
+        return p
+    return p.resolve() if p.exists() else ASSETS / p
+
+
+def json_problem(path: Path) -> str | None:
+    """What makes a JSON-lines file unreadable (empty, not UTF-8, a line that is not a JSON object), with its line."""
+    if path.stat().st_size == 0:
+        return "the file is empty"
+    with open(path, "rb") as f:
+        for number, line in enumerate(f, 1):
+            try:
+                text = line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                return f"line {number}: not UTF-8 (byte 0x{line[exc.start]:02x} at column {exc.start + 1})"
+            if number == 1 and text.lstrip().startswith("["):
+                return None  # a JSON array, not JSON lines
+            if not text.strip():
+                continue
+            try:
+                row = json.loads(text)
+            except ValueError as exc:
+                return f"line {number}: not a JSON object ({exc})"
+            if not isinstance(row, dict):
+                return f"line {number}: a JSON {type(row).__name__}, not an object"
+    return None
+
+
+def load_json_file(path: str, what: str) -> Dataset:
+    """A local JSON-lines data file; a file that cannot be read is a DataError naming it, the line and the cause."""
+    full = asset_path(path)
+    if not full.is_file():
+        raise DataError(f"{what}: data file {path!r} does not exist (looked at {full}; relative paths are read from "
+                        f"the working directory, then from {ASSETS})")
+    # checked first (one pass; the prepared rows are cached): the json builder's own errors name neither the file
+    # nor the line, and it stores invalid UTF-8 that fails only when a row is read
+    problem = json_problem(full)
+    if problem:
+        raise DataError(f"{what}: cannot read {full}: {problem}")
+    try:
+        return load_dataset("json", data_files=str(full), split="train")
+    except Exception as exc:  # noqa: BLE001  (whatever else the builder refuses, with the file named)
+        raise DataError(f"{what}: cannot read {full}: {type(exc).__name__}: {exc}") from exc
 
 
 # ------------------------------------------------------------------------------------------------ normalisation
@@ -118,7 +162,7 @@ def _rows(cfg, split: str, mirror: str | None, report: DataReport):
     if cfg.source == "files":
         if not cfg.files or split not in cfg.files:
             raise DataError(f"dataset {cfg.name!r} has no file for split {split!r}; files: {dict(cfg.files or {})}")
-        raw = load_dataset("json", data_files=str(asset_path(cfg.files[split])), split="train")
+        raw = load_json_file(cfg.files[split], f"dataset {cfg.name!r} split {split}")
         _check_columns(raw, REQUIRED_COLUMNS, cfg, f"file {cfg.files[split]}")
         return iter(raw)
     if split != cfg.train_split:
