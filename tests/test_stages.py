@@ -97,3 +97,26 @@ def test_a_missing_output_is_found(tmp_path):
     stage.run(work)
     (stage.dir / "model" / "model.safetensors").unlink()
     assert stage.run(work)[1] is False and len(calls) == 2
+
+
+def test_a_run_waiting_on_another_processes_lock_says_so(tmp_path, capsys):
+    import threading
+    import time
+
+    from filelock import FileLock
+
+    stage = Stage("policy", {"x": "locked"}, tmp_path)
+    stage.dir.parent.mkdir(parents=True)
+    other = FileLock(str(stage.dir) + ".lock")
+    other.acquire()  # another process is computing this stage
+    done = []
+    waiter = threading.Thread(target=lambda: done.append(stage.run(lambda d: {"v": 1})))
+    waiter.start()
+    deadline = time.monotonic() + 10
+    while "waiting" not in capsys.readouterr().out and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert time.monotonic() < deadline, "no message while waiting on the lock"
+    assert not done
+    other.release()
+    waiter.join(10)
+    assert done and done[0][0]["v"] == 1

@@ -23,12 +23,13 @@ import logging
 import os
 import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable
 
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +143,7 @@ class Stage:
             print(f"[harness] reusing {label}: {self.dir}")
             return self.result(), True
         self.dir.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(self.dir) + ".lock"):
+        with locked(str(self.dir) + ".lock", label):
             if self.complete:  # another process finished it while we waited, or it is corrupt
                 problem = self.problem()
                 if problem is None:
@@ -158,6 +159,21 @@ class Stage:
             result = {**result, "stage_seconds": round(time.time() - start, 2), "completed_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
             self.mark_complete(result)
         return result, False
+
+
+@contextmanager
+def locked(path: str, label: str):
+    """The stage's file lock; a process that has to wait for another says so (and where), then waits."""
+    lock = FileLock(path)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        print(f"[harness] waiting for {label}: another process is computing it (lock {path})", flush=True)
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def write_atomic(path: Path, text: str) -> None:
