@@ -239,3 +239,25 @@ def test_a_relative_data_path_is_read_from_the_working_directory(tmp_path, monke
     assert len(data.load_preferences(cfg.dataset)) == 20
     # bundled relative paths still resolve under harness/assets/
     assert len(data.load_preferences(compose("dataset.eval_split=null").dataset)) > 20
+
+
+def test_a_hub_read_without_network_ends_at_once_with_the_prefetch_hint(tmp_path):
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from conftest import ROOT
+
+    with socket.socket() as s:  # a hub endpoint nothing answers at
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in __import__("os").environ.items() if k not in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")}
+    env |= {"HF_ENDPOINT": f"http://127.0.0.1:{port}", "HF_HOME": str(tmp_path / "hf"), "PYTHONPATH": str(ROOT)}
+    program = ("from harness.data.mirror import load_hub\n"
+               "load_hub('allenai/tulu-2.5-preference-data', None, 'hh_rlhf', None, None, 'python -m harness.data prefetch dataset=hh_rlhf')")
+    start = time.monotonic()
+    out = subprocess.run([sys.executable, "-c", program], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode != 0
+    assert "MirrorMissing" in out.stderr and "python -m harness.data prefetch dataset=hh_rlhf paths.mirror=" in out.stderr, out.stderr[-2000:]
+    assert time.monotonic() - start < 20  # no minute of retries
