@@ -212,11 +212,26 @@ def record(cfg, run_id: str, config_hash: str, stages: dict, benchmarks: dict, t
     return result
 
 
+def writable(paths) -> None:
+    """The results and stages directories can be written: found now, not when the first stage or the record is written."""
+    for key in ("results", "stages"):
+        path = Path(paths[key])
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            probe = path / f".write-probe-{os.getpid()}"
+            probe.write_text("")
+            probe.unlink()
+        except OSError as exc:
+            raise ConfigError(f"paths.{key}={path} is not writable ({exc.strerror or exc}); set paths.{key}=<a writable "
+                              "directory> (or paths.home)") from None
+
+
 def run(cfg: DictConfig) -> dict:
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise ConfigError("a run is started once, not by torchrun / accelerate launch: set launch.processes=N and the "
                           "run starts its N training processes itself")
     check(cfg)
+    writable(cfg.paths)
     stage_records.VERIFY["mode"] = cfg.verify_stages
     config_hash, run_id = identity(cfg)
     common.STEPS_THIS_PROCESS["count"] = 0  # several runs may share one process (a local multirun)

@@ -261,3 +261,13 @@ def test_a_hub_read_without_network_ends_at_once_with_the_prefetch_hint(tmp_path
     assert out.returncode != 0
     assert "MirrorMissing" in out.stderr and "python -m harness.data prefetch dataset=hh_rlhf paths.mirror=" in out.stderr, out.stderr[-2000:]
     assert time.monotonic() - start < 20  # no minute of retries
+
+
+def test_a_results_directory_that_cannot_be_written_is_found_at_start(tmp_path):
+    from harness.config.errors import ConfigError
+    from harness.pipeline import run
+
+    # as root, permissions do not stop writes: /sys is a read-only file system in containers and refuses mkdir outside
+    cfg = compose(f"paths.home={tmp_path}", "paths.results=/sys/harness-results", "tracking=none")
+    with pytest.raises(ConfigError, match=r"paths.results=/sys/harness-results.*not writable"):
+        run(cfg)
