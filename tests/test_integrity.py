@@ -271,3 +271,20 @@ def test_a_results_directory_that_cannot_be_written_is_found_at_start(tmp_path):
     cfg = compose(f"paths.home={tmp_path}", "paths.results=/sys/harness-results", "tracking=none")
     with pytest.raises(ConfigError, match=r"paths.results=/sys/harness-results.*not writable"):
         run(cfg)
+
+
+def test_an_oversized_row_is_dropped_without_tokenising_it(tiny_base, tmp_path):
+    from harness import data
+    from harness.data.preferences import drop_overlength
+    from harness.models import load_tokenizer
+
+    bundled = Path(data.preferences.ASSETS) / "tiny" / "preferences_train.jsonl"
+    rows = [json.loads(line) for line in bundled.read_text().splitlines()[:30]]
+    huge = dict(rows[0], chosen=[rows[0]["chosen"][0], {"role": "assistant", "content": "word " * 400_000}])
+    path = tmp_path / "with_huge_row.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in [huge] + rows[1:]))
+    prepared = data.prepare_preferences(compose(f"dataset.files.train={path}", "dataset.eval_split=null").dataset)
+    fitted = drop_overlength(prepared, load_tokenizer(tiny_base, "tulu"), 256, 0.5)
+    assert fitted.report.dropped["over_length"] >= 1 and len(fitted.dataset) <= 29
+    first = fitted.report.first_bad[0]
+    assert "chars" in str(first) and "tokens" not in str(first)  # decided by its length in characters

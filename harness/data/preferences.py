@@ -281,6 +281,21 @@ def pair_token_lengths(ds: Dataset, tokenizer, batch_size: int = 512) -> tuple[l
     return prompt, chosen, rejected
 
 
+# No token is longer than this many characters (inferred: BPE vocabularies of Llama/Tulu tokenizers top out near 16-48
+# characters per token), so a pair with more than max_length x this characters is over length without tokenising.
+MAX_CHARS_PER_TOKEN = 64
+
+
+def pair_chars(ds: Dataset, batch_size: int = 512) -> list[int]:
+    """Characters of the longer of prompt + chosen and prompt + rejected, per pair (message contents only)."""
+    size = lambda messages: sum(len(m["content"] or "") for m in messages or [])  # noqa: E731
+    out = []
+    for start in range(0, len(ds), batch_size):
+        batch = ds[start:start + batch_size]
+        out += [size(p) + max(size(c), size(r)) for p, c, r in zip(batch["prompt"], batch["chosen"], batch["rejected"])]
+    return out
+
+
 def drop_overlength(prepared: Prepared, tokenizer, max_length: int, max_bad_fraction: float,
                     tokenizer_id: dict | None = None, cache: str | None = None) -> Prepared:
     """Drop pairs whose prompt + chosen or prompt + rejected exceeds `max_length` tokens, counting them as
@@ -288,14 +303,21 @@ def drop_overlength(prepared: Prepared, tokenizer, max_length: int, max_bad_frac
 
     def build() -> Prepared:
         report = DataReport(**prepared.report.to_dict())
-        _, chosen, rejected = pair_token_lengths(prepared.dataset, tokenizer)
-        keep = [i for i, (c, r) in enumerate(zip(chosen, rejected)) if max(c, r) <= max_length]
-        for i in (i for i, (c, r) in enumerate(zip(chosen, rejected)) if max(c, r) > max_length):
-            report.drop("over_length", i, {"id": prepared.dataset[i]["id"], "tokens": max(chosen[i], rejected[i]),
-                                           "max_length": max_length})
+        ds = prepared.dataset
+        chars = pair_chars(ds)
+        # a row too long for any tokenizer is dropped without tokenising it (one 30 MB row cost 5 GB of memory)
+        small = [i for i, n in enumerate(chars) if n <= max_length * MAX_CHARS_PER_TOKEN]
+        _, chosen, rejected = pair_token_lengths(ds.select(small), tokenizer)
+        tokens = dict(zip(small, (max(c, r) for c, r in zip(chosen, rejected))))
+        keep = [i for i in small if tokens[i] <= max_length]
+        for i in range(len(ds)):
+            if i not in tokens:
+                report.drop("over_length", i, {"id": ds[i]["id"], "chars": chars[i], "max_length": max_length})
+            elif tokens[i] > max_length:
+                report.drop("over_length", i, {"id": ds[i]["id"], "tokens": tokens[i], "max_length": max_length})
         report.rows = len(keep)
         report.check(max_bad_fraction)
-        return Prepared(prepared.dataset.select(keep).flatten_indices(), report)
+        return Prepared(ds.select(keep).flatten_indices(), report)
 
     spec = None if prepared.key is None or tokenizer_id is None else {
         "of": prepared.key, "tokenizer": tokenizer_id, "max_length": max_length}
