@@ -288,3 +288,13 @@ def test_an_oversized_row_is_dropped_without_tokenising_it(tiny_base, tmp_path):
     assert fitted.report.dropped["over_length"] >= 1 and len(fitted.dataset) <= 29
     first = fitted.report.first_bad[0]
     assert "chars" in str(first) and "tokens" not in str(first)  # decided by its length in characters
+
+
+def test_the_cost_model_counts_table_2s_reward_models():
+    from harness.sweep.cost import CostModel, gpu_hours
+
+    table2 = compose("algorithm=ppo", "algorithm.table2=true", "reward_model=none", "model=tulu2_13b")
+    named = compose("algorithm=ppo", "algorithm.table2=true", "reward_model=none", "model=tulu2_13b",
+                    f"reward_model.params_b={table2.model.params_b}")  # a 13B reward model, said explicitly
+    hours = gpu_hours("reward_model", table2, {}, CostModel())
+    assert hours > 0 and hours == pytest.approx(gpu_hours("reward_model", named, {}, CostModel()))
