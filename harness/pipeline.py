@@ -23,7 +23,8 @@ from harness.eval.categories import average, category_scores
 from harness.eval.generation import make_lm
 from harness.eval.suite import benchmark_stage, run_suite
 from harness.models import ModelRef, base_model, base_model_stage
-from harness.records.results import git_commit, index_row, provenance_versions, summary_table, upsert_index, write_result
+from harness.records.results import (git_commit, index_row, provenance_versions, stages_digest, summary_table,
+                                     upsert_index, write_result)
 from harness.records import stages as stage_records
 from harness.records.stages import Stage, digest
 from harness.records.tracking import Tracker
@@ -206,7 +207,8 @@ def record(cfg, run_id: str, config_hash: str, stages: dict, benchmarks: dict, t
     tracker.log_metrics({f"eval/{k}": v for k, v in scores.items()} | {f"category/{k}": v for k, v in categories.items()}
                         | {"average": result["average"]}
                         | {f"train/{k}": v for k, v in result["training"].items() if isinstance(v, (int, float))})
-    tracker.set_tags({"recorded_at": result["recorded_at"], "git_commit": result["provenance"]["git_commit"]})
+    tracker.set_tags({"recorded_at": result["recorded_at"], "git_commit": result["provenance"]["git_commit"],
+                      "stages_digest": stages_digest(result)})
     tracker.log_dict(result["config"], "config.json")
     tracker.log_dict(result, "result.json")
     return result

@@ -298,3 +298,21 @@ def test_the_cost_model_counts_table_2s_reward_models():
                     f"reward_model.params_b={table2.model.params_b}")  # a 13B reward model, said explicitly
     hours = gpu_hours("reward_model", table2, {}, CostModel())
     assert hours > 0 and hours == pytest.approx(gpu_hours("reward_model", named, {}, CostModel()))
+
+
+def test_report_cells_count_runs_that_share_every_stage_once():
+    from harness.records.results import index_row
+    from harness.report.build import distinct
+    from harness.report.runs import from_index_row
+
+    def result(seed: int, policy: str) -> dict:
+        return {"run_id": f"tiny-none-s{seed}", "config_hash": f"h{seed}", "recorded_at": "2026-11-30T00:00:00+0000",
+                "axes": {"model": "tiny", "algorithm": "none"}, "categories": {}, "average": 50.0,
+                "stages": {"policy": {"path": policy}},
+                "benchmarks": {"gsm8k": {"score": 50.0, "dir": f"/stages/eval/{policy}-gsm8k"}},
+                "provenance": {"git_commit": "x", "seed": seed, "versions": {}, "chat_template": "tulu"},
+                "result_path": f"/results/runs/{seed}/result.json"}
+
+    # seeds 1, 2, 3 of the SFT model: greedy evaluation reads no seed, so one evaluation; a DPO policy differs
+    runs = [from_index_row(index_row(result(s, "sft"))) for s in (1, 2, 3)] + [from_index_row(index_row(result(4, "dpo")))]
+    assert len(distinct([(r, 50.0) for r in runs])) == 2
