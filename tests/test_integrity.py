@@ -144,7 +144,7 @@ def test_a_missing_judge_key_is_found_before_any_stage(tmp_path, monkeypatch):
                   "eval.benchmarks.xstest.judges.refusal.api_key_env=HARNESS_TEST_JUDGE_KEY")
     with pytest.raises(ConfigError, match="HARNESS_TEST_JUDGE_KEY.*not set"):
         run(cfg)
-    assert not (tmp_path / "results" / "stages").exists()  # no model built, nothing trained or generated
+    assert not list((tmp_path / "results" / "stages").glob("*/*"))  # no model built, nothing trained or generated
 
 
 def test_a_refused_key_names_its_variable_and_the_real_attempt_count(judge_server, monkeypatch):
