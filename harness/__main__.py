@@ -33,6 +33,18 @@ def user_errors() -> tuple[type[BaseException], ...]:
     return ConfigError, MirrorMissing
 
 
+def to_log_file(message: str, exc: BaseException | None) -> None:
+    """Write why a run failed into the run's log file (Hydra's <run dir>/harness.log) only, not the console: a run in
+    the background leaves its reason on disk."""
+    import logging
+
+    record = logging.LogRecord("harness", logging.ERROR, __file__, 0, message, None,
+                               (type(exc), exc, exc.__traceback__) if exc is not None else None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
+
+
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
@@ -48,10 +60,14 @@ def main(cfg: DictConfig) -> float | None:
                                    "failed (rerunning the command retries only them): "
                                    + "; ".join(f"{k}: {e.strip().splitlines()[0]}" for k, e in failed.items()))
     except (*user_errors(), BenchmarksFailed) as exc:
+        to_log_file(f"error: {exc}", None)
         if HydraConfig.get().mode == RunMode.MULTIRUN:
             raise  # the sweep's launcher records it as the job's error
         print(f"error: {exc}", file=sys.stderr, flush=True)
         sys.exit(BENCHMARK_FAILED if isinstance(exc, BenchmarksFailed) else USER_ERROR)
+    except Exception as exc:
+        to_log_file(f"run failed: {type(exc).__name__}: {exc}", exc)
+        raise
     return result.get("average")
 
 

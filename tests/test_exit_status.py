@@ -35,8 +35,11 @@ def test_a_sweep_with_a_failed_benchmark_exits_non_zero(tmp_path, shared_stages,
 
 
 def test_a_user_error_is_one_error_line_and_exit_2(tmp_path):
-    out = harness("algorithm=ppo", "reward_model=none", f"paths.home={tmp_path}", "tracking=none", timeout=300)
+    out = harness("algorithm=ppo", "reward_model=none", f"paths.home={tmp_path}", "tracking=none",
+                  f"hydra.run.dir={tmp_path}/hydra", timeout=300)
     assert out.returncode == 2, out.stdout[-2000:] + out.stderr[-2000:]
     assert "Traceback" not in out.stderr and "HYDRA_FULL_ERROR" not in out.stderr
     assert [line for line in out.stderr.splitlines() if line.strip()] == [
         line for line in out.stderr.splitlines() if line.startswith("error: algorithm=ppo needs a reward model")]
+    # a run in the background leaves the reason in its log
+    assert "algorithm=ppo needs a reward model" in (tmp_path / "hydra" / "harness.log").read_text()
