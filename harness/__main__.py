@@ -13,14 +13,43 @@ import os
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
+import sys  # noqa: E402
+
 import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
 from harness.config import schema  # noqa: E402,F401  (registers the config schemas)
+from harness.config.errors import BenchmarksFailed, ConfigError  # noqa: E402
+
+# Exit status of a single run: 2 a mistake the user can fix (config, data, offline mirror), found before any work;
+# 3 the run finished and was recorded but some benchmark failed. In a sweep (-m) the error is the job's, and the
+# sweep exits non-zero.
+USER_ERROR, BENCHMARK_FAILED = 2, 3
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    from harness.data.mirror import MirrorMissing
+
+    return ConfigError, MirrorMissing
+
+
+def to_log_file(message: str, exc: BaseException | None) -> None:
+    """Write why a run failed into the run's log file (Hydra's <run dir>/harness.log) only, not the console: a run in
+    the background leaves its reason on disk."""
+    import logging
+
+    record = logging.LogRecord("harness", logging.ERROR, __file__, 0, message, None,
+                               (type(exc), exc, exc.__traceback__) if exc is not None else None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
 
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> float | None:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
     from harness.records.fastpath import finished, report_finished
 
     done = finished(cfg)  # a recorded run answers before torch & co. are imported
@@ -30,10 +59,27 @@ def main(cfg: DictConfig) -> float | None:
     from harness import console
     from harness.records.identity import run_log_path
 
-    with console.capture(run_log_path(cfg), cfg.verbose):  # the terminal: a line per stage; the rest: the run's log
-        from harness.pipeline import run
+    try:
+        # the terminal: a line per stage; the rest: the run's log (the traceback of any failure too)
+        with console.capture(run_log_path(cfg), cfg.verbose, reported=(*user_errors(), BenchmarksFailed)):
+            from harness.pipeline import run
 
-        return run(cfg).get("average")
+            result = run(cfg)
+            failed = {k: b["error"] for k, b in result.get("benchmarks", {}).items() if "error" in b}
+            if failed:
+                raise BenchmarksFailed(f"run {result['run_id']}: {len(failed)} of {len(result['benchmarks'])} "
+                                       "benchmark(s) failed (rerunning the command retries only them): "
+                                       + "; ".join(f"{k}: {e.strip().splitlines()[0]}" for k, e in failed.items()))
+    except (*user_errors(), BenchmarksFailed) as exc:
+        to_log_file(f"error: {exc}", None)
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise  # the sweep's launcher records it as the job's error
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        sys.exit(BENCHMARK_FAILED if isinstance(exc, BenchmarksFailed) else USER_ERROR)
+    except Exception as exc:
+        to_log_file(f"run failed: {type(exc).__name__}: {exc}", exc)
+        raise
+    return result.get("average")
 
 
 if __name__ == "__main__":

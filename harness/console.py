@@ -90,9 +90,10 @@ def _tee(read_fd: int, log: IO[bytes], terminal_fd: int) -> None:
 
 
 @contextlib.contextmanager
-def capture(log_path: Path, verbose: bool = False) -> Iterator[Path]:
+def capture(log_path: Path, verbose: bool = False, reported: tuple[type[BaseException], ...] = ()) -> Iterator[Path]:
     """Send fds 1 and 2 to `log_path` (and, verbose, to the terminal too) for the duration; on failure the traceback
-    goes to the log and one line naming the error and the log to the terminal."""
+    goes to the log and one line naming the error and the log to the terminal (not for the `reported` errors, which
+    the caller reports in a line of its own)."""
     global _terminal
     log_path = Path(log_path)
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -119,7 +120,8 @@ def capture(log_path: Path, verbose: bool = False) -> Iterator[Path]:
         yield log_path
     except BaseException as exc:
         traceback.print_exc()
-        say(f"[harness] run failed: {type(exc).__name__}: {exc}".splitlines()[0] + f"  (log: {log_path})")
+        if not isinstance(exc, reported):
+            say(f"[harness] run failed: {type(exc).__name__}: {exc}".splitlines()[0] + f"  (log: {log_path})")
         raise
     finally:
         sys.stdout.flush()

@@ -16,14 +16,16 @@ from omegaconf import DictConfig, OmegaConf
 from harness import algorithms, console, data
 from harness.algorithms import TrainingData
 from harness.chat import TEMPLATES
-from harness.config.checks import check, uses_reward_model
+from harness.config.checks import check, check_judge_keys, uses_reward_model
 from harness.config.errors import ConfigError
 from harness.eval import rewardbench
 from harness.eval.categories import average, category_scores
 from harness.eval.generation import make_lm
 from harness.eval.suite import benchmark_stage, run_suite
 from harness.models import ModelRef, base_model, base_model_stage
-from harness.records.results import git_commit, index_row, provenance_versions, summary_table, upsert_index, write_result
+from harness.records.results import (git_commit, index_row, provenance_versions, stages_digest, summary_table,
+                                     upsert_index, write_result)
+from harness.records import stages as stage_records
 from harness.records.identity import AXES, NON_DETERMINING, axes_of, axes_used, determining_config, identity, run_id_of  # noqa: F401
 from harness.records.stages import Stage, digest
 from harness.records.tracking import Tracker
@@ -168,10 +170,25 @@ def record(cfg, run_id: str, config_hash: str, stages: dict, benchmarks: dict, t
     tracker.log_metrics({f"eval/{k}": v for k, v in scores.items()} | {f"category/{k}": v for k, v in categories.items()}
                         | {"average": result["average"]}
                         | {f"train/{k}": v for k, v in result["training"].items() if isinstance(v, (int, float))})
-    tracker.set_tags({"recorded_at": result["recorded_at"], "git_commit": result["provenance"]["git_commit"]})
+    tracker.set_tags({"recorded_at": result["recorded_at"], "git_commit": result["provenance"]["git_commit"],
+                      "stages_digest": stages_digest(result)})
     tracker.log_dict(result["config"], "config.json")
     tracker.log_dict(result, "result.json")
     return result
+
+
+def writable(paths) -> None:
+    """The results and stages directories can be written: found now, not when the first stage or the record is written."""
+    for key in ("results", "stages"):
+        path = Path(paths[key])
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            probe = path / f".write-probe-{os.getpid()}"
+            probe.write_text("")
+            probe.unlink()
+        except OSError as exc:
+            raise ConfigError(f"paths.{key}={path} is not writable ({exc.strerror or exc}); set paths.{key}=<a writable "
+                              "directory> (or paths.home)") from None
 
 
 def run(cfg: DictConfig) -> dict:
@@ -179,8 +196,12 @@ def run(cfg: DictConfig) -> dict:
         raise ConfigError("a run is started once, not by torchrun / accelerate launch: set launch.processes=N and the "
                           "run starts its N training processes itself")
     check(cfg)
+    writable(cfg.paths)
+    stage_records.VERIFY["mode"] = cfg.verify_stages
     config_hash, run_id = identity(cfg)
     common.STEPS_THIS_PROCESS["count"] = 0  # several runs may share one process (a local multirun)
+    if not cfg.dry_run and not cfg.eval.recompute:
+        check_judge_keys(planned_stages(cfg))
     inputs = load_training_data(cfg)
     if cfg.dry_run:
         console.say(f"[harness] dry run {run_id}: axes {axes_of(cfg)}")

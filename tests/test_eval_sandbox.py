@@ -105,3 +105,101 @@ def test_bad_sandbox_options_name_the_valid_ones():
         limits_from({"timeout": 3})
     with pytest.raises(ValueError, match="isolation 'chroot'; valid"):
         run_python("pass", Limits(isolation="chroot"))
+
+
+# ------------------------------------------------------------------------------------------------- as root
+# CI and many clusters' containers run the harness as root: the program must still be an unprivileged stranger.
+def test_the_program_runs_as_an_unprivileged_user():
+    outcome = run_python("import os, sys\nsys.stderr.write(f'uid={os.getuid()} euid={os.geteuid()}')\n"
+                         "assert os.getuid() != 0 and os.geteuid() != 0", LIMITS)
+    assert outcome.passed, outcome.stderr
+
+
+def test_host_shared_memory_is_not_writable():
+    name = f"harness_sandbox_escape_{os.getpid()}"
+    try:
+        run_python(f"open('/dev/shm/{name}', 'w').write('x')", LIMITS)
+        assert not Path(f"/dev/shm/{name}").exists()
+    finally:
+        Path(f"/dev/shm/{name}").unlink(missing_ok=True)
+    # a private /dev/shm still works for the program itself (multiprocessing needs one)
+    assert run_python("import multiprocessing\nmultiprocessing.Lock()", LIMITS).passed
+
+
+def test_host_private_files_are_unreadable():
+    probe = Path.home() / f".harness_sandbox_probe_{os.getpid()}"  # e.g. a credentials file in the home directory
+    probe.write_text("secret")
+    probe.chmod(0o600)
+    try:
+        for path in ("/etc/shadow", str(probe)):
+            if Path(path).exists():
+                outcome = run_python(f"print(open({path!r}).read())", LIMITS)
+                assert outcome.status == "failed", path
+                assert "PermissionError" in outcome.stderr or "FileNotFoundError" in outcome.stderr, outcome.stderr
+    finally:
+        probe.unlink()
+
+
+def test_other_results_directories_and_private_files_are_unreadable(tmp_path):
+    results = tmp_path / "other_checkout" / "results"
+    results.mkdir(parents=True)
+    (results / "index.jsonl").write_text('{"run_id": "secret"}\n')
+    (results / "index.jsonl").chmod(0o644)
+    private = tmp_path / "private.txt"
+    private.write_text("root only")
+    private.chmod(0o600)
+    for path in (tmp_path, tmp_path.parent):
+        path.chmod(0o755)  # readable by anyone on the host: only the sandbox may hide them
+    for target in (results / "index.jsonl", private):
+        outcome = run_python(f"print(open({str(target)!r}).read())", LIMITS)
+        assert outcome.status == "failed", target
+
+
+def test_only_the_working_directory_is_writable():
+    name = f"harness_sandbox_escape_{os.getpid()}"
+    for target in (f"/tmp/{name}", f"/var/tmp/{name}", f"/dev/{name}", f"/etc/{name}"):
+        try:
+            assert not run_python(f"open({target!r}, 'w').write('x')", LIMITS).passed, target
+            assert not Path(target).exists(), target
+        finally:
+            Path(target).unlink(missing_ok=True)
+    assert run_python("import os, tempfile\nwith tempfile.NamedTemporaryFile() as f:\n    f.write(b'x')\n"
+                      "open(os.path.expanduser('~/y'), 'w').write('y')", LIMITS).passed
+
+
+def test_the_process_limit_is_enforced():
+    program = ("import os, time\nforked = 0\nfor _ in range(60):\n    try:\n        pid = os.fork()\n    except OSError:\n"
+               "        break\n    if pid == 0:\n        time.sleep(5)\n        os._exit(0)\n    forked += 1\n"
+               "print(forked)\nassert forked < 60, forked")
+    outcome = run_python(program, Limits(timeout_s=4.0, memory_mb=512, max_processes=16))
+    assert outcome.passed, outcome.stderr
+
+
+def test_killing_the_harness_kills_the_program_and_leaves_no_temp_dir(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import tempfile
+
+    harness = subprocess.Popen([sys.executable, "-c", "from harness.eval.sandbox import run_python, Limits\n"
+                                "run_python('import time; time.sleep(60)', Limits(timeout_s=50))"], cwd=PROJECT_ROOT)
+    deadline = time.monotonic() + 30
+    # the sandbox's processes: what the harness started (its descendants, at any depth), once the program runs
+    while len(program := own_descendants() - {harness.pid}) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert program, "the sandboxed program never started"
+    os.kill(harness.pid, signal.SIGKILL)  # no cleanup code of the harness runs
+    harness.wait()
+
+    def alive(pid: int) -> bool:
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        except OSError:
+            return False
+
+    deadline = time.monotonic() + 10
+    while any(map(alive, program)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(map(alive, program))  # the parent-death signal reached the program
+    assert run_python("pass", LIMITS).passed  # the next sandbox use removes what the killed one left
+    assert not list(Path(tempfile.gettempdir()).glob(f"harness-sandbox-{harness.pid}-*"))

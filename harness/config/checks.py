@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import logging
+import dataclasses
+import os
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
 
 from harness import algorithms
 from harness.config.errors import ConfigError
 from harness.config.groups import options
 from harness.config.schema import CATEGORIES
 from harness.train import sharding
+from harness.records.stages import VERIFY_MODES
 
 # Benchmark runners that evaluate the reward model itself (harness.eval.rewardbench), not the policy.
 REWARD_MODEL_RUNNERS = ("rewardbench",)
@@ -23,10 +29,67 @@ def uses_reward_model(cfg) -> bool:
     return any(b.runner in REWARD_MODEL_RUNNERS for b in cfg.eval.benchmarks.values())
 
 
+def unknown_keys(node, prefix: str = "") -> list[str]:
+    """Dotted keys of `node` that its schema does not declare: `+key=value` overrides add them without complaint
+    (Hydra even suggests `+algorithm.bta=0.2` for a misspelt `algorithm.bta`), and they would change the run's
+    identity while nothing reads them. Entries of free-form maps (benchmarks, judges, options, files) are not checked."""
+    if not isinstance(node, DictConfig):
+        return []
+    schema = OmegaConf.get_type(node)
+    known = {f.name for f in dataclasses.fields(schema)} if dataclasses.is_dataclass(schema) else None
+    found = []
+    for key in node.keys():
+        dotted = f"{prefix}{key}"
+        if known is not None and key not in known:
+            found.append(dotted)
+        elif not OmegaConf.is_missing(node, key):
+            found += unknown_keys(node._get_node(key), dotted + ".")
+    return found
+
+
+# Recipe numbers that must be positive / not negative (where the node has them), checked for the algorithm and the
+# trained reward model before any stage, so that e.g. PPO's batch size fails before its reward model is trained.
+POSITIVE = ("learning_rate", "epochs", "effective_batch_size", "per_device_batch_size", "max_length", "logging_steps",
+            "save_steps", "rollout_batch_size", "ppo_epochs", "max_new_tokens", "generation_batch_size",
+            "num_generations", "n", "score_batch_size")
+NON_NEGATIVE = ("warmup_ratio", "weight_decay", "max_grad_norm", "temperature", "final_learning_rate")
+
+
+def check_numbers(node, prefix: str, processes: int) -> None:
+    from harness.train.batching import plan
+
+    for key in POSITIVE + NON_NEGATIVE:
+        value = node.get(key)
+        if value is None or isinstance(value, bool):
+            continue
+        if key in POSITIVE and value <= 0:
+            raise ConfigError(f"{prefix}.{key}={value} must be {'>= 1' if isinstance(value, int) else '> 0'}")
+        if value < 0:
+            raise ConfigError(f"{prefix}.{key}={value} must be >= 0")
+    if "effective_batch_size" in node and "per_device_batch_size" in node:
+        try:
+            batch = plan(node.effective_batch_size, node.per_device_batch_size, processes)
+        except ValueError as exc:
+            raise ConfigError(f"{prefix}.{exc} (launch.processes={processes})") from None
+        generations = node.get("num_generations")  # GRPO: each step's prompts come in whole groups
+        if generations and batch.effective % generations:
+            raise ConfigError(f"{prefix}.effective_batch_size={batch.effective} must be divisible by "
+                              f"{prefix}.num_generations={generations} (each prompt's group is sampled in one step)")
+
+
 def check(cfg) -> None:
     from harness.eval.sources import check_sources
 
+    unknown = unknown_keys(cfg)
+    if unknown:
+        raise ConfigError(f"{', '.join(unknown)}: not a key of the config schema (harness/config/schema.py), so nothing "
+                          "would read it; check the spelling (`python -m harness --cfg job` prints every key)")
     algorithm, rm = algorithms.get(cfg.algorithm), cfg.reward_model.name
+    check_numbers(cfg.algorithm, "algorithm", cfg.launch.processes)
+    if uses_reward_model(cfg) and cfg.reward_model.base_model:  # trained here
+        check_numbers(cfg.reward_model, "reward_model", cfg.launch.processes)
+    if cfg.eval.batch_size < 1:
+        raise ConfigError(f"eval.batch_size={cfg.eval.batch_size} must be >= 1")
     algorithm.check(cfg)
     if uses_reward_model(cfg) and rm == "none" and not getattr(cfg.algorithm, "table2", False):
         valid = [o for o in options("reward_model") if o != "none"]
@@ -48,5 +111,22 @@ def check(cfg) -> None:
     if cfg.tracking.backend not in ("mlflow", "none"):
         raise ConfigError(f"tracking.backend={cfg.tracking.backend!r}; valid: ['mlflow', 'none']")
     sharding.check(algorithm.name, cfg.launch.sharding, cfg.launch.processes * cfg.launch.nodes)
+    if cfg.verify_stages not in VERIFY_MODES:
+        raise ConfigError(f"verify_stages={cfg.verify_stages!r}; valid: {list(VERIFY_MODES)}")
     if cfg.eval.backend not in ("hf", "vllm"):
         raise ConfigError(f"eval.backend={cfg.eval.backend!r}; valid: ['hf', 'vllm']")
+
+
+def check_judge_keys(stages) -> None:
+    """Every API judge of a benchmark still to run has its key in the environment, checked before any stage starts
+    (a complete benchmark's verdicts are cached and need no key)."""
+    for stage in stages:
+        if stage.kind != "eval" or stage.complete:
+            continue
+        bench = stage.spec["benchmark"]
+        for role, judge in (bench.get("judges") or {}).items():
+            env = judge.get("api_key_env")
+            if judge["kind"] == "openai" and env and not os.environ.get(env):
+                raise ConfigError(f"benchmark {bench['name']!r}: judge {role!r} ({judge['model']} at {judge['base_url']}) "
+                                  f"reads its API key from the environment variable {env}, which is not set; export "
+                                  f"{env}=<key>, or use a local judge (eval.benchmarks.<key>.judges.{role}.kind=hf)")

@@ -3,3 +3,7 @@
 
 class ConfigError(ValueError):
     """A configuration that cannot run (bad value, impossible combination, missing data column)."""
+
+
+class BenchmarksFailed(RuntimeError):
+    """A run finished and was recorded, but some of its benchmarks failed (their stages rerun next time)."""

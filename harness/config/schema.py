@@ -542,6 +542,9 @@ class Config:
     verbose: bool = False
     # paper | tiny (conf/scale/): tiny plays every paper entry by a bundled stand-in under its name (the tiny grid).
     scale: str = "paper"
+    # How complete stages are checked before reuse (harness.records.stages): size (every output file is there with
+    # its recorded size; fast) or full (also its sha256; reads every byte, e.g. after a disk or copy error).
+    verify_stages: str = "size"
 
 
 def _harness_home() -> str:

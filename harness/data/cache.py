@@ -16,19 +16,27 @@ from typing import Callable
 
 from datasets import load_from_disk
 
-from harness.data.validate import DataReport, Prepared
+from harness.data.validate import DataError, DataReport, Prepared
 from harness.records.stages import Stage
+
+
+def nonempty(prepared: Prepared, label: str) -> Prepared:
+    """A selection without rows fails here, before it is cached (a 0-row cache entry breaks every later read)."""
+    if len(prepared.dataset) == 0:
+        raise DataError(f"data {label}: the selection yielded no rows (check max_samples, the split and the filters); "
+                        "nothing was cached")
+    return prepared
 
 
 def cached(spec: dict | None, root: str | None, build: Callable[[], Prepared], label: str) -> Prepared:
     """`build()` once per `spec` under `root`; no cache when either is None (e.g. an unpinned hub revision)."""
     if spec is None or root is None:
-        return build()
+        return nonempty(build(), label)
     stage = Stage("data", spec, Path(root))
     built: list[Prepared] = []
 
     def work(out: Path) -> dict:
-        prepared = build()
+        prepared = nonempty(build(), label)
         prepared.dataset.save_to_disk(str(out / "rows"))
         built.append(prepared)
         return {"report": prepared.report.to_dict()}

@@ -105,6 +105,23 @@ def seeded_prefix(ds: Dataset, seed: int | None, cap: int | None) -> Dataset:
     return ds.select(range(min(cap, len(ds)))) if cap is not None else ds
 
 
+def hub_unreachable(timeout_s: float = 5.0) -> str | None:
+    """Why the hub endpoint cannot be reached (a TCP connect, seconds at most), or None. With a proxy configured the
+    connection goes through it, so the probe is skipped and the hub client's own error stands."""
+    import socket
+    from urllib.parse import urlparse
+
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")):
+        return None
+    url = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    host, port = url.hostname or "huggingface.co", url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((host, port), timeout=timeout_s).close()
+    except OSError as exc:
+        return f"{host}:{port} is unreachable ({exc})"
+    return None
+
+
 def read_manifest(mirror: str | Path) -> list[dict]:
     path = Path(mirror) / MANIFEST
     return json.loads(path.read_text()) if path.exists() else []
@@ -153,13 +170,18 @@ def load_hub(hub_id: str, config: str | None, split: str, revision: str | None, 
             )
         return load_dataset("parquet", data_files=str(path), split="train")
     try:
+        if not offline() and (not data_files or data_files.startswith("hf://")):
+            why = hub_unreachable()
+            if why:  # fail now, not after the hub client's minute of retries
+                raise ConnectionError(f"the hub is unreachable: {why}")
         return seeded_prefix(read_split(hub_id, config, split, revision, data_files), seed, cap)
     except Exception as e:
-        if not offline():
+        if not offline() and not (isinstance(e, ConnectionError) and "the hub is unreachable" in str(e)):
             raise
         # Offline and not in the HF cache: say how to get it instead of the hub client's connection error.
         raise MirrorMissing(
-            f"{what} is needed but the hub is offline (HF_HUB_OFFLINE / HF_DATASETS_OFFLINE) and no mirror is set. On "
+            f"{what} is needed but the hub is offline (HF_HUB_OFFLINE / HF_DATASETS_OFFLINE, or no network) and no "
+            f"mirror is set. On "
             f"a machine with network access run:\n    {prefetch_hint} paths.mirror=<dir>\nthen run with "
             f"paths.mirror=<dir> (or HARNESS_MIRROR=<dir>). ({type(e).__name__}: {e})"
         ) from e

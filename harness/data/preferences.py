@@ -17,6 +17,7 @@ subsample. Given a stages directory, the result is cached by identity (harness.d
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 from pathlib import Path
 
@@ -41,9 +42,52 @@ NOT_IDENTITY = ("label", "paper_rows", "released_rows", "max_bad_fraction")
 
 
 def asset_path(path: str) -> Path:
-    """Relative paths in configs point into harness/assets/."""
-    p = Path(path)
-    return p if p.is_absolute() else ASSETS / p
+    """A data path of a config: absolute; else relative to the working directory when it exists there (the user's
+    own file); else under harness/assets/ (the bundled data)."""
+    p = Path(path).expanduser()
+    if p.is_absolute():
+        return p
+    return p.resolve() if p.exists() else ASSETS / p
+
+
+def json_problem(path: Path) -> str | None:
+    """What makes a JSON-lines file unreadable (empty, not UTF-8, a line that is not a JSON object), with its line."""
+    if path.stat().st_size == 0:
+        return "the file is empty"
+    with open(path, "rb") as f:
+        for number, line in enumerate(f, 1):
+            try:
+                text = line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                return f"line {number}: not UTF-8 (byte 0x{line[exc.start]:02x} at column {exc.start + 1})"
+            if number == 1 and text.lstrip().startswith("["):
+                return None  # a JSON array, not JSON lines
+            if not text.strip():
+                continue
+            try:
+                row = json.loads(text)
+            except ValueError as exc:
+                return f"line {number}: not a JSON object ({exc})"
+            if not isinstance(row, dict):
+                return f"line {number}: a JSON {type(row).__name__}, not an object"
+    return None
+
+
+def load_json_file(path: str, what: str) -> Dataset:
+    """A local JSON-lines data file; a file that cannot be read is a DataError naming it, the line and the cause."""
+    full = asset_path(path)
+    if not full.is_file():
+        raise DataError(f"{what}: data file {path!r} does not exist (looked at {full}; relative paths are read from "
+                        f"the working directory, then from {ASSETS})")
+    # checked first (one pass; the prepared rows are cached): the json builder's own errors name neither the file
+    # nor the line, and it stores invalid UTF-8 that fails only when a row is read
+    problem = json_problem(full)
+    if problem:
+        raise DataError(f"{what}: cannot read {full}: {problem}")
+    try:
+        return load_dataset("json", data_files=str(full), split="train")
+    except Exception as exc:  # noqa: BLE001  (whatever else the builder refuses, with the file named)
+        raise DataError(f"{what}: cannot read {full}: {type(exc).__name__}: {exc}") from exc
 
 
 # ------------------------------------------------------------------------------------------------ normalisation
@@ -125,7 +169,7 @@ def _rows(cfg, split: str, mirror: str | None, report: DataReport):
     if cfg.source == "files":
         if not cfg.files or split not in cfg.files:
             raise DataError(f"dataset {cfg.name!r} has no file for split {split!r}; files: {dict(cfg.files or {})}")
-        raw = load_dataset("json", data_files=str(asset_path(cfg.files[split])), split="train")
+        raw = load_json_file(cfg.files[split], f"dataset {cfg.name!r} split {split}")
         _check_columns(raw, REQUIRED_COLUMNS, cfg, f"file {cfg.files[split]}")
         return iter(raw)
     if split != cfg.train_split:
@@ -165,6 +209,9 @@ def subsample(ds: Dataset, n: int | None, seed: int) -> Dataset:
 
 def limited(ds: Dataset, report: DataReport, n: int | None, seed: int) -> Prepared:
     """`max_samples` applied, and recorded in the report."""
+    if n is not None and n < 1:
+        raise DataError(f"dataset {report.name!r}: max_samples={n} selects no rows; set a positive number of rows, or "
+                        "null for all of them")
     if n is not None and len(ds) > n:
         report.subsampled_from = len(ds)
         ds = subsample(ds, n, seed)
@@ -240,6 +287,21 @@ def pair_token_lengths(ds: Dataset, tokenizer, batch_size: int = 512) -> tuple[l
     return prompt, chosen, rejected
 
 
+# No token is longer than this many characters (inferred: BPE vocabularies of Llama/Tulu tokenizers top out near 16-48
+# characters per token), so a pair with more than max_length x this characters is over length without tokenising.
+MAX_CHARS_PER_TOKEN = 64
+
+
+def pair_chars(ds: Dataset, batch_size: int = 512) -> list[int]:
+    """Characters of the longer of prompt + chosen and prompt + rejected, per pair (message contents only)."""
+    size = lambda messages: sum(len(m["content"] or "") for m in messages or [])  # noqa: E731
+    out = []
+    for start in range(0, len(ds), batch_size):
+        batch = ds[start:start + batch_size]
+        out += [size(p) + max(size(c), size(r)) for p, c, r in zip(batch["prompt"], batch["chosen"], batch["rejected"])]
+    return out
+
+
 def drop_overlength(prepared: Prepared, tokenizer, max_length: int, max_bad_fraction: float,
                     tokenizer_id: dict | None = None, cache: str | None = None) -> Prepared:
     """Drop pairs whose prompt + chosen or prompt + rejected exceeds `max_length` tokens, counting them as
@@ -247,14 +309,21 @@ def drop_overlength(prepared: Prepared, tokenizer, max_length: int, max_bad_frac
 
     def build() -> Prepared:
         report = DataReport(**prepared.report.to_dict())
-        _, chosen, rejected = pair_token_lengths(prepared.dataset, tokenizer)
-        keep = [i for i, (c, r) in enumerate(zip(chosen, rejected)) if max(c, r) <= max_length]
-        for i in (i for i, (c, r) in enumerate(zip(chosen, rejected)) if max(c, r) > max_length):
-            report.drop("over_length", i, {"id": prepared.dataset[i]["id"], "tokens": max(chosen[i], rejected[i]),
-                                           "max_length": max_length})
+        ds = prepared.dataset
+        chars = pair_chars(ds)
+        # a row too long for any tokenizer is dropped without tokenising it (one 30 MB row cost 5 GB of memory)
+        small = [i for i, n in enumerate(chars) if n <= max_length * MAX_CHARS_PER_TOKEN]
+        _, chosen, rejected = pair_token_lengths(ds.select(small), tokenizer)
+        tokens = dict(zip(small, (max(c, r) for c, r in zip(chosen, rejected))))
+        keep = [i for i in small if tokens[i] <= max_length]
+        for i in range(len(ds)):
+            if i not in tokens:
+                report.drop("over_length", i, {"id": ds[i]["id"], "chars": chars[i], "max_length": max_length})
+            elif tokens[i] > max_length:
+                report.drop("over_length", i, {"id": ds[i]["id"], "tokens": tokens[i], "max_length": max_length})
         report.rows = len(keep)
         report.check(max_bad_fraction)
-        return Prepared(prepared.dataset.select(keep).flatten_indices(), report)
+        return Prepared(ds.select(keep).flatten_indices(), report)
 
     spec = None if prepared.key is None or tokenizer_id is None else {
         "of": prepared.key, "tokenizer": tokenizer_id, "max_length": max_length}

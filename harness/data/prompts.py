@@ -20,7 +20,8 @@ from omegaconf import OmegaConf
 from harness.data.cache import cached
 from harness.data.hub import pinned
 from harness.data.mirror import HubSplit, source_sha256
-from harness.data.preferences import MESSAGES, asset_path, cache_spec, identity, limited, prepare_preferences
+from harness.data.preferences import (MESSAGES, asset_path, cache_spec, identity, limited, load_json_file,
+                                      prepare_preferences)
 from harness.data.validate import (DataError, DataReport, Prepared, content_id, messages_or_none, prompt_problem,
                                    token_lengths)
 
@@ -65,7 +66,7 @@ def _raw(cfg, mirror: str | None, dataset_cfg, cache: str | None) -> list[dict]:
     if cfg.source == "files":
         if not cfg.files or cfg.train_split not in cfg.files:
             raise DataError(f"prompts {cfg.name!r} have no file for split {cfg.train_split!r}; files: {dict(cfg.files or {})}")
-        raw = load_dataset("json", data_files=str(asset_path(cfg.files[cfg.train_split])), split="train")
+        raw = load_json_file(cfg.files[cfg.train_split], f"prompts {cfg.name!r}")
     elif cfg.source == "tulu25":
         raw = hub_sources(cfg)[0].load(mirror, prefetch_hint(cfg))
     elif cfg.source == "from_dataset":

@@ -17,6 +17,7 @@ from lm_eval.api.instance import Instance
 from lm_eval.api.model import LM, hash_args
 
 from harness.models import ModelRef, load_causal_lm, load_tokenizer
+from harness.records.jsonl import read_jsonl
 
 REQUESTS_FILE = "lm_requests.jsonl"
 BACKENDS = ("hf", "vllm")
@@ -128,24 +129,76 @@ def chat_prompt(lm: LM, user: str, response_prefix: str = "") -> str:
 
 
 # --------------------------------------------------------------------------------------------- record / replay
-class RecordingLM(LM):
-    """Passes every request to `lm` and appends (request, answer) to `path`."""
+class OutputCheck:
+    """Counts what the policy answered, so that a broken model fails its benchmark instead of scoring 0: all
+    generations empty (e.g. NaN weights decode to nothing), or any log-likelihood NaN."""
 
-    def __init__(self, lm: LM, path: Path):
+    def __init__(self):
+        self.generations = self.empty = self.scores = self.nan = 0
+
+    def tally(self, kind: str, answers: list) -> None:
+        if kind == "generate_until":
+            self.generations += len(answers)
+            self.empty += sum(not str(a).strip() for a in answers)
+        elif kind in ("loglikelihood", "loglikelihood_rolling"):
+            values = [a[0] if isinstance(a, (list, tuple)) else a for a in answers]
+            self.scores += len(values)
+            self.nan += sum(v != v for v in values)  # NaN is the one float unequal to itself
+
+    def problem(self) -> str | None:
+        if self.nan:
+            return f"{self.nan} of {self.scores} log-likelihoods are NaN (the model's logits are NaN: broken weights?)"
+        if self.generations and self.empty == self.generations:
+            return (f"all {self.generations} generations are empty (a broken model, e.g. NaN weights, or a stop "
+                    "string that matches at once)")
+        return None
+
+
+class RecordingLM(LM):
+    """Passes every request to the policy and appends (request, answer) to `path`.
+
+    A request already answered in `path` (a stage resumed after a failure, e.g. of its judge) is answered from the
+    record: the policy is built (`lm`: an LM, or a zero-argument callable returning one) only for the rest."""
+
+    def __init__(self, lm, path: Path):
         super().__init__()
-        self.lm, self.path = lm, Path(path)
+        self._lm, self.path = lm, Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.write_text("")
+        self.recorded = defaultdict(deque)
+        if self.path.exists():
+            for row in read_jsonl(self.path, repair=True):
+                self.recorded[row["key"]].append(row["answer"])
+        self.check = OutputCheck()
+
+    @property
+    def lm(self) -> LM:
+        if callable(self._lm) and not isinstance(self._lm, LM):
+            self._lm = self._lm()
+        return self._lm
 
     def _record(self, kind: str, args: list, answers: list) -> None:
         with self.path.open("a") as f:
             for a, answer in zip(args, answers):
                 f.write(json.dumps({"kind": kind, "key": hash_args(kind, a), "args": a, "answer": answer}, default=list) + "\n")
 
+    def _from_record(self, kind: str, args: list):
+        queue = self.recorded.get(hash_args(kind, args))
+        if not queue:
+            return None
+        # each sampled generation was recorded once per request; deterministic answers can be read again
+        answer = queue.popleft() if kind == "generate_until" else queue[0]
+        return tuple(answer) if kind == "loglikelihood" else answer
+
     def _call(self, kind: str, requests: list[Instance]) -> list:
         args = [json.loads(json.dumps(list(r.args))) for r in requests]  # before the backend can mutate gen_kwargs
-        answers = getattr(self.lm, kind)(requests)
-        self._record(kind, args, answers)
+        answers = [self._from_record(kind, a) for a in args]
+        missing = [i for i, a in enumerate(answers) if a is None]
+        if missing:
+            new = getattr(self.lm, kind)([requests[i] for i in missing])
+            self._record(kind, [args[i] for i in missing], new)
+            for i, answer in zip(missing, new):
+                answers[i] = answer
+        self.check.tally(kind, answers)
         return answers
 
     def generate_until(self, requests):
@@ -158,8 +211,10 @@ class RecordingLM(LM):
         return self._call("loglikelihood_rolling", requests)
 
     def apply_chat_template(self, chat_history, add_generation_prompt=True):
-        text = self.lm.apply_chat_template(chat_history, add_generation_prompt=add_generation_prompt)
-        self._record("apply_chat_template", [[chat_history, add_generation_prompt]], [text])
+        text = self._from_record("apply_chat_template", [chat_history, add_generation_prompt])
+        if text is None:
+            text = self.lm.apply_chat_template(chat_history, add_generation_prompt=add_generation_prompt)
+            self._record("apply_chat_template", [[chat_history, add_generation_prompt]], [text])
         return text
 
     @property
@@ -185,9 +240,8 @@ class ReplayLM(LM):
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"no saved samples to recompute from: {path} does not exist (run the benchmark once first)")
-        self.path, self.answers = path, defaultdict(deque)
-        for line in path.read_text().splitlines():
-            row = json.loads(line)
+        self.path, self.answers, self.check = path, defaultdict(deque), OutputCheck()
+        for row in read_jsonl(path):
             self.answers[row["key"]].append(row["answer"])
 
     def _answer(self, kind: str, args: list):
@@ -199,14 +253,20 @@ class ReplayLM(LM):
         queue.append(answer)  # sampled repeats come back in their recorded order
         return answer
 
+    def _answers(self, kind: str, requests) -> list:
+        answers = [self._answer(kind, list(r.args)) for r in requests]
+        answers = [tuple(a) for a in answers] if kind == "loglikelihood" else answers
+        self.check.tally(kind, answers)
+        return answers
+
     def generate_until(self, requests):
-        return [self._answer("generate_until", list(r.args)) for r in requests]
+        return self._answers("generate_until", requests)
 
     def loglikelihood(self, requests):
-        return [tuple(self._answer("loglikelihood", list(r.args))) for r in requests]
+        return self._answers("loglikelihood", requests)
 
     def loglikelihood_rolling(self, requests):
-        return [self._answer("loglikelihood_rolling", list(r.args)) for r in requests]
+        return self._answers("loglikelihood_rolling", requests)
 
     def apply_chat_template(self, chat_history, add_generation_prompt=True):
         return self._answer("apply_chat_template", [chat_history, add_generation_prompt])

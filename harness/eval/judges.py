@@ -27,6 +27,8 @@ from typing import Callable
 
 from omegaconf import OmegaConf
 
+from harness.records.jsonl import read_jsonl
+
 log = logging.getLogger(__name__)
 
 VERDICTS_FILE = "verdicts.jsonl"
@@ -65,21 +67,23 @@ class OpenAIJudge:
 
     def _post(self, body: dict) -> dict:
         request = urllib.request.Request(self.url, data=json.dumps(body).encode(), headers=self._headers())
-        reason = None
+        reason, attempts = None, 0
         for attempt in range(self.cfg.max_retries + 1):
+            attempts += 1
             try:
                 with urllib.request.urlopen(request, timeout=self.cfg.timeout_s) as response:
                     return json.loads(response.read())
             except urllib.error.HTTPError as exc:  # the server answered: retry only when it asks us to
                 reason = f"HTTP {exc.code} {exc.reason}"
+                if exc.code in (401, 403) and self.cfg.api_key_env:
+                    reason += f": the endpoint refused the API key in the environment variable {self.cfg.api_key_env}"
                 if exc.code not in (429, 500, 502, 503, 504):
                     break
             except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
                 reason = f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}"
             if attempt < self.cfg.max_retries:
                 time.sleep(min(2 ** attempt, 10))
-        raise JudgeUnavailable(f"judge {self.cfg.model!r} at {self.cfg.base_url} failed after "
-                               f"{self.cfg.max_retries + 1} attempt(s): {reason}")
+        raise JudgeUnavailable(f"judge {self.cfg.model!r} at {self.cfg.base_url} failed after {attempts} attempt(s): {reason}")
 
     def _choose_one(self, prompt, options: list[str]) -> dict[str, float]:
         messages = prompt if isinstance(prompt, list) else [{"role": "user", "content": prompt}]
@@ -172,9 +176,8 @@ class Verdicts:
     def __init__(self, identity: dict, build: Callable[[], object], path: Path):
         self.identity, self.build, self.path, self._judge = identity, build, Path(path), None
         self.cache = {}
-        if self.path.exists():
-            for line in self.path.read_text().splitlines():
-                row = json.loads(line)
+        if self.path.exists():  # a torn last line (killed mid-append) is dropped and asked again
+            for row in read_jsonl(self.path, repair=True):
                 self.cache[row["key"]] = row["verdict"]
 
     @property

@@ -8,10 +8,14 @@ Layers (all on by default, `isolation: namespaces`):
     `python -I`; wall-clock timeout, after which the whole group is killed;
   - resource limits: address space (memory), CPU seconds, processes (fork bombs), file size, no core dumps;
   - Linux namespaces through util-linux `unshare`: a pid namespace (when its first process dies the kernel kills
-    every descendant, so nothing a fork bomb started survives), no network, and a mount namespace in which the
-    project's directories (`hide`) are covered by empty tmpfs (the interpreter's own prefix stays visible), and
-    every other mount is remounted read-only and the program gets a fresh tmpfs as its working directory;
-  - the program starts with no capabilities (`setpriv`), so it can neither remount nor lift its limits.
+    every descendant, so nothing a fork bomb started survives), no network, and a mount namespace in which every
+    top-level directory but the system's (/usr, /etc, /lib ...) is covered by an empty tmpfs (the interpreter's own
+    prefix bound back in), as are the project's directories (`hide`); every other mount is remounted read-only, and
+    the program gets a private /dev/shm and a fresh tmpfs as its working directory, the only places it can write;
+  - the program starts with no capabilities (`setpriv`), and, when the harness runs as root (CI, containers), as the
+    unprivileged user `nobody`: root-only files (/etc/shadow) stay unreadable and the process limit holds;
+  - the sandbox dies with the harness (PR_SET_PDEATHSIG), and a killed harness's temporary directory is removed by
+    the next sandbox use.
 `isolation: process` keeps only the first two layers, for machines without namespaces (a clear error says so).
 A program that exits 0 passed; a timeout, a crash, a failed assert or a killed process is a failure.
 """
@@ -69,16 +73,24 @@ class SandboxUnavailable(RuntimeError):
     pass
 
 
-# Runs inside the namespaces as (namespace) root, before the program: cover the hidden directories, make every
-# mount read-only, give the program a fresh writable tmpfs, set the limits, then exec the program with no
-# capabilities left (so it can neither remount nor escape the limits).
+# Runs inside the namespaces as (namespace) root, before the program: cover every host directory but the system's
+# (and the hidden ones) with an empty tmpfs, the interpreter's own prefix bound back in; make every mount read-only;
+# give the program a private /dev/shm and a fresh tmpfs as its working directory (the only places it can write); set
+# the limits; then exec the program as an unprivileged user with no capabilities (so it can neither remount, read
+# root's files nor escape the limits).
 BOOTSTRAP = r"""
 import json, os, resource, subprocess, sys
 cfg = json.loads(sys.argv[1])
 def sh(*args, check=True):
     return subprocess.run(args, check=check, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
-for i, path in enumerate(cfg["hide"]):
-    keeps = [k for k in cfg["keep"] if k == path or k.startswith(path.rstrip("/") + "/")]
+under = lambda path, top: path == top or path.startswith(top.rstrip("/") + "/")
+tops = ["/" + e for e in os.listdir("/") if e not in cfg["system"] and os.path.isdir("/" + e) and not os.path.islink("/" + e)]
+if any(under(k, "/tmp") for k in cfg["keep"]) or not under(cfg["root"], "/tmp"):
+    tops = [t for t in tops if t != "/tmp"]
+hide = sorted({h for h in cfg["hide"] + tops if not any(under(h, o) and h != o for o in cfg["hide"] + tops)},
+              key=lambda h: (h == "/tmp", h))  # /tmp (which holds the stash directory) last
+for i, path in enumerate(hide):
+    keeps = [k for k in cfg["keep"] if under(k, path)]
     stashes = []
     for j, keep in enumerate(keeps):
         stash = os.path.join(cfg["root"], f".keep{i}_{j}")
@@ -89,20 +101,31 @@ for i, path in enumerate(cfg["hide"]):
     for stash, keep in stashes:
         os.makedirs(keep, exist_ok=True)
         sh("mount", "--move", stash, keep)
+os.makedirs(cfg["dir"], exist_ok=True)
 mounts = sorted({line.split()[4] for line in open("/proc/self/mountinfo")}, key=len)
 for mount in mounts:
     if not mount.startswith(("/proc", "/sys", "/dev")):
         sh("mount", "-o", "remount,bind,ro", mount, check=False)
-sh("mount", "-t", "tmpfs", "-o", f"size={cfg['work_mb']}m,mode=777", "tmpfs", cfg["dir"])
+owner = f",uid={cfg['uid']},gid={cfg['uid']}" if cfg["uid"] is not None else ""
+if os.path.isdir("/dev/shm"):
+    sh("mount", "-t", "tmpfs", "-o", f"size={cfg['work_mb']}m,mode=1777", "tmpfs", "/dev/shm")
+sh("mount", "-t", "tmpfs", "-o", f"size={cfg['work_mb']}m,mode=700{owner}", "tmpfs", cfg["dir"])
 with open(os.path.join(cfg["dir"], "program.py"), "w") as f:
     f.write(cfg["program"])
 os.chdir(cfg["dir"])
 for name, value in cfg["rlimits"].items():
     resource.setrlimit(getattr(resource, name), (value, value))
 drop = ["setpriv", "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs"]
+if cfg["uid"] is not None:
+    drop += [f"--reuid={cfg['uid']}", f"--regid={cfg['uid']}", "--clear-groups"]
 os.execve("/usr/bin/setpriv" if os.path.exists("/usr/bin/setpriv") else drop[0],
           drop + [sys.executable, "-I", "program.py"], cfg["env"])
 """
+# Top-level directories the program sees (read-only): the system's. Every other one (home directories, /tmp, /work,
+# /srv, /mnt, /var, /run ...) is covered, so other checkouts, results directories and sockets are out of sight.
+SYSTEM_DIRS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32", "usr", "etc", "proc", "sys", "dev")
+# Who the program runs as when the harness is root: the conventional unprivileged `nobody`.
+NOBODY = 65534
 
 
 def _processes_of_uid(uid: int) -> int:
@@ -141,20 +164,24 @@ def run_python(program: str, limits: Limits | None = None) -> Outcome:
     limits = limits or Limits()
     if limits.isolation not in ISOLATIONS:
         raise ValueError(f"sandbox isolation {limits.isolation!r}; valid: {list(ISOLATIONS)}")
-    root = Path(tempfile.mkdtemp(prefix="harness-sandbox-"))
+    remove_stale_dirs()
+    root = Path(tempfile.mkdtemp(prefix=f"harness-sandbox-{os.getpid()}-"))
+    root.chmod(0o755)  # the unprivileged program must be able to reach its working directory
     work = root / "work"
     work.mkdir()
     (work / "program.py").write_text(program)
     env = {"PATH": "/usr/bin:/bin", "HOME": str(work), "TMPDIR": str(work), "LANG": "C.UTF-8", "PYTHONHASHSEED": "0"}
     mb = 1 << 20
+    program_uid = NOBODY if os.geteuid() == 0 and limits.isolation == "namespaces" else None
     rlimits = {"RLIMIT_AS": limits.memory_mb * mb, "RLIMIT_CPU": int(limits.timeout_s) + 1,
                "RLIMIT_FSIZE": limits.max_file_mb * mb, "RLIMIT_CORE": 0, "RLIMIT_NOFILE": 256,
                # counted per user over the whole machine, so: what this user runs now, plus the allowance
-               "RLIMIT_NPROC": _processes_of_uid(os.getuid()) + limits.max_processes}
+               # (root is exempt from it: as root, the program runs as `nobody`)
+               "RLIMIT_NPROC": _processes_of_uid(program_uid or os.getuid()) + limits.max_processes}
     hide = sorted({str(Path(p).resolve()) for p in [PROJECT_ROOT, os.getcwd(), *limits.hide] if Path(p).exists()})
     cfg = {"root": str(root), "dir": str(work), "env": env, "rlimits": rlimits, "program": program,
            "work_mb": limits.max_file_mb * 2, "hide": [h for h in hide if not str(root).startswith(h + "/")],
-           "keep": _keep_paths()}
+           "keep": _keep_paths(), "uid": program_uid, "system": list(SYSTEM_DIRS)}
     if limits.isolation == "namespaces":
         why = namespaces_available()
         if why:
@@ -162,7 +189,7 @@ def run_python(program: str, limits: Limits | None = None) -> Outcome:
                                      "set the benchmark's options.sandbox.isolation=process to run generated code "
                                      "under resource limits only (weaker: it can read the project's files)")
         cmd = _unshare_args() + [sys.executable, "-I", "-c", BOOTSTRAP, json.dumps(cfg)]
-        preexec = None
+        preexec = _die_with_parent  # unshare --kill-child passes it on: the whole namespace dies with the harness
     else:
         cmd = [sys.executable, "-I", "program.py"]
         preexec = functools.partial(_limit_self, cfg)
@@ -181,8 +208,30 @@ def run_python(program: str, limits: Limits | None = None) -> Outcome:
     return Outcome(status, proc.returncode, round(time.monotonic() - start, 3), (err or b"")[-2000:].decode(errors="replace"))
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGKILL when the harness dies, even by SIGKILL (Linux PR_SET_PDEATHSIG)."""
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+
+
+def remove_stale_dirs() -> None:
+    """Temporary directories of sandboxes whose harness process was killed (named harness-sandbox-<pid>-...)."""
+    for path in Path(tempfile.gettempdir()).glob("harness-sandbox-*-*"):
+        pid = path.name.split("-")[2]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+        except PermissionError:  # alive, another user's
+            pass
+
+
 def _limit_self(cfg: dict) -> None:
     """isolation=process: limits set in the child between fork and exec."""
+    _die_with_parent()
     for name, value in cfg["rlimits"].items():
         resource.setrlimit(getattr(resource, name), (value, value))
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from harness.data.mirror import HubSplit, check_source
-from harness.data.preferences import asset_path
+from harness.data.mirror import HubSplit, check_source, load_hub
+from harness.data.preferences import ASSETS, asset_path
 
 
 def data_path(path: str) -> Path:
@@ -23,7 +23,8 @@ def data_path(path: str) -> Path:
         if spec is None or not spec.submodule_search_locations:
             raise FileNotFoundError(f"{path}: package {package!r} is not installed")
         return Path(list(spec.submodule_search_locations)[0]) / rest
-    return asset_path(path)
+    # benchmark files are the bundled ones: never a same-named file in the working directory (unlike user data)
+    return Path(path) if Path(path).is_absolute() else ASSETS / path
 
 
 def read_jsonl(path: Path) -> list[dict]:

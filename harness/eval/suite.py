@@ -8,7 +8,6 @@ judge verdicts (harness.eval.generation.ReplayLM): scoring code runs, no model i
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import traceback
@@ -22,7 +21,7 @@ from harness.eval import alpacaeval, code, generation_cache, lm_eval_runner, tox
 from harness.eval.generation import REQUESTS_FILE, RecordingLM, ReplayLM, make_lm
 from harness.eval.generation_cache import CachedLM
 from harness.models import ModelRef
-from harness.records.stages import MARKER, Stage, write_atomic
+from harness.records.stages import Stage
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +69,12 @@ class EvalContext:
         """The policy, recording every request (or, when recomputing, answering from the record)."""
         if self._lm is None:
             path = self.dir / REQUESTS_FILE
+            # the policy itself is built only for requests the record (of a resumed stage) does not answer
             if self.recompute:
                 self._lm = ReplayLM(path)
             else:
-                source = CachedLM(self.policy, self.generations) if self.generations else self.policy.lm
+                source = ((lambda: CachedLM(self.policy, self.generations)) if self.generations
+                          else (lambda: self.policy.lm))
                 self._lm = RecordingLM(source, path)
         return self._lm
 
@@ -82,10 +83,20 @@ def benchmark_stage(bench, policy_id: dict, root: Path) -> Stage:
     return Stage("eval", {"policy": policy_id, "benchmark": OmegaConf.to_container(bench, resolve=True)}, root)
 
 
+class BrokenOutputs(RuntimeError):
+    """The policy's answers cannot be scored (all generations empty, NaN log-likelihoods): failing, not scoring 0."""
+
+
 def run_benchmark(bench, ctx: EvalContext) -> dict:
     if bench.runner not in RUNNERS:
         raise ValueError(f"benchmark {bench.name!r}: unknown runner {bench.runner!r}; valid: {sorted(RUNNERS)}")
-    return RUNNERS[bench.runner](bench, ctx)
+    result = RUNNERS[bench.runner](bench, ctx)
+    problem = ctx._lm.check.problem() if ctx._lm is not None else None
+    if problem:
+        if not ctx.recompute:  # a rerun must ask the (repaired) policy again, not replay these answers
+            (ctx.dir / REQUESTS_FILE).replace(ctx.dir / (REQUESTS_FILE + ".rejected"))
+        raise BrokenOutputs(f"benchmark {bench.name!r} is not scored: {problem}")
+    return result
 
 
 def recompute(stage: Stage, bench, ctx: EvalContext) -> dict:
@@ -96,7 +107,7 @@ def recompute(stage: Stage, bench, ctx: EvalContext) -> dict:
     start = time.time()
     result = run_benchmark(bench, ctx) | {"recomputed_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                                           "stage_seconds": round(time.time() - start, 2)}
-    write_atomic(stage.dir / MARKER, json.dumps(result, indent=2, default=str))
+    stage.mark_complete(result)
     return result
 
 

@@ -15,7 +15,7 @@ from harness.records.stages import digest
 
 # Config keys that never change what a run computes (where things go, how they are logged, how big a micro-batch is;
 # `scale` only selects entries, whose values are in the config).
-NON_DETERMINING = {"paths", "tracking", "dry_run", "sweep", "launch", "verbose", "scale"}
+NON_DETERMINING = {"paths", "tracking", "dry_run", "sweep", "launch", "verbose", "scale", "verify_stages"}
 AXES = ("model", "dataset", "algorithm", "reward_model", "prompts")
 
 

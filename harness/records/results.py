@@ -49,6 +49,18 @@ def write_result(results_dir: Path, result: dict) -> Path:
     return path
 
 
+def stages_digest(result: dict) -> str | None:
+    """What produced the run's scores: its policy (stage key or path) and every benchmark's stage. Runs with the same
+    digest are the same numbers, whatever their seeds (harness.report counts them once). None without stage records."""
+    from harness.records.stages import digest
+
+    policy = (result.get("stages") or {}).get("policy", {})
+    dirs = sorted(b["dir"] for b in result.get("benchmarks", {}).values() if b.get("dir"))
+    if not dirs and not (policy.get("key") or policy.get("path")):
+        return None
+    return digest({"policy": policy.get("key") or policy.get("path"), "benchmarks": dirs}, 16)
+
+
 def index_row(result: dict) -> dict:
     """The flat row of the results index: axes, scores, provenance."""
     return {
@@ -65,6 +77,7 @@ def index_row(result: dict) -> dict:
         "chat_template": result["provenance"]["chat_template"],
         "versions": result["provenance"]["versions"],
         "result": result["result_path"],
+        "stages_digest": stages_digest(result),
     }
 
 

@@ -3,11 +3,16 @@
     results/stages/<kind>/<key>/
         spec.json        what the key was computed from (config subset, upstream keys, library versions)
         ...              the stage's outputs and checkpoints
-        COMPLETE         written last, atomically: its presence means the outputs are whole
+        COMPLETE         written last, atomically: its presence means the outputs are whole. It holds the stage's
+                         result and its manifest: every output file with its size and sha256
 
 A complete stage is reused and never recomputed; an incomplete one (killed half-way) is resumed by its trainer from
 the last checkpoint in its directory, or redone. A file lock makes two processes that need the same stage at the same
 time train it once: the second waits, then reuses.
+
+Before a complete stage is reused its outputs are checked against the manifest: sizes by default (fast, catches a
+truncated or missing file), sha256 too with `verify_stages=full` (catches same-size corruption, e.g. NaN-filled
+weights; reads every byte). A stage that fails the check is deleted and rebuilt, with a message naming it.
 """
 
 from __future__ import annotations
@@ -17,13 +22,15 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable
 
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 from harness import console
 
@@ -32,6 +39,45 @@ log = logging.getLogger(__name__)
 MARKER = "COMPLETE"
 # Libraries whose versions move results: part of every stage key.
 VERSIONED = ("torch", "transformers", "trl", "datasets", "accelerate", "lm_eval", "tokenizers")
+# How a complete stage is checked before reuse: "size" (default) or "full" (sizes and sha256); set from the run's
+# `verify_stages` (harness.pipeline).
+VERIFY = {"mode": "size"}
+VERIFY_MODES = ("size", "full")
+# Not outputs: the marker itself, resume checkpoints (deleted once training ends) and half-written temp files.
+UNRECORDED_DIRS = ("checkpoints",)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 24), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def manifest(stage_dir: Path) -> dict[str, dict]:
+    """Every output file of a stage (relative path -> size and sha256)."""
+    files = {}
+    for path in sorted(Path(stage_dir).rglob("*")):
+        rel = path.relative_to(stage_dir)
+        if not path.is_file() or rel.parts[0] in UNRECORDED_DIRS or rel.name == MARKER or ".tmp" in rel.name:
+            continue
+        files[rel.as_posix()] = {"size": path.stat().st_size, "sha256": _sha256(path)}
+    return files
+
+
+def verify(stage_dir: Path, files: dict[str, dict], full: bool) -> str | None:
+    """None when every recorded file is whole, else what is wrong with the first one that is not."""
+    for rel, want in files.items():
+        path = Path(stage_dir) / rel
+        if not path.is_file():
+            return f"{rel} is missing"
+        size = path.stat().st_size
+        if size != want["size"]:
+            return f"{rel} has {size} bytes, {want['size']} when the stage completed"
+        if full and _sha256(path) != want["sha256"]:
+            return f"{rel} has a different sha256 than when the stage completed"
+    return None
 
 
 def library_versions() -> dict[str, str]:
@@ -72,22 +118,49 @@ class Stage:
     def complete(self) -> bool:
         return (self.dir / MARKER).exists()
 
-    def result(self) -> dict:
+    def _marker(self) -> dict:
         return json.loads((self.dir / MARKER).read_text())
+
+    def result(self) -> dict:
+        return {k: v for k, v in self._marker().items() if k != "files"}
+
+    def problem(self) -> str | None:
+        """Why the complete stage cannot be reused (an output changed since COMPLETE), or None."""
+        try:
+            files = self._marker().get("files")
+        except (OSError, json.JSONDecodeError) as exc:
+            return f"{MARKER} is unreadable ({exc})"
+        # a stage completed before manifests were recorded cannot be checked; it is trusted as before
+        return verify(self.dir, files, VERIFY["mode"] == "full") if files is not None else None
+
+    def usable(self) -> bool:
+        return self.complete and self.problem() is None
+
+    def invalidate(self, label: str, reason: str) -> None:
+        print(f"[harness] {label}: the complete stage {self.dir} is corrupt ({reason}); deleting it and rebuilding")
+        log.warning("stage %s is corrupt (%s); rebuilding", self.dir, reason)
+        shutil.rmtree(self.dir)
+
+    def mark_complete(self, result: dict) -> None:
+        """Write COMPLETE: the result and the manifest of the outputs as they are now."""
+        write_atomic(self.dir / MARKER, json.dumps({**result, "files": manifest(self.dir)}, indent=2, default=str))
 
     def run(self, work: Callable[[Path], dict], label: str | None = None) -> tuple[dict, bool]:
         """Run `work(stage_dir) -> result` unless complete; returns (result, reused)."""
         label = label or f"{self.kind} {self.key}"
-        if self.complete:
+        if self.usable():
             print(f"[harness] reusing {label}: {self.dir}")
             console.stage(self.kind, label, self.dir, None, "reused")
             return self.result(), True
         self.dir.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(self.dir) + ".lock"):
-            if self.complete:  # another process finished it while we waited
-                print(f"[harness] reusing {label} (finished by another process): {self.dir}")
-                console.stage(self.kind, label, self.dir, None, "reused")
-                return self.result(), True
+        with locked(str(self.dir) + ".lock", label):
+            if self.complete:  # another process finished it while we waited, or it is corrupt
+                problem = self.problem()
+                if problem is None:
+                    print(f"[harness] reusing {label} (finished by another process): {self.dir}")
+                    console.stage(self.kind, label, self.dir, None, "reused")
+                    return self.result(), True
+                self.invalidate(label, problem)
             resuming = self.dir.exists()
             self.dir.mkdir(parents=True, exist_ok=True)
             (self.dir / "spec.json").write_text(json.dumps({"kind": self.kind, "spec": self.spec, "versions": library_versions()}, indent=2, default=str))
@@ -95,9 +168,24 @@ class Stage:
             start = time.time()
             result = work(self.dir)
             result = {**result, "stage_seconds": round(time.time() - start, 2), "completed_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-            write_atomic(self.dir / MARKER, json.dumps(result, indent=2, default=str))
+            self.mark_complete(result)
         console.stage(self.kind, label, self.dir, result["stage_seconds"], "resumed" if resuming else "ran")
         return result, False
+
+
+@contextmanager
+def locked(path: str, label: str):
+    """The stage's file lock; a process that has to wait for another says so (and where), then waits."""
+    lock = FileLock(path)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        print(f"[harness] waiting for {label}: another process is computing it (lock {path})", flush=True)
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def write_atomic(path: Path, text: str) -> None:

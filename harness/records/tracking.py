@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import socket
 import urllib.request
 import warnings
 from pathlib import Path
@@ -27,6 +28,21 @@ log = logging.getLogger(__name__)
 MAX_PARAM_CHARS = 500
 # Tag of a sweep's parent run (its value: the sweep id, as in its runs' `sweep` tag).
 SWEEP_PARENT_TAG = "sweep_parent"
+# Where the process writing a run lives: a rerun tells a killed run (continued) from a live one (left alone).
+HOST_TAG, PID_TAG = "harness.host", "harness.pid"
+
+
+def _alive(tags: dict) -> bool:
+    """Whether the process that started a RUNNING MLflow run still runs (assumed so when it ran on another host)."""
+    if tags.get(HOST_TAG) != socket.gethostname() or not (tags.get(PID_TAG) or "").isdigit():
+        return tags.get(HOST_TAG) is not None
+    try:
+        os.kill(int(tags[PID_TAG]), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def local_artifact_root(uri: str | None) -> str | None:
@@ -94,9 +110,15 @@ class Tracker:
             experiment = self._experiment(mlflow)
             while mlflow.active_run():
                 mlflow.end_run()
+            client = mlflow.MlflowClient()
             if sweep:
-                parent_run_id = self._sweep_parent(mlflow.MlflowClient(), experiment.experiment_id, sweep, lock_dir)
-            run = mlflow.start_run(run_name=run_name, tags=tags, parent_run_id=parent_run_id)
+                parent_run_id = self._sweep_parent(client, experiment.experiment_id, sweep, lock_dir)
+            tags = {**tags, HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
+            earlier = self._earlier(client, experiment.experiment_id, tags.get("run_id"), parent_run_id)
+            if earlier:  # a rerun continues the run's MLflow run (which a killed process may have left RUNNING)
+                run = mlflow.start_run(run_id=earlier, tags=tags)
+            else:
+                run = mlflow.start_run(run_name=run_name, tags=tags, parent_run_id=parent_run_id)
             self.run_id = run.info.run_id
             flat = {k: str(v)[:MAX_PARAM_CHARS] for k, v in flatten(params).items()}
             items = list(flat.items())
@@ -119,6 +141,23 @@ class Tracker:
         except Exception as exc:  # views are a convenience: the run is logged without them
             log.warning("could not save the MLflow views of experiment %s: %s", self.cfg.experiment, exc)
         return experiment
+
+    @staticmethod
+    def _earlier(client, experiment_id: str, run_id: str | None, parent_run_id: str | None) -> str | None:
+        """The MLflow run an earlier invocation of the same harness run left under the same parent (sweep), unless a
+        live process still writes it; RUNNING ones whose process is gone (killed) are marked KILLED."""
+        if not run_id:
+            return None
+        found = client.search_runs([experiment_id], f"tags.run_id = '{run_id}'", order_by=["attributes.start_time DESC"])
+        reusable = None
+        for run in found:
+            if run.info.status == "RUNNING" and _alive(run.data.tags):
+                continue
+            if run.info.status == "RUNNING":
+                client.set_terminated(run.info.run_id, status="KILLED")
+            if run.data.tags.get("mlflow.parentRunId") == parent_run_id:
+                reusable = reusable or run.info.run_id
+        return reusable
 
     @staticmethod
     def _sweep_parent(client, experiment_id: str, sweep: str, lock_dir: str | None) -> str:

@@ -90,13 +90,24 @@ def paper_value(table: Table, r: Row, column: str) -> float | None:
     return None
 
 
+def distinct(matched: list[tuple[RunRecord, float]]) -> list[tuple[RunRecord, float]]:
+    """One entry per set of stages: seeds that no stage reads (e.g. the SFT model's greedy evaluation) are one run."""
+    seen, out = set(), []
+    for run, value in matched:
+        key = run.stages or run.run_id
+        if key not in seen:
+            seen.add(key)
+            out.append((run, value))
+    return out
+
+
 def build_cell(table: Table, r: Row, column, runs: list[RunRecord], model: str, suite: str) -> Cell:
     terms = cell_terms(r, column)
     paper = paper_value(table, r, column.key)
     contributions, value = [], 0.0
     for term in terms:
-        matched = [(run, v) for run in runs if matches(term.select, run.axes, model, suite)
-                   and (v := metric_value(run, column.metric)) is not None]
+        matched = distinct([(run, v) for run in runs if matches(term.select, run.axes, model, suite)
+                            and (v := metric_value(run, column.metric)) is not None])
         if not matched:
             return Cell(None, paper, derived=len(terms) > 1)
         value += term.weight * mean(v for _, v in matched)

@@ -27,6 +27,9 @@ class RunRecord:
     recorded_at: str
     git_commit: str
     seed: int
+    # Digest of the stages that produced the scores (harness.records.results.stages_digest): runs that differ only
+    # in a seed no stage reads share it, and count once in a cell. None for runs recorded before it existed.
+    stages: str | None = None
 
 
 def is_score(key: str) -> bool:
@@ -39,7 +42,7 @@ def from_index_row(row: dict) -> RunRecord:
         axes={a: str(row.get(a, "none")) for a in AXES},
         metrics={k: float(v) for k, v in row.items() if is_score(k) and v is not None},
         config_hash=row["config_hash"], recorded_at=row["recorded_at"], git_commit=row.get("git_commit", "unknown"),
-        seed=int(row["seed"]),
+        seed=int(row["seed"]), stages=row.get("stages_digest"),
     )
 
 
@@ -58,7 +61,7 @@ def from_mlflow_run(run) -> RunRecord:
         axes={a: tags.get(a, "none") for a in AXES},
         metrics={k: float(v) for k, v in run.data.metrics.items() if is_score(k)},
         config_hash=tags["config_hash"], recorded_at=tags["recorded_at"], git_commit=tags.get("git_commit", "unknown"),
-        seed=int(tags["seed"]),
+        seed=int(tags["seed"]), stages=tags.get("stages_digest"),
     )
 
 

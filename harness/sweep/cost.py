@@ -75,7 +75,8 @@ def gpu_hours(kind: str, cfg, stage_spec: dict, model: CostModel, generated: set
     if kind == "reward_model":
         rm = cfg.reward_model
         tokens = PAPER_ROWS * rm.epochs * 2 * model.tokens_per_sequence
-        return model.hours(6 * _params(rm.params_b) * tokens)
+        # Table 2 trains its reward model from the run's own SFT model (reward_model=none, params_b 0)
+        return model.hours(6 * (_params(rm.params_b) or n) * tokens)
     if kind == "policy" and alg.name == "dpo":
         rows = cfg.dataset.max_samples or cfg.dataset.paper_rows or PAPER_ROWS
         tokens = rows * 2 * model.tokens_per_sequence  # one epoch, chosen and rejected

@@ -101,7 +101,7 @@ def render(summary: dict) -> str:
             for log in r.get("logs", []):
                 lines.append(f"         log: {log}")
             if r.get("error"):
-                lines.append(f"         error: {r['error'].strip().splitlines()[-1][:300]}")
+                lines.append(f"         error: {r['error'].strip().splitlines()[0][:300]}")  # the message, not its last detail line
     if counts.get("failed"):
         lines.append(f"  rerun the same command to run only the failed and missing runs: {summary.get('command', '')}")
     return "\n".join(lines)

@@ -30,6 +30,22 @@ class CountSteps(TrainerCallback):
             console.advance()
 
 
+def whole_run_loss(trainer, result, resume: str | None) -> float:
+    """The mean training loss over every step of the run, also after a resume: the Trainer's `training_loss` covers only
+    the steps this process made, so the steps before the checkpoint come from the logged losses it restored (each the
+    mean since the previous log; a gap between the last log and the checkpoint, when save_steps is not a multiple of
+    logging_steps, is left out)."""
+    if resume is None:
+        return result.training_loss
+    resumed_at = int(Path(resume).name.split("-")[-1])
+    total = prev = 0
+    for entry in trainer.state.log_history:
+        if "loss" in entry and entry["step"] <= resumed_at:
+            total, prev = total + entry["loss"] * (entry["step"] - prev), entry["step"]
+    after = trainer.state.global_step - resumed_at
+    return (total + result.training_loss * after) / max(prev + after, 1)
+
+
 def trainer_kwargs(alg, out_dir: Path, dtype: str, report_to: str, run_name: str, seed: int) -> dict:
     """TrainingArguments shared by TRL configs, from an OptimConfig-shaped recipe."""
     batch = plan(alg.effective_batch_size, alg.per_device_batch_size)

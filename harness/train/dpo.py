@@ -15,7 +15,7 @@ from trl import DPOConfig, DPOTrainer
 
 from harness.models import TRAINABLE_DTYPE, ModelRef, load_causal_lm, load_tokenizer, torch_dtype
 from harness.records.stages import latest_checkpoint, write_atomic
-from harness.train.common import CountSteps, batch_record, save_trained, trainer_kwargs
+from harness.train.common import CountSteps, batch_record, save_trained, trainer_kwargs, whole_run_loss
 
 
 def heldout_metrics(trainer: DPOTrainer, prefix: str) -> dict:
@@ -73,7 +73,7 @@ def train(alg, base: ModelRef, model_cfg, train_ds: Dataset, eval_ds: Dataset | 
     save_trained(trainer, tok, out_dir)
     return {
         **metrics,
-        "train_loss": result.training_loss,
+        "train_loss": whole_run_loss(trainer, result, resume),
         "global_step": trainer.state.global_step,
         "resumed_from": resume,
         "train_rows": len(train_ds),

@@ -24,7 +24,7 @@ from harness.data.preferences import asset_path
 from harness.config.errors import ConfigError
 from harness.models import TRAINABLE_DTYPE, ModelRef, load_tokenizer, torch_dtype
 from harness.records.stages import latest_checkpoint
-from harness.train.common import CountSteps, batch_record, save_trained, trainer_kwargs
+from harness.train.common import CountSteps, batch_record, save_trained, trainer_kwargs, whole_run_loss
 from harness.train.ppo import eos_trick, keep_short_prompts, prompt_budget
 from harness.train.reward import RewardScorer, load_reward_model
 
@@ -158,6 +158,6 @@ def train(alg, base: ModelRef, model_cfg, prompts: Dataset, reward_model, out_di
     result = trainer.train(resume_from_checkpoint=resume)
     save_trained(trainer, tok, out_dir)
     rewards = [h["reward"] for h in trainer.state.log_history if "reward" in h]
-    return {"train_loss": result.training_loss, "global_step": trainer.state.global_step, "resumed_from": resume,
+    return {"train_loss": whole_run_loss(trainer, result, resume), "global_step": trainer.state.global_step, "resumed_from": resume,
             "prompts": len(prompts), "reward_first": rewards[0] if rewards else None,
             "reward_last": rewards[-1] if rewards else None, **batch_record(alg)}

@@ -25,7 +25,7 @@ from harness import data
 from harness.config.errors import ConfigError
 from harness.models import TRAINABLE_DTYPE, ModelRef, base_model, device, load_tokenizer, torch_dtype
 from harness.records.stages import Stage, latest_checkpoint
-from harness.train.common import CountSteps, batch_record, save_trained, trainer_kwargs
+from harness.train.common import CountSteps, batch_record, save_trained, trainer_kwargs, whole_run_loss
 
 # The recipe fields of RewardModelConfig that determine a trained reward model (not its name, label or logging).
 RECIPE = ("learning_rate", "final_learning_rate", "lr_scheduler", "warmup_ratio", "epochs", "max_steps",
@@ -131,7 +131,7 @@ def train(rm, base: ModelRef, model_cfg, train_ds: Dataset, heldout: Dataset | N
     if heldout is not None:
         scorer = RewardScorer(trainer.model.eval(), tok, batch_size=rm.per_device_batch_size)
         metrics = heldout_metrics(scorer, heldout)
-    return {**metrics, "train_loss": result.training_loss, "global_step": trainer.state.global_step,
+    return {**metrics, "train_loss": whole_run_loss(trainer, result, resume), "global_step": trainer.state.global_step,
             "resumed_from": resume, "train_rows": len(train_ds), "train_rows_used": len(trainer.train_dataset),
             **batch_record(rm)}
 
