@@ -1,6 +1,8 @@
-"""The PPO objective as the paper's code computes it, whatever the batching: the minibatch loss is a mean over all
-of its response tokens (EasyLM llama_train_ppo.py: masked means over the whole 64-sequence minibatch), so the
-gradient of a minibatch does not depend on how it is split into micro-batches or processes."""
+"""PPO as the paper's code computes it (hamishivi/EasyLM@dbf2212 EasyLM/models/llama/llama_train_ppo.py): the minibatch
+loss is a mean over all of its response tokens (masked means over the whole 64-sequence minibatch), whatever the
+micro-batching; sampling is exactly the recipe's; log-probs come from the raw logits; old log-probs, values and
+advantages are recomputed per minibatch; policy and value gradients are clipped separately. The textbook variants
+are options."""
 
 import torch
 from conftest import compose
