@@ -19,6 +19,8 @@ from transformers.data.data_collator import DataCollatorMixin
 from trl import DPOTrainer
 from trl.data_utils import common_prefix_length
 
+from harness.chat import through_final_eos
+
 SIDES = ("chosen", "rejected")
 
 
@@ -32,7 +34,7 @@ def encode_side(tok, messages: list[dict]) -> tuple[list[int], int]:
     if not full.startswith(context) or end < len(context):
         raise ValueError(f"the chat template does not render {messages[-1]['content'][:60]!r} after its context and "
                          "end it with EOS; use a template that does (model.chat_template=tulu)")
-    ids = tok(full[: end + len(tok.eos_token)], add_special_tokens=False)["input_ids"]  # rendered text carries BOS
+    ids = tok(through_final_eos(full, tok.eos_token), add_special_tokens=False)["input_ids"]  # the text carries BOS
     start = common_prefix_length(tok(context, add_special_tokens=False)["input_ids"], ids)
     return ids, start
 
