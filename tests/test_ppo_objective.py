@@ -113,7 +113,7 @@ def test_minibatch_recomputation_starts_every_step_at_ratio_one(tiny_base, tiny_
             mean = (adv * mask).sum() / mask.sum()
             var = ((adv - mean) ** 2 * mask).sum() / (mask.sum() - 1)
             assert abs(float(mean)) < 1e-5 and abs(float(var) - 1) < 1e-3
-        stats[recompute] = trainer.update(batch, 0)  # 2 epochs x 2 minibatches at lr 1e-3: the policy moves
+        stats[recompute] = trainer.update(batch, 0)  # 2 epochs x 2 minibatches at the tiny lr: the policy moves
     assert stats[True]["policy/approxkl"] < 1e-10 and stats[True]["policy/clipfrac"] == 0
     assert stats[False]["policy/approxkl"] > 1e-6
 
