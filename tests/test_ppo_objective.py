@@ -40,7 +40,8 @@ def test_minibatch_gradient_is_the_same_for_any_micro_batch_size(tiny_base, tiny
     assert lengths.min() < lengths.max()  # responses of different lengths: per-sequence and per-token means differ
     one, stats_one = minibatch_gradient(trainer, batch, rows, 1)
     eight, stats_eight = minibatch_gradient(trainer, batch, rows, 8)
-    assert torch.allclose(one, eight, rtol=1e-4, atol=1e-7), float((one - eight).abs().max())
+    worst = float((one - eight).abs().max() / eight.abs().max())  # float round-off only (summation order)
+    assert worst < 1e-5, worst
     for key in stats_one:
         assert torch.allclose(stats_one[key], stats_eight[key], atol=1e-5), key
     # before any step the ratio is 1, so the policy loss is minus the token mean of the (whitened) advantages
