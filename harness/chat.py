@@ -65,3 +65,11 @@ def apply_template(tokenizer, name: str | None) -> None:
     if name not in TEMPLATES:
         raise ValueError(f"unknown chat template {name!r}; valid: {sorted(TEMPLATES)} or null (the tokenizer's own)")
     tokenizer.chat_template = TEMPLATES[name]
+
+
+def through_final_eos(text: str, eos_token: str) -> str:
+    """A rendered conversation cut right after its final EOS: what follows it (Tulu: a newline) is the template's
+    separator before a next turn, not part of the answer. EasyLM strips the text, so its sequences end at EOS
+    (hamishivi/EasyLM@dbf2212 EasyLM/data.py) and its reward models read their score there."""
+    end = text.rfind(eos_token)
+    return text if end < 0 else text[: end + len(eos_token)]

@@ -60,4 +60,6 @@ def test_two_processes_share_the_batch_and_stay_in_sync(tiny_base, tiny_reward_m
     # the minibatch loss is one token mean over both processes' rows: the same gradient as in one process
     # (EasyLM's objective; per-process token means weighted by sequence count would differ)
     got = torch.load(tmp_path / "gradient_2_processes.pt")
-    assert all(torch.allclose(g, e, rtol=1e-4, atol=1e-7) for g, e in zip(got, expected))
+    # (to float round-off: gloo sums in its own order; relative to each tensor's largest entry)
+    worst = max(float((g - e).abs().max() / e.abs().max().clamp(min=1e-12)) for g, e in zip(got, expected))
+    assert worst < 1e-5, worst

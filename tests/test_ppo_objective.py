@@ -1,6 +1,8 @@
-"""The PPO objective as the paper's code computes it, whatever the batching: the minibatch loss is a mean over all
-of its response tokens (EasyLM llama_train_ppo.py: masked means over the whole 64-sequence minibatch), so the
-gradient of a minibatch does not depend on how it is split into micro-batches or processes."""
+"""PPO as the paper's code computes it (hamishivi/EasyLM@dbf2212 EasyLM/models/llama/llama_train_ppo.py): the minibatch
+loss is a mean over all of its response tokens (masked means over the whole 64-sequence minibatch), whatever the
+micro-batching; sampling is exactly the recipe's; log-probs come from the raw logits; old log-probs, values and
+advantages are recomputed per minibatch; policy and value gradients are clipped separately. The textbook variants
+are options."""
 
 import torch
 from conftest import compose
@@ -38,7 +40,8 @@ def test_minibatch_gradient_is_the_same_for_any_micro_batch_size(tiny_base, tiny
     assert lengths.min() < lengths.max()  # responses of different lengths: per-sequence and per-token means differ
     one, stats_one = minibatch_gradient(trainer, batch, rows, 1)
     eight, stats_eight = minibatch_gradient(trainer, batch, rows, 8)
-    assert torch.allclose(one, eight, rtol=1e-4, atol=1e-7), float((one - eight).abs().max())
+    worst = float((one - eight).abs().max() / eight.abs().max())  # float round-off only (summation order)
+    assert worst < 1e-5, worst
     for key in stats_one:
         assert torch.allclose(stats_one[key], stats_eight[key], atol=1e-5), key
     # before any step the ratio is 1, so the policy loss is minus the token mean of the (whitened) advantages
@@ -111,7 +114,7 @@ def test_minibatch_recomputation_starts_every_step_at_ratio_one(tiny_base, tiny_
             mean = (adv * mask).sum() / mask.sum()
             var = ((adv - mean) ** 2 * mask).sum() / (mask.sum() - 1)
             assert abs(float(mean)) < 1e-5 and abs(float(var) - 1) < 1e-3
-        stats[recompute] = trainer.update(batch, 0)  # 2 epochs x 2 minibatches at lr 1e-3: the policy moves
+        stats[recompute] = trainer.update(batch, 0)  # 2 epochs x 2 minibatches at the tiny lr: the policy moves
     assert stats[True]["policy/approxkl"] < 1e-10 and stats[True]["policy/clipfrac"] == 0
     assert stats[False]["policy/approxkl"] > 1e-6
 

@@ -110,3 +110,19 @@ def test_bad_reward_model_configs_fail_with_the_valid_choices():
         reward.plan(compose("algorithm=ppo", "reward_model=tiny", "reward_model.dataset=nope"), load=False)
     with pytest.raises(ConfigError, match=r"neither `path`.*nor `dataset`"):
         reward.plan(compose("algorithm=ppo", "reward_model=tiny", "reward_model.dataset=null"), load=False)
+
+
+def test_reward_model_trains_and_reads_its_score_at_the_final_eos(scorer):
+    """As the paper's reward models (EasyLM strips the text): sequences end at EOS, not the template's newline."""
+    from datasets import Dataset
+
+    tok = scorer.tok
+    prompt = [{"role": "user", "content": "What is 3 + 4?"}]
+    pair = {"prompt": prompt, "chosen": [{"role": "assistant", "content": "7."}],
+            "rejected": [{"role": "assistant", "content": "8."}]}
+    encoded = reward.encode_pairs(Dataset.from_list([pair]), tok)[0]
+    for side in ("chosen", "rejected"):
+        ids = encoded[f"{side}_ids"]
+        assert ids[-1] == tok.eos_token_id and tok.decode(ids).endswith(pair[side][0]["content"] + tok.eos_token)
+        # every scorer reads the score where training read it
+        assert scorer.score_conversations([prompt + pair[side]]).item() == pytest.approx(scorer.score_ids([ids]).item(), abs=1e-6)

@@ -16,6 +16,7 @@ from trl import DPOConfig, DPOTrainer
 from harness.models import TRAINABLE_DTYPE, ModelRef, load_causal_lm, load_tokenizer, torch_dtype
 from harness.records.stages import latest_checkpoint, write_atomic
 from harness.train.common import CountSteps, batch_record, save_trained, trainer_kwargs, whole_run_loss
+from harness.train.dpo_data import LastMessageCollator, LastMessageDPOTrainer
 
 
 def heldout_metrics(trainer: DPOTrainer, prefix: str) -> dict:
@@ -49,8 +50,11 @@ def build(alg, base: ModelRef, model_cfg, train_ds: Dataset, eval_ds: Dataset | 
     )
     # The frozen SFT reference in model.dtype, at the pinned revision, on this process's device (set by DPOConfig).
     ref = None if precompute_reference(alg) else load_causal_lm(base, model_cfg.dtype, on=args.device).eval()
-    trainer = DPOTrainer(model=base.path, ref_model=ref, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
-                         processing_class=tok, callbacks=[CountSteps()])
+    # Each side its own conversation through its final EOS, loss on its last assistant message (harness.train.dpo_data)
+    trainer = LastMessageDPOTrainer(model=base.path, ref_model=ref, args=args, train_dataset=train_ds,
+                                    eval_dataset=eval_ds, processing_class=tok,
+                                    data_collator=LastMessageCollator(tok.pad_token_id, alg.max_length),
+                                    callbacks=[CountSteps()])
     return trainer, tok
 
 

@@ -3,11 +3,16 @@
     python -m harness algorithm=ppo reward_model=tiny                       # tiny model, CPU, about a minute
     python -m harness algorithm=ppo model=tulu2_13b reward_model=uf_13b prompts=uf
 
-One iteration samples one response per prompt for a rollout batch (temperature 0.7), scores it with the reward model
-at its last token (the EOS trick: a response that never ended gets -10 instead), subtracts a fixed per-token KL
-penalty against the frozen SFT reference, estimates advantages by GAE against a value model initialised from the
-reward model, whitens them, and takes clipped policy and value steps over minibatches. Every choice is a field of
-`PPOConfig` (harness/config/schema.py) with the paper's value as default.
+One iteration samples one response per prompt for a rollout batch (temperature 0.7, top-k 50), scores it with the
+reward model at its last token (the EOS trick: a response that never ended gets -10 instead), subtracts a fixed
+per-token KL penalty against the frozen SFT reference, estimates advantages by GAE against a value model initialised
+from the reward model, whitens them, and takes clipped policy and value steps over minibatches. Every choice is a
+field of `PPOConfig` (harness/config/schema.py) with the paper's value as default; by default the objective is the paper's
+code's (hamishivi/EasyLM llama_train_ppo.py), not textbook PPO: raw-logit log-probs (`logprob_logits`), old
+log-probs, values and advantages recomputed and whitened per minibatch (`refresh`), policy and value gradients
+clipped separately (`clip_gradients`). The minibatch loss is one token mean over all its responses across
+micro-batches and processes (`loss_normaliser`). Trained models keep fp32 weights under model.dtype autocast
+(`compute`); frozen ones load in model.dtype.
 
 `PPOTrainer` runs under accelerate / torch.distributed: one CPU process here, data-parallel processes elsewhere (each
 samples its share of the rollout batch; `effective_batch_size` stays the examples per optimiser step across all of

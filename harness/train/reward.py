@@ -7,8 +7,9 @@ A trained reward model is a stage of its own (`results/stages/reward_model/<key>
 it: base model, chat template, training data and recipe, never the entry's name. So `reward_model=uf_13b` and a
 Table-2 run (`algorithm.table2=true`) on `ultrafeedback_fg` from `tulu2_13b` share one stage when their recipes match.
 
-The score of a conversation is the head's output at its last token, as RewardTrainer trains it: the chat template's
-rendering of the whole conversation, including what the template writes after the final EOS (Tulu: a newline).
+The score of a conversation is the head's output at its final EOS, as the paper's reward models were trained and read
+(EasyLM strips the text): the chat template's rendering of the whole conversation cut after that EOS
+(harness.chat.through_final_eos), in training (pre-tokenised for RewardTrainer) and in every scorer.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import torch
 from datasets import Dataset
 
 from harness import data
+from harness.chat import through_final_eos
 from harness.config.errors import ConfigError
 from harness.models import TRAINABLE_DTYPE, ModelRef, base_model, device, load_tokenizer, torch_dtype
 from harness.records.stages import Stage, latest_checkpoint
@@ -75,7 +77,7 @@ def plan(cfg, table2: bool = False, load: bool = True) -> RewardModelPlan:
 def stage_spec(p: RewardModelPlan, base: ModelRef) -> dict:
     """What a trained reward model's stage key is computed from."""
     return {"base": base.key or {"path": base.path, "revision": base.revision}, "chat_template": p.model.chat_template,
-            "data": data.identity(p.dataset), "recipe": {k: p.cfg[k] for k in RECIPE}}
+            "data": data.identity(p.dataset), "recipe": {k: p.cfg[k] for k in RECIPE}, "sequences_end": "eos"}
 
 
 @dataclass
@@ -123,7 +125,8 @@ def train(rm, base: ModelRef, model_cfg, train_ds: Dataset, heldout: Dataset | N
         max_length=rm.max_length,
         model_init_kwargs=init,
     )
-    trainer = RewardTrainer(model=base.path, args=args, train_dataset=train_ds, processing_class=tok, callbacks=[CountSteps()])
+    trainer = RewardTrainer(model=base.path, args=args, train_dataset=encode_pairs(train_ds, tok), processing_class=tok,
+                            callbacks=[CountSteps()])
     resume = latest_checkpoint(out_dir / "checkpoints")
     result = trainer.train(resume_from_checkpoint=resume)
     save_trained(trainer, tok, out_dir)
@@ -134,6 +137,18 @@ def train(rm, base: ModelRef, model_cfg, train_ds: Dataset, heldout: Dataset | N
     return {**metrics, "train_loss": whole_run_loss(trainer, result, resume), "global_step": trainer.state.global_step,
             "resumed_from": resume, "train_rows": len(train_ds), "train_rows_used": len(trainer.train_dataset),
             **batch_record(rm)}
+
+
+def encode_pairs(pairs: Dataset, tok) -> Dataset:
+    """`chosen_ids` / `rejected_ids`: each side's whole conversation through its final EOS, where RewardTrainer reads
+    the score (its last token); TRL then drops pairs over max_length (the paper)."""
+
+    def encode(row):
+        return {f"{side}_ids": tok(through_final_eos(tok.apply_chat_template(row["prompt"] + row[side], tokenize=False),
+                                                     tok.eos_token), add_special_tokens=False)["input_ids"]
+                for side in ("chosen", "rejected")}
+
+    return pairs.map(encode, remove_columns=pairs.column_names)
 
 
 def heldout_metrics(scorer: RewardScorer, pairs: Dataset) -> dict:
@@ -166,19 +181,11 @@ def token_scores(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, p
     return model.score(hidden).squeeze(-1)
 
 
-def turn_suffix(tok) -> str:
-    """What the chat template writes after an assistant turn's EOS (Tulu: "\\n"); part of what a reward model read."""
-    probe = tok.apply_chat_template([{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}], tokenize=False)
-    end = probe.rfind("a" + tok.eos_token)
-    return probe[end + 1 + len(tok.eos_token):] if end >= 0 else ""
-
-
 class RewardScorer:
     """Scores conversations, rendered texts or token ids with a sequence-classification reward model."""
 
     def __init__(self, model, tokenizer, batch_size: int = 8):
         self.model, self.tok, self.batch_size = model, tokenizer, batch_size
-        self.suffix_ids = tokenizer(turn_suffix(tokenizer), add_special_tokens=False)["input_ids"]
 
     @classmethod
     def load(cls, ref: ModelRef, chat_template: str | None, batch_size: int = 8, dtype: str = "float32") -> RewardScorer:
@@ -213,8 +220,12 @@ class RewardScorer:
     def score_texts(self, texts: list[str]) -> torch.Tensor:
         return self.score_ids([self.encode(t) for t in texts])
 
+    def render(self, conversation: list[dict]) -> str:
+        """A finished conversation as the reward model reads it: through its final EOS."""
+        return through_final_eos(self.tok.apply_chat_template(conversation, tokenize=False), self.tok.eos_token)
+
     def score_conversations(self, conversations: list[list[dict]]) -> torch.Tensor:
-        return self.score_texts([self.tok.apply_chat_template(c, tokenize=False) for c in conversations])
+        return self.score_texts([self.render(c) for c in conversations])
 
     def score_responses(self, prompts: list[list[dict]], query_ids: list[list[int]], response_ids: list[list[int]],
                         ended: list[bool], policy_tok) -> torch.Tensor:
@@ -222,12 +233,12 @@ class RewardScorer:
         ended). With the policy's tokenizer the ids are scored as they are; otherwise the text is re-rendered and
         re-tokenised for the reward model."""
         if self.shares_tokenizer(policy_tok):
-            return self.score_ids([q + r + (self.suffix_ids if e else []) for q, r, e in zip(query_ids, response_ids, ended)])
+            return self.score_ids([q + r for q, r in zip(query_ids, response_ids)])  # through EOS when it ended
         texts = []
         for prompt, resp, e in zip(prompts, response_ids, ended):
             text = policy_tok.decode(resp, skip_special_tokens=True)
             if e:
-                texts.append(self.tok.apply_chat_template(prompt + [{"role": "assistant", "content": text}], tokenize=False))
+                texts.append(self.render(prompt + [{"role": "assistant", "content": text}]))
             else:  # an unfinished response: no end-of-turn the policy never wrote
                 texts.append(self.tok.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False) + text)
         return self.score_texts(texts)
