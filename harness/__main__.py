@@ -59,9 +59,11 @@ def main(cfg: DictConfig) -> float | None:
     from harness import console
     from harness.records.identity import run_log_path
 
+    log_path = None
     try:
+        log_path = run_log_path(cfg)
         # the terminal: a line per stage; the rest: the run's log (the traceback of any failure too)
-        with console.capture(run_log_path(cfg), cfg.verbose, reported=(*user_errors(), BenchmarksFailed)):
+        with console.capture(log_path, cfg.verbose, reported=(*user_errors(), BenchmarksFailed)):
             from harness.pipeline import run
 
             result = run(cfg)
@@ -74,7 +76,8 @@ def main(cfg: DictConfig) -> float | None:
         to_log_file(f"error: {exc}", None)
         if HydraConfig.get().mode == RunMode.MULTIRUN:
             raise  # the sweep's launcher records it as the job's error
-        print(f"error: {exc}", file=sys.stderr, flush=True)
+        print(f"error: {exc}" + (f"  (log: {log_path})" if log_path and log_path.exists() else ""), file=sys.stderr,
+              flush=True)
         sys.exit(BENCHMARK_FAILED if isinstance(exc, BenchmarksFailed) else USER_ERROR)
     except Exception as exc:
         to_log_file(f"run failed: {type(exc).__name__}: {exc}", exc)

@@ -28,9 +28,11 @@ def max_weight_change(a: str | Path, b: str | Path) -> float:
 
 @torch.no_grad()
 def response_logprob(model, tok, conversation: list[dict]) -> float:
-    """Sum of log p(final assistant turn | the turns before it), tokenised as prompt ids + response ids."""
+    """Sum of log p(final assistant turn | the turns before it), tokenised as prompt ids + response ids; the response
+    ends at its EOS, as DPO trains it (the template's trailing newline after EOS is not part of it)."""
     prompt = tok.apply_chat_template(conversation[:-1], add_generation_prompt=True, tokenize=False)
     full = tok.apply_chat_template(conversation, tokenize=False)
+    full = full[: full.rfind(tok.eos_token) + len(tok.eos_token)]
     assert full.startswith(prompt), (prompt, full)
     p_ids = tok(prompt, add_special_tokens=False)["input_ids"]
     r_ids = tok(full[len(prompt):], add_special_tokens=False)["input_ids"]

@@ -45,8 +45,8 @@ def test_a_failed_run_names_its_error_and_log_holds_the_traceback(tmp_path, shar
     bad.write_text(json.dumps({"prompt": "hi", "chosen": [{"role": "assistant", "content": "a"}]}) + "\n")
     out = cli(f"paths.home={tmp_path}", f"paths.stages={shared_stages}", "tracking=none", "eval=smoke",
               f"dataset.files.train={bad}", "dataset.eval_split=null")
-    assert out.returncode != 0
-    failed = next(x for x in out.stdout.splitlines() if x.startswith("[harness] run failed"))
+    assert out.returncode == 2  # a mistake in the data the user can fix: one `error:` line naming the log
+    failed = next(x for x in out.stderr.splitlines() if x.startswith("error:"))
     log_path = Path(failed.rsplit("(log: ", 1)[1].rstrip(")"))
     assert log_path.parent.parent == tmp_path / "results" / "runs"
     log = log_path.read_text()

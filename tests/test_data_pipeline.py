@@ -26,14 +26,18 @@ def over_length(cfg, base) -> int:
 
 @pytest.mark.slow
 def test_dpo_run_records_data_counts_and_trains_on_what_fits(run_config, tiny_base):
-    cfg = run_config(f"algorithm.max_length={MAX_LENGTH}", "dataset.max_bad_fraction=1.0", "algorithm.max_steps=1",
-                     "dataset.eval_split=null", "~eval.benchmarks.gsm8k", "tracking=none")
+    common = (f"algorithm.max_length={MAX_LENGTH}", "dataset.max_bad_fraction=1.0", "algorithm.max_steps=1",
+              "dataset.eval_split=null", "eval=smoke", "tracking=none")
+    cfg = run_config(*common, "algorithm.drop_overlength=true")  # the reward models' rule, an option for DPO
     dropped = over_length(cfg, tiny_base)
     assert 0 < dropped < 128
     training = run(cfg)["training"]
     assert training["data_dropped_over_length"] == dropped
     assert training["data_rows"] == training["train_rows"] == 256 - dropped
     assert training["data_dropped_empty_message"] == 0 and training["data_dropped_identical_pair"] == 0
+    # DPO's default, as the paper's code: over-length pairs are truncated and kept
+    kept = run(run_config(*common))["training"]
+    assert kept["data_dropped_over_length"] == 0 and kept["train_rows"] == 256
 
 
 @pytest.mark.slow

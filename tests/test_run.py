@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -31,10 +32,13 @@ PAPER_CATEGORIES = {"factuality": ["mmlu"], "reasoning": ["gsm8k", "bbh"], "codi
 
 
 @pytest.fixture(scope="module")
-def default_run(tmp_path_factory, shared_stages):
-    """`python -m harness` with its embedded defaults, in-process, results under a fresh home."""
-    home = tmp_path_factory.mktemp("home")
-    cfg = compose(f"paths.home={home}", f"paths.stages={shared_stages}")
+def default_run(tmp_path_factory, tiny_base):
+    """`python -m harness` with its embedded defaults, in-process, results under a fresh home. Its stages are its own
+    (the session's tiny base model copied in), so it trains whatever other tests ran before it."""
+    home, stages = tmp_path_factory.mktemp("home"), tmp_path_factory.mktemp("run_stages")
+    base_stage = Path(tiny_base.path).parent
+    shutil.copytree(base_stage, stages / base_stage.parent.name / base_stage.name)
+    cfg = compose(f"paths.home={home}", f"paths.stages={stages}")
     return cfg, run(cfg)
 
 

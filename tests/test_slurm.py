@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -130,7 +131,9 @@ def test_two_concurrent_jobs_on_one_stage_train_it_once(two_by_two, slurm):
         # both read from this machine's clock, to the second: equal seconds are consistent with "started before"
         assert started <= completed_at, (key, started, completed_at)
         logs = "".join(Path(p).read_text() for e, _ in pair for p in e["logs"] if Path(p).exists())
-        assert logs.count(f"running dpo policy {key}") == 1
+        # each job's console line for the stage (harness.console): trained by one, reused by the other
+        assert len(re.findall(rf"\[harness\] ran +dpo policy {key}", logs)) == 1, logs[-3000:]
+        assert len(re.findall(rf"\[harness\] reused +dpo policy {key}", logs)) == 1, logs[-3000:]
 
 
 # ------------------------------------------------------------------------------------------------- failures
@@ -218,7 +221,8 @@ def test_job_killed_by_time_limit_is_requeued_and_resumes_from_its_checkpoint(sl
     resumed = int(training["resumed_from"].rsplit("-", 1)[1])
     assert resumed >= stopped_at >= 2
     assert training["steps_this_run"] == steps - resumed
-    logs = "".join(Path(p).read_text() for p in run["logs"])
+    # submitit's messages: in the job's own logs, or (logged while the run's console was captured) in the run's log
+    logs = "".join(Path(p).read_text() for p in [*run["logs"], result_path.parent / "run.log"] if Path(p).exists())
     assert "this job is timed-out" in logs and "Requeued job" in logs
 
     status = subprocess.run([sys.executable, "-m", "harness.sweep", "status", str(tmp_path / "sweep")], cwd=ROOT,

@@ -78,7 +78,7 @@ def check_numbers(node, prefix: str, processes: int) -> None:
 
 
 def check(cfg) -> None:
-    from harness.eval.sources import check_sources
+    from harness.eval.variants import check_sources
 
     unknown = unknown_keys(cfg)
     if unknown:

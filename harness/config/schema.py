@@ -413,6 +413,9 @@ class BenchmarkConfig:
     version: str = "1"
     # One of CATEGORIES.
     category: str = MISSING
+    # A benchmark whose generations are all empty fails (a broken model or stop string, never scored 0). true scores
+    # them as they are: for wiring suites whose barely trained stand-ins may answer nothing (conf/eval/tiny_grid.yaml).
+    score_empty_outputs: bool = False
     # How it is scored: lm_eval (an lm-eval task) or a runner of harness.eval.
     runner: str = "lm_eval"
     # lm-eval task the generated task file includes ("{subset}" is replaced by each of `subsets`), and its YAML

@@ -21,29 +21,14 @@ import warnings
 
 from datasets import Dataset, load_dataset, load_dataset_builder
 
-# Config value of a revision that is not pinned yet (the commit could not be looked up without hub access).
-PIN_PENDING = "to-verify"
-COMMIT = re.compile(r"^[0-9a-f]{40}$")
+from harness.data.revisions import PIN_PENDING, hub_revision, pinned, revision_label  # noqa: F401
+
 BUILDERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
 _warned: set[tuple] = set()
 
 
 class UnpinnedRevision(UserWarning):
     """A hub source read at a moving revision (its rows can change under the same config)."""
-
-
-def pinned(revision: str | None) -> bool:
-    return bool(revision) and bool(COMMIT.match(revision))
-
-
-def hub_revision(revision: str | None) -> str | None:
-    """What the hub client is given: None (main) for an unset or pending revision."""
-    return None if revision in (None, PIN_PENDING) else revision
-
-
-def revision_label(revision: str | None) -> str:
-    """The revision as a file name or report shows it."""
-    return hub_revision(revision) or "main"
 
 
 def warn_unpinned(hub_id: str, split: str, revision: str | None) -> None:

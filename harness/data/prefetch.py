@@ -19,7 +19,7 @@ from datasets import Dataset
 from harness.data import mixture, preferences, prompts
 from harness.data.mirror import HubSplit, add_to_mirror, entry_path
 from harness.eval.lm_eval_runner import fewshot_split
-from harness.eval.sources import check_sources, variants
+from harness.eval.variants import check_sources, variants
 
 
 def hub_splits(bench) -> list[HubSplit]:

@@ -125,7 +125,8 @@ def run(bench, ctx) -> dict:
     else:
         references = rows
     prompts = [chat_prompt(ctx.lm, r["instruction"]) for r in rows]
-    gen = fit_to_context(ctx.lm, prompts, bench.generation, ctx.dir / CAP_FILE) if opts.get("fit_context") else bench.generation
+    gen = (fit_to_context(ctx.lm, prompts, bench.generation, ctx.dir / CAP_FILE, ctx.generations)
+           if opts.get("fit_context") else bench.generation)
     outputs = [o[0] for o in generate(ctx.lm, prompts, gen)]
     generator = opts.get("generator_name", "policy")
     model = [{"instruction": r["instruction"], "output": o, "generator": generator, "dataset": r.get("dataset", "")}

@@ -104,22 +104,34 @@ def generate(lm: LM, prompts: list[str], gen, stop: list[str] | None = None) -> 
     return [outputs[i * n:(i + 1) * n] for i in range(len(prompts))]
 
 
-def fit_to_context(lm: LM, prompts: list[str], gen, record: Path):
+def fit_to_context(lm: LM, prompts: list[str], gen, record: Path, shared_dir: Path | None = None):
     """`gen` with max_new_tokens capped at the model's context minus the longest prompt (open-instruct's AlpacaEval
     asks vLLM for 8192 tokens and vLLM stops at the context's end). The cap is written to `record` the first time and
-    read back after, so a recompute (no tokenizer, no model) sends the same requests."""
+    read back after, so a recompute (no tokenizer, no model) sends the same requests; with the policy's generation
+    cache (`shared_dir`) it is kept there too, so a benchmark computed again answers from the cache without building
+    the policy for its tokenizer."""
     from omegaconf import OmegaConf
 
-    record = Path(record)
-    if record.exists():
-        cap = json.loads(record.read_text())["max_new_tokens"]
+    from harness.records.stages import digest
+
+    records = [Path(record)] + ([Path(shared_dir) / f"context_cap-{digest([prompts, gen.max_new_tokens], 16)}.json"]
+                                if shared_dir else [])
+    known = next((r for r in records if r.exists()), None)
+    if known is not None:
+        cap = json.loads(known.read_text())["max_new_tokens"]
     else:
-        longest = max(len(lm.tok_encode(p)) for p in prompts)
-        cap = min(gen.max_new_tokens, lm.max_length - longest)
+        try:
+            longest, context = max(len(lm.tok_encode(p)) for p in prompts), lm.max_length
+        except AttributeError:  # a model without a tokenizer (an API or scripted model): the configured length
+            longest, context = None, None
+        cap = gen.max_new_tokens if context is None else min(gen.max_new_tokens, context - longest)
         if cap < 1:
-            raise ValueError(f"the longest prompt ({longest} tokens) fills the model's context ({lm.max_length})")
-        record.parent.mkdir(parents=True, exist_ok=True)
-        record.write_text(json.dumps({"max_new_tokens": cap, "context": lm.max_length, "longest_prompt": longest}))
+            raise ValueError(f"the longest prompt ({longest} tokens) fills the model's context ({context})")
+        known = {"max_new_tokens": cap, "context": context, "longest_prompt": longest}
+    for r in records:
+        if not r.exists():
+            r.parent.mkdir(parents=True, exist_ok=True)
+            r.write_text(json.dumps(known if isinstance(known, dict) else json.loads(known.read_text())))
     return OmegaConf.merge(gen, {"max_new_tokens": cap})
 
 
@@ -145,10 +157,10 @@ class OutputCheck:
             self.scores += len(values)
             self.nan += sum(v != v for v in values)  # NaN is the one float unequal to itself
 
-    def problem(self) -> str | None:
+    def problem(self, allow_empty: bool = False) -> str | None:
         if self.nan:
             return f"{self.nan} of {self.scores} log-likelihoods are NaN (the model's logits are NaN: broken weights?)"
-        if self.generations and self.empty == self.generations:
+        if self.generations and self.empty == self.generations and not allow_empty:
             return (f"all {self.generations} generations are empty (a broken model, e.g. NaN weights, or a stop "
                     "string that matches at once)")
         return None

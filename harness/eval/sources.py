@@ -12,6 +12,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from harness.data.mirror import HubSplit, check_source, load_hub
+from harness.eval.variants import SOURCE_KEYS, check_sources, variants  # noqa: F401
 from harness.data.preferences import ASSETS, asset_path
 
 
@@ -77,30 +78,3 @@ def write_jsonl(rows: list[dict], path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in rows))
     return path
-
-
-# Keys of a benchmark's `options` entry that make it a variant reading other data (AlpacaEval's reference outputs,
-# TruthfulQA's MC2 config): the variant is the benchmark with these keys replaced.
-SOURCE_KEYS = ("hub_id", "hub_config", "split", "revision", "data_files", "files")
-
-
-def variants(bench) -> list:
-    """The benchmark and every data variant its options name."""
-    out = [bench]
-    for opt in bench.options.values():
-        if OmegaConf.is_dict(opt) and any(k in opt for k in SOURCE_KEYS):
-            out.append(OmegaConf.merge(bench, {k: opt[k] for k in SOURCE_KEYS if k in opt}))
-    return out
-
-
-def check_sources(bench) -> list[str]:
-    """Refuse a benchmark whose hub sources datasets cannot load or that carry no revision (the error names the fix);
-    returns one warning per source read at a branch rather than a commit."""
-    warnings = []
-    for v in variants(bench):
-        if v.files or not v.hub_id:
-            continue
-        source = HubSplit(v.hub_id, v.hub_config, v.split, v.revision, v.data_files)
-        warning = check_source(source, f"benchmark {bench.name!r}", need_revision=True)
-        warnings += [warning] if warning else []
-    return warnings

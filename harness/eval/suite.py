@@ -91,7 +91,7 @@ def run_benchmark(bench, ctx: EvalContext) -> dict:
     if bench.runner not in RUNNERS:
         raise ValueError(f"benchmark {bench.name!r}: unknown runner {bench.runner!r}; valid: {sorted(RUNNERS)}")
     result = RUNNERS[bench.runner](bench, ctx)
-    problem = ctx._lm.check.problem() if ctx._lm is not None else None
+    problem = ctx._lm.check.problem(bench.score_empty_outputs) if ctx._lm is not None else None
     if problem:
         if not ctx.recompute:  # a rerun must ask the (repaired) policy again, not replay these answers
             (ctx.dir / REQUESTS_FILE).replace(ctx.dir / (REQUESTS_FILE + ".rejected"))

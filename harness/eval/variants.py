@@ -1,0 +1,36 @@
+"""A benchmark's data sources: the benchmark and the variants its options name (AlpacaEval's reference outputs,
+TruthfulQA's MC2 config), and the check that each hub source can be loaded and is pinned. Imports no ML library."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from omegaconf import OmegaConf
+
+from harness.data.revisions import check_source
+
+# Keys of a benchmark's `options` entry that make it a variant reading other data (AlpacaEval's reference outputs,
+# TruthfulQA's MC2 config): the variant is the benchmark with these keys replaced.
+SOURCE_KEYS = ("hub_id", "hub_config", "split", "revision", "data_files", "files")
+
+
+def variants(bench) -> list:
+    """The benchmark and every data variant its options name."""
+    out = [bench]
+    for opt in bench.options.values():
+        if OmegaConf.is_dict(opt) and any(k in opt for k in SOURCE_KEYS):
+            out.append(OmegaConf.merge(bench, {k: opt[k] for k in SOURCE_KEYS if k in opt}))
+    return out
+
+
+def check_sources(bench) -> list[str]:
+    """Refuse a benchmark whose hub sources datasets cannot load or that carry no revision (the error names the fix);
+    returns one warning per source read at a branch rather than a commit."""
+    warnings = []
+    for v in variants(bench):
+        if v.files or not v.hub_id:
+            continue
+        source = SimpleNamespace(hub_id=v.hub_id, revision=v.revision, data_files=v.data_files)
+        warning = check_source(source, f"benchmark {bench.name!r}", need_revision=True)
+        warnings += [warning] if warning else []
+    return warnings
