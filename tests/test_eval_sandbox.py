@@ -184,8 +184,17 @@ def test_killing_the_harness_kills_the_program_and_leaves_no_temp_dir(tmp_path):
     harness = subprocess.Popen([sys.executable, "-c", "from harness.eval.sandbox import run_python, Limits\n"
                                 "run_python('import time; time.sleep(60)', Limits(timeout_s=50))"], cwd=PROJECT_ROOT)
     deadline = time.monotonic() + 30
-    # the sandbox's processes: what the harness started (its descendants, at any depth), once the program runs
-    while len(program := own_descendants() - {harness.pid}) < 2 and time.monotonic() < deadline:
+    def running_program() -> set[int]:
+        """The harness's descendants (at any depth) that run the sandboxed program."""
+        out = set()
+        for pid in own_descendants() - {harness.pid}:
+            try:
+                out |= {pid} if b"program.py" in Path(f"/proc/{pid}/cmdline").read_bytes() else set()
+            except OSError:
+                pass
+        return out
+
+    while not (program := running_program()) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert program, "the sandboxed program never started"
     os.kill(harness.pid, signal.SIGKILL)  # no cleanup code of the harness runs

@@ -14,7 +14,7 @@ from conftest import compose
 from harness.chat import apply_template
 from harness.data.preferences import drop_overlength, prepare_preferences
 from harness.data.prompts import prepare_prompts
-from harness.data.validate import token_lengths
+from harness.data.validate import DataError, token_lengths
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +64,9 @@ def test_pair_filter_uses_the_longer_side_of_each_pair(words, tmp_path):
     cfg = compose(f"dataset.files.train={path}", "dataset.eval_split=null", "dataset.max_bad_fraction=1.0")
     prepared = prepare_preferences(cfg.dataset)
     assert len(prepared.dataset) == 2
-    for limit, kept in ((18, 2), (17, 1), (14, 1), (13, 0)):
+    for limit, kept in ((18, 2), (17, 1), (14, 1)):
         out = drop_overlength(prepared, words, limit, max_bad_fraction=1.0)
         assert len(out.dataset) == kept, limit
         assert out.report.dropped.get("over_length", 0) == 2 - kept, limit
+    with pytest.raises(DataError, match="max_length=13: the selection yielded no rows"):  # nothing left: never cached
+        drop_overlength(prepared, words, 13, max_bad_fraction=1.0)

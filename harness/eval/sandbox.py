@@ -118,8 +118,12 @@ for name, value in cfg["rlimits"].items():
 drop = ["setpriv", "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs"]
 if cfg["uid"] is not None:
     drop += [f"--reuid={cfg['uid']}", f"--regid={cfg['uid']}", "--clear-groups"]
+# Dropping privileges clears the parent-death signal `unshare --kill-child` armed: the program re-arms it first, so
+# that it still dies with unshare (and so with the harness) when it runs as another user.
+rearm = ("import ctypes, runpy, signal, sys; ctypes.CDLL(None).prctl(1, signal.SIGKILL); "
+         "sys.argv = sys.argv[1:]; runpy.run_path('program.py', run_name='__main__')")
 os.execve("/usr/bin/setpriv" if os.path.exists("/usr/bin/setpriv") else drop[0],
-          drop + [sys.executable, "-I", "program.py"], cfg["env"])
+          drop + [sys.executable, "-I", "-c", rearm, "program.py"], cfg["env"])
 """
 # Top-level directories the program sees (read-only): the system's. Every other one (home directories, /tmp, /work,
 # /srv, /mnt, /var, /run ...) is covered, so other checkouts, results directories and sockets are out of sight.
