@@ -12,6 +12,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
@@ -23,6 +26,17 @@ import harness.config.schema  # noqa: E402,F401  (registers the schemas)
 
 ROOT = Path(__file__).resolve().parent.parent
 CONF = ROOT / "conf"
+
+
+def torchrun_two(worker: str, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`tests/<worker> <args>` on 2 CPU processes through torchrun; asserts it exited 0. `--standalone`: the
+    rendezvous store binds port 0 itself, so no free port is picked, closed and raced for."""
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or "torchrun"
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'tests'}", "OMP_NUM_THREADS": "1", **(env or {})}
+    done = subprocess.run([torchrun, "--standalone", "--nproc_per_node", "2", str(ROOT / "tests" / worker), *args],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
 
 
 def compose(*overrides: str) -> DictConfig:

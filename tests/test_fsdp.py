@@ -3,12 +3,6 @@
 from a sharded checkpoint continues exactly."""
 
 import json
-import os
-import shutil
-import socket
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -17,7 +11,8 @@ from safetensors.torch import load_file
 from harness.config.errors import ConfigError
 from harness.train.sharding import check_ppo_sharding
 
-ROOT = Path(__file__).resolve().parent.parent
+from conftest import torchrun_two
+
 METRICS = ("objective/rm_score", "objective/kl", "objective/entropy", "loss/policy", "loss/value", "policy/approxkl",
            "val/response_length", "lr")
 
@@ -25,15 +20,7 @@ METRICS = ("objective/rm_score", "objective/kl", "objective/entropy", "loss/poli
 @pytest.fixture(scope="module")
 def ranks(tiny_base, tiny_reward_model, tmp_path_factory):
     out = tmp_path_factory.mktemp("fsdp")
-    torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable)) or "torchrun"
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'tests'}", "OMP_NUM_THREADS": "1"}
-    with socket.socket() as free:
-        free.bind(("127.0.0.1", 0))
-        port = free.getsockname()[1]
-    cmd = [torchrun, "--nproc_per_node", "2", "--master_port", str(port), str(ROOT / "tests" / "fsdp_worker.py"),
-           tiny_base.path, tiny_reward_model.ref.path, str(out)]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
+    torchrun_two("fsdp_worker.py", tiny_base.path, tiny_reward_model.ref.path, str(out))
     return out, [json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1)]
 
 

@@ -2,15 +2,12 @@
 the replicas stay identical, and a minibatch's gradient is the one a single process computes."""
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 from direction import max_weight_change
 
-ROOT = Path(__file__).resolve().parent.parent
+from conftest import torchrun_two
+
 
 
 def one_process_gradient(base, rm, out: Path) -> list:
@@ -39,14 +36,8 @@ def test_two_processes_share_the_batch_and_stay_in_sync(tiny_base, tiny_reward_m
     import torch
 
     expected = one_process_gradient(tiny_base, tiny_reward_model, tmp_path)
-    torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable)) or "torchrun"
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'tests'}", "OMP_NUM_THREADS": "1",
-           "PPO_GRADIENT_CHECK": str(tmp_path)}
-    # --standalone: the rendezvous store binds port 0 itself, so no free port is picked, closed and raced for
-    cmd = [torchrun, "--standalone", "--nproc_per_node", "2", str(ROOT / "tests" / "ppo_ddp_worker.py"),
-           tiny_base.path, tiny_reward_model.ref.path, str(tmp_path), "algorithm.max_steps=2"]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
+    torchrun_two("ppo_ddp_worker.py", tiny_base.path, tiny_reward_model.ref.path, str(tmp_path), "algorithm.max_steps=2",
+                 env={"PPO_GRADIENT_CHECK": str(tmp_path)})
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     for r in ranks:
         # effective batch 16 = 8 per process x 2 processes; each process samples half of the 32-prompt rollout
