@@ -56,9 +56,10 @@ def planned_stages(cfg) -> list[Stage]:
     if algorithms.get(cfg.algorithm).trains:
         stages.append(policy_stage(cfg, base, rm))
         policy = _ref(stages[-1], cfg.model)
-    policy_eval, rm_benchmarks = rewardbench.split_suite(cfg.eval)
-    stages += [benchmark_stage(b, policy_identity(policy, cfg, rm), root) for b in policy_eval.benchmarks.values()]
-    return stages + [rewardbench.benchmark_stage(b, rm, root) for b in rm_benchmarks.values()]
+    benchmarks = cfg.eval.benchmarks.values()
+    stages += [benchmark_stage(b, policy_identity(policy, cfg, rm), root) for b in benchmarks
+               if not rewardbench.scores_reward_model(b)]
+    return stages + [rewardbench.benchmark_stage(b, rm, root) for b in benchmarks if rewardbench.scores_reward_model(b)]
 
 
 # ------------------------------------------------------------------------------------------------- stages

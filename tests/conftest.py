@@ -11,6 +11,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # One thread per process: tests start several processes at once (Slurm jobs, 2-process training) on 2 cores.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+# Composed configs are cached per session (harness.config.compose), not in the user's ~/.cache.
+os.environ["HARNESS_COMPOSE_CACHE"] = os.path.join(__import__("tempfile").mkdtemp(prefix="harness-compose-"), "cache")
 
 import shutil  # noqa: E402
 import subprocess  # noqa: E402

@@ -77,6 +77,9 @@ def check_numbers(node, prefix: str, processes: int) -> None:
                               f"{prefix}.num_generations={generations} (each prompt's group is sampled in one step)")
 
 
+_warned: set[str] = set()
+
+
 def check(cfg) -> None:
     from harness.eval.variants import check_sources
 
@@ -102,7 +105,9 @@ def check(cfg) -> None:
     for key, bench in cfg.eval.benchmarks.items():
         try:
             for warning in check_sources(bench):
-                log.warning(warning)
+                if warning not in _warned:  # once per process: a sweep plan checks every run's suite
+                    _warned.add(warning)
+                    log.warning(warning)
         except ValueError as e:
             raise ConfigError(str(e)) from e
         if bench.category not in CATEGORIES and not (bench.runner in REWARD_MODEL_RUNNERS and bench.category == "reward_model"):

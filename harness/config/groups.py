@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import copy
 import functools
-from pathlib import Path
 
+from harness.config.compose import CONF_DIR, compose
 from harness.config.errors import ConfigError
-
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
 
 def options(group: str) -> list[str]:
@@ -25,13 +23,6 @@ def entry(group: str, name: str, scale: str = "paper"):
 
 @functools.lru_cache(maxsize=None)
 def _entry(group: str, name: str, scale: str):
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
     if name not in options(group):
         raise ConfigError(f"{group}={name!r} is not an entry of conf/{group}/; valid: {options(group)}")
-    overrides = [f"{group}={name}", f"scale={scale}"]
-    if GlobalHydra.instance().is_initialized():  # inside `python -m harness`
-        return compose("config", overrides=overrides)[group]
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose("config", overrides=overrides)[group]
+    return compose([f"{group}={name}", f"scale={scale}"])[group]

@@ -134,9 +134,13 @@ def run(bench, scorer: RewardScorer, out_dir: Path, mirror: str | None = None) -
             "n": len(rows), "samples": "samples.jsonl"}
 
 
+def scores_reward_model(bench) -> bool:
+    return bench.runner == RUNNER
+
+
 def split_suite(eval_cfg):
     """(the suite without reward-model benchmarks, {key: reward-model benchmark})."""
-    rm_keys = [k for k, b in eval_cfg.benchmarks.items() if b.runner == RUNNER]
+    rm_keys = [k for k, b in eval_cfg.benchmarks.items() if scores_reward_model(b)]
     policy_eval = copy.deepcopy(eval_cfg)
     with open_dict(policy_eval):
         for key in rm_keys:

@@ -27,10 +27,16 @@ def check_sources(bench) -> list[str]:
     """Refuse a benchmark whose hub sources datasets cannot load or that carry no revision (the error names the fix);
     returns one warning per source read at a branch rather than a commit."""
     warnings = []
-    for v in variants(bench):
+    for v in _sources(bench):
         if v.files or not v.hub_id:
             continue
-        source = SimpleNamespace(hub_id=v.hub_id, revision=v.revision, data_files=v.data_files)
-        warning = check_source(source, f"benchmark {bench.name!r}", need_revision=True)
+        warning = check_source(v, f"benchmark {bench.name!r}", need_revision=True)
         warnings += [warning] if warning else []
     return warnings
+
+
+def _sources(bench) -> list[SimpleNamespace]:
+    """The source fields of `variants(bench)`, without merging configs (a sweep plan checks ~400 benchmarks)."""
+    base = {k: bench[k] for k in SOURCE_KEYS}
+    overrides = [opt for opt in bench.options.values() if OmegaConf.is_dict(opt) and any(k in opt for k in SOURCE_KEYS)]
+    return [SimpleNamespace(**(base | {k: opt[k] for k in SOURCE_KEYS if k in opt})) for opt in [{}, *overrides]]

@@ -19,10 +19,9 @@ from typing import Callable, Sequence
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from harness.config.groups import CONF_DIR  # noqa: F401  (sweep files: CONF_DIR / "sweep")
 from harness.records.stages import Stage
 from harness.sweep.cost import CostModel, gpu_hours
-
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
 
 @dataclass
@@ -51,8 +50,8 @@ class PlannedRun:
 
 def task_config(cfg: DictConfig) -> DictConfig:
     """The config a run sees (Hydra removes its own node before calling the task)."""
-    cfg = cfg.copy()
     if "hydra" in cfg:
+        cfg = cfg.copy()
         with open_dict(cfg):
             del cfg["hydra"]
     return cfg
@@ -86,13 +85,9 @@ def unique_stages(runs: Sequence[PlannedRun]) -> dict[str, tuple[Stage, PlannedR
 
 # ------------------------------------------------------------------------------------------------- sweep files
 def _compose(overrides: list[str], hydra: bool = False) -> DictConfig:
-    from hydra import compose, initialize_config_dir
+    from harness.config.compose import compose
 
-    import harness.config.schema  # noqa: F401  (registers the run schemas)
-    import harness.sweep.config  # noqa: F401  (registers the sweeper and launcher configs)
-
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose("config", overrides=overrides, return_hydra_config=hydra)
+    return compose(overrides, hydra)
 
 
 def sweep_jobs(sweep: str, overrides: Sequence[str] = ()) -> list[list[str]]:

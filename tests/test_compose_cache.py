@@ -1,0 +1,103 @@
+"""The compose cache (harness.config.compose): a cached config is the composed one, typed; any change of an input
+(a config file, a schema) composes again; a broken or disabled cache never gives a wrong config."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+from hydra.core.config_store import ConfigStore
+from omegaconf import OmegaConf
+from omegaconf.errors import ConfigAttributeError
+
+from harness.config import compose
+from harness.pipeline import identity, planned_stages
+from harness.sweep import plan
+from conftest import CONF, ROOT
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("HARNESS_COMPOSE_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def no_compose(monkeypatch):
+    def refuse(*args):
+        raise AssertionError(f"composed again: {args}")
+
+    monkeypatch.setattr(compose, "_compose", refuse)
+
+
+def one_job_per_algorithm() -> list[list[str]]:
+    jobs = {}
+    for job in plan.sweep_jobs("all"):
+        jobs.setdefault(next(o for o in job if o.startswith("algorithm=")), job)
+    return list(jobs.values())
+
+
+def test_a_cached_config_is_the_composed_one_typed_and_strict(cache, monkeypatch, tmp_path):
+    jobs = [*one_job_per_algorithm(), [f"paths.home={tmp_path}", "scale=tiny", "algorithm=ppo", "reward_model=uf_13b"]]
+    assert {next(o for o in j if o.startswith("algorithm=")) for j in jobs} >= {"algorithm=dpo", "algorithm=ppo",
+                                                                                "algorithm=best_of_n", "algorithm=none"}
+    fresh = [compose.compose(job) for job in jobs]
+    expected = [(identity(cfg), [s.key for s in planned_stages(cfg)]) for cfg in fresh]  # reward models: entries
+    n_files = len(list(cache.glob("*.pkl")))
+    assert n_files > len(jobs)  # the runs, the sweep file's own compose and the entries reward models name
+    no_compose(monkeypatch)
+    for job, composed, (ident, keys) in zip(jobs, fresh, expected):
+        cached = compose.compose(job)
+        assert cached == composed, job
+        for node in ("algorithm", "dataset", "reward_model", "eval"):
+            assert OmegaConf.get_type(cached[node]) is OmegaConf.get_type(composed[node])
+        assert identity(cached) == ident
+        assert [s.key for s in planned_stages(cached)] == keys
+        with pytest.raises(ConfigAttributeError):
+            cached.algorithm.misspelt_key  # noqa: B018  (struct mode, as composed)
+
+
+def test_editing_a_config_file_composes_again(cache, tmp_path):
+    conf = tmp_path / "conf"
+    shutil.copytree(CONF, conf)
+    assert compose.compose(["algorithm=dpo"], conf_dir=conf).algorithm.beta == 0.1
+    dpo = conf / "algorithm" / "dpo.yaml"
+    dpo.write_text(dpo.read_text().replace("beta: 0.1 ", "beta: 0.3 "))
+    assert compose.compose(["algorithm=dpo"], conf_dir=conf).algorithm.beta == 0.3
+    assert len(list(cache.glob("*.pkl"))) == 2
+
+
+def test_a_changed_schema_changes_the_key(cache):
+    before = compose._cached_path(["algorithm=dpo"], False, CONF)
+    ConfigStore.instance().store(group="schema/test_only", name="extra", node={"a": 1})
+    try:
+        assert compose._cached_path(["algorithm=dpo"], False, CONF) != before
+    finally:
+        del ConfigStore.instance().repo["schema"]["test_only"]
+    assert compose._cached_path(["algorithm=dpo"], False, CONF) == before
+
+
+def test_the_key_does_not_depend_on_what_the_process_did_before(cache):
+    """Hydra stores its plugins' configs on first use: the key of a fresh process and of one that has composed agree
+    (else the cache would miss in every other process)."""
+    code = ("from harness.config import compose as c; a = c._cached_path(['algorithm=dpo'], False, c.CONF_DIR); "
+            "c.compose(['algorithm=ppo']); print(a == c._cached_path(['algorithm=dpo'], False, c.CONF_DIR))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True", out.stderr
+
+
+def test_a_torn_cache_file_is_composed_again(cache):
+    path = compose._cached_path(["algorithm=ppo"], False, CONF)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"\x80\x04 torn")
+    cfg = compose.compose(["algorithm=ppo"])
+    assert cfg.algorithm.name == "ppo"
+    assert compose.compose(["algorithm=ppo"]) == cfg  # rewritten whole
+
+
+def test_the_cache_can_be_turned_off(monkeypatch, tmp_path):
+    monkeypatch.setenv("HARNESS_COMPOSE_CACHE", "0")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert compose.compose(["algorithm=dpo"]).algorithm.name == "dpo"
+    assert not any(tmp_path.rglob("*.pkl"))
