@@ -65,13 +65,15 @@ def progress(label: str, total: int) -> None:
 def advance(n: int = 1) -> None:
     if _terminal is None or not _bar["total"]:
         return
-    _bar["done"] = min(_bar["done"] + n, _bar["total"])
-    if not _terminal.isatty():
+    before = _bar["done"]
+    _bar["done"] = min(before + n, _bar["total"])
+    if not _terminal.isatty() or (n and _bar["done"] == before and _bar["shown"]):  # nothing new to draw
         return
     width = 30
     filled = int(width * _bar["done"] / _bar["total"])
     # \033[K: the rest of a longer line drawn before (the previous bar) is cleared
-    _terminal.write(f"\r  {_bar['label']} [{'#' * filled}{'.' * (width - filled)}] {_bar['done']}/{_bar['total']}\033[K")
+    drawn = f"{_bar['label']} [{'#' * filled}{'.' * (width - filled)}] {_bar['done']}/{_bar['total']}"
+    _terminal.write(f"\r  {drawn}\033[K")
     _terminal.flush()
     _bar["shown"] = True
 

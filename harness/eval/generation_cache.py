@@ -11,7 +11,8 @@ one line per answer: {"kind", "key" (lm-eval's hash of the request's arguments: 
 "n" (which repeat of a sampled request: the k-th identical request of a call is answered by the k-th cached sample),
 "answer"}. Appends are locked, so runs sharing a policy can write at once. Chat templating is cached too, so a
 benchmark whose requests are all cached builds no model; a wrapper with state between calls (best-of-N) is therefore
-not cached (harness.pipeline.evaluate: share_generations=False).
+not cached (harness.pipeline.evaluate: share_generations=False). While the policy answers, the console shows a bar
+over the requests sent (harness.eval.progress).
 """
 
 from __future__ import annotations
