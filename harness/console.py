@@ -1,7 +1,8 @@
 """A calm console: what the terminal shows while `python -m harness` runs, and the run's log file for the rest.
 
 By default the terminal gets one line per stage (what, where, elapsed), a progress bar while a long stage works
-(training steps) and the summary. Everything else the process writes (library logs, warnings, per-step metrics,
+(training steps; the policy generating or scoring what its generation cache lacks; a judge at work:
+harness.eval.progress) and the summary. Everything else the process writes (library logs, warnings, per-step metrics,
 third-party progress bars, subprocess output) goes to the run's log file, `results/runs/<run_id>/run.log` beside its
 result.json; the stage lines and the summary are there too, and a failed run's traceback. With `verbose=true` the
 same stream is also shown live.
@@ -64,12 +65,15 @@ def progress(label: str, total: int) -> None:
 def advance(n: int = 1) -> None:
     if _terminal is None or not _bar["total"]:
         return
-    _bar["done"] = min(_bar["done"] + n, _bar["total"])
-    if not _terminal.isatty():
+    before = _bar["done"]
+    _bar["done"] = min(before + n, _bar["total"])
+    if not _terminal.isatty() or (n and _bar["done"] == before and _bar["shown"]):  # nothing new to draw
         return
     width = 30
     filled = int(width * _bar["done"] / _bar["total"])
-    _terminal.write(f"\r  {_bar['label']} [{'#' * filled}{'.' * (width - filled)}] {_bar['done']}/{_bar['total']}")
+    # \033[K: the rest of a longer line drawn before (the previous bar) is cleared
+    drawn = f"{_bar['label']} [{'#' * filled}{'.' * (width - filled)}] {_bar['done']}/{_bar['total']}"
+    _terminal.write(f"\r  {drawn}\033[K")
     _terminal.flush()
     _bar["shown"] = True
 

@@ -11,7 +11,8 @@ one line per answer: {"kind", "key" (lm-eval's hash of the request's arguments: 
 "n" (which repeat of a sampled request: the k-th identical request of a call is answered by the k-th cached sample),
 "answer"}. Appends are locked, so runs sharing a policy can write at once. Chat templating is cached too, so a
 benchmark whose requests are all cached builds no model; a wrapper with state between calls (best-of-N) is therefore
-not cached (harness.pipeline.evaluate: share_generations=False).
+not cached (harness.pipeline.evaluate: share_generations=False). While the policy answers, the console shows a bar
+over the requests sent (harness.eval.progress).
 """
 
 from __future__ import annotations
@@ -24,9 +25,12 @@ from typing import Any
 from filelock import FileLock
 from lm_eval.api.model import LM, hash_args
 
+from harness.eval import progress
 from harness.records.stages import digest, library_versions
 
 ANSWERS = "answers.jsonl"
+# The console's bar while the policy answers what the cache does not hold (harness.eval.progress).
+BARS = {"generate_until": "generating", "loglikelihood": "scoring", "loglikelihood_rolling": "scoring"}
 
 
 def cache_dir(stages_root: str | Path, policy_id: dict) -> Path:
@@ -37,9 +41,9 @@ def cache_dir(stages_root: str | Path, policy_id: dict) -> Path:
 class CachedLM(LM):
     """Answers from the cache at `directory`, asking `policy` (a LazyPolicy: `.lm` builds the model) for the rest."""
 
-    def __init__(self, policy, directory: Path):
+    def __init__(self, policy, directory: Path, name: str = ""):
         super().__init__()
-        self.policy, self.dir = policy, Path(directory)
+        self.policy, self.dir, self.name = policy, Path(directory), name
         self.path, self.lock = self.dir / ANSWERS, FileLock(str(self.dir / (ANSWERS + ".lock")))
         self.answers: dict[tuple[str, str, int], Any] = {}
         # Requests sent on to the policy (the others were answered from the cache), for the record and the tests.
@@ -77,8 +81,14 @@ class CachedLM(LM):
 
     def _requests(self, kind: str, requests) -> list:
         args = [json.loads(json.dumps(list(r.args))) for r in requests]  # before the backend can mutate gen_kwargs
-        out = self._cached_call(kind, args, lambda idx: getattr(self.policy.lm, kind)([requests[i] for i in idx]))
+        out = self._cached_call(kind, args, lambda idx: self._ask(kind, [requests[i] for i in idx]))
         return [tuple(a) if kind == "loglikelihood" else a for a in out]
+
+    def _ask(self, kind: str, requests) -> list:
+        """The policy's answers in one call (its own batching), a bar on the console meanwhile."""
+        lm = self.policy.lm  # built before the bar starts
+        with progress.bar(f"{BARS[kind]} {self.name}".strip(), len(requests)), progress.follow(lm, kind):
+            return getattr(lm, kind)(requests)
 
     def generate_until(self, requests, disable_tqdm: bool = False):
         return self._requests("generate_until", requests)
@@ -102,6 +112,6 @@ class CachedLM(LM):
         return self._cached_call("chat_template", [[chat_template]], lambda idx: [self.policy.lm.chat_template(chat_template)])[0]
 
     def __getattr__(self, name):  # anything else a runner reads (e.g. the tokenizer) is the policy's own
-        if name in ("policy", "answers", "dir"):
+        if name in ("policy", "answers", "dir", "name"):
             raise AttributeError(name)
         return getattr(self.policy.lm, name)

@@ -27,6 +27,8 @@ from typing import Callable
 
 from omegaconf import OmegaConf
 
+from harness import console
+from harness.eval import progress
 from harness.records.jsonl import read_jsonl
 
 log = logging.getLogger(__name__)
@@ -51,6 +53,9 @@ def _softmax(scores: dict[str, float]) -> dict[str, float]:
 
 
 class OpenAIJudge:
+    # Items Verdicts may send per call without changing any answer (harness.eval.progress): one request per item.
+    chunk = 1
+
     def __init__(self, cfg):
         self.cfg = cfg
         self.url = cfg.base_url.rstrip("/") + "/chat/completions"
@@ -115,6 +120,10 @@ class OpenAIJudge:
 
 
 class HFJudge:
+    # Every item in one call: HFLM sorts and batches the call's requests, so chunks could change the numbers; the bar
+    # follows HFLM's answers instead (harness.eval.progress).
+    chunk = None
+
     def __init__(self, path: str, revision: str | None, batch_size: int):
         from lm_eval.models.huggingface import HFLM
         from transformers import AutoTokenizer
@@ -131,7 +140,8 @@ class HFJudge:
 
         contexts = [self.lm.apply_chat_template(p) if isinstance(p, list) else p for p in prompts]
         requests = [Instance("loglikelihood", doc={}, arguments=(c, o), idx=i) for c in contexts for i, o in enumerate(options)]
-        scores = [ll for ll, _ in self.lm.loglikelihood(requests)]
+        with progress.follow(self.lm, "loglikelihood", per=len(options)):
+            scores = [ll for ll, _ in self.lm.loglikelihood(requests)]
         n = len(options)
         return [_softmax(dict(zip(options, scores[i * n:(i + 1) * n]))) for i in range(len(prompts))]
 
@@ -141,7 +151,8 @@ class HFJudge:
         from lm_eval.api.instance import Instance
 
         requests = [Instance("loglikelihood", doc={}, arguments=(p, option), idx=0) for p in prompts]
-        return [math.exp(ll) for ll, _ in self.lm.loglikelihood(requests)]
+        with progress.follow(self.lm, "loglikelihood"):
+            return [math.exp(ll) for ll, _ in self.lm.loglikelihood(requests)]
 
 
 class Classifier:
@@ -156,6 +167,8 @@ class Classifier:
         self.torch, self.batch_size, self.device = torch, batch_size, device()
         self.tok = AutoTokenizer.from_pretrained(path, revision=revision)
         self.model = AutoModelForSequenceClassification.from_pretrained(path, revision=revision).to(self.device).eval()
+        # Items Verdicts may send per call: one batch, the same batches `classify` makes of the whole list (in order).
+        self.chunk = batch_size
 
     def classify(self, texts: list[str]) -> list[int]:
         from tqdm import tqdm
@@ -173,8 +186,8 @@ class Classifier:
 class Verdicts:
     """Answers of one judge, cached by input in the stage directory; the judge is built only on a miss."""
 
-    def __init__(self, identity: dict, build: Callable[[], object], path: Path):
-        self.identity, self.build, self.path, self._judge = identity, build, Path(path), None
+    def __init__(self, identity: dict, build: Callable[[], object], path: Path, label: str = "judging"):
+        self.identity, self.build, self.path, self._judge, self.label = identity, build, Path(path), None, label
         self.cache = {}
         if self.path.exists():  # a torn last line (killed mid-append) is dropped and asked again
             for row in read_jsonl(self.path, repair=True):
@@ -193,11 +206,17 @@ class Verdicts:
         keys = [self._key(method, item, options) for item in items]
         missing = [i for i, k in enumerate(keys) if k not in self.cache]
         if missing:
-            answers = compute([items[i] for i in missing])
-            with self.path.open("a") as f:
-                for i, answer in zip(missing, answers):
-                    self.cache[keys[i]] = answer
-                    f.write(json.dumps({"key": keys[i], "verdict": answer}) + "\n")
+            # in the judge's chunks (answers as in one call), each stored when done: a killed run keeps them
+            chunk = getattr(self.judge, "chunk", None) or len(missing)  # the judge built before the bar starts
+            with progress.bar(self.label, len(missing)):
+                for start in range(0, len(missing), chunk):
+                    part = missing[start:start + chunk]
+                    answers = compute([items[i] for i in part])
+                    with self.path.open("a") as f:
+                        for i, answer in zip(part, answers):
+                            self.cache[keys[i]] = answer
+                            f.write(json.dumps({"key": keys[i], "verdict": answer}) + "\n")
+                    console.advance(len(part))
         return [self.cache[k] for k in keys]
 
     def choose(self, prompts: list, options: list[str]) -> list[dict[str, float]]:
@@ -243,4 +262,5 @@ def make_judge(bench, role: str, ctx, classifier: bool = False) -> Verdicts:
             path = (tiny_judges.toxicity_classifier if classifier else tiny_judges.causal_judge)(ctx.stages_root)
         return (Classifier if classifier else HFJudge)(path, cfg.revision, cfg.batch_size)
 
-    return Verdicts({"role": role, **judge_identity(cfg)}, build, ctx.dir / VERDICTS_FILE)
+    return Verdicts({"role": role, **judge_identity(cfg)}, build, ctx.dir / VERDICTS_FILE,
+                    f"judging {getattr(ctx, 'name', '') or bench.name}")

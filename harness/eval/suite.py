@@ -62,6 +62,8 @@ class EvalContext:
     # The policy's generation cache (harness.eval.generation_cache): requests another benchmark, run or recompute
     # already sent are answered from it; None sends every request to the policy.
     generations: Path | None = None
+    # The benchmark's key in the suite, for the console's progress bars (harness.eval.progress).
+    name: str = ""
     _lm: Any = field(default=None, repr=False)
 
     @property
@@ -73,7 +75,7 @@ class EvalContext:
             if self.recompute:
                 self._lm = ReplayLM(path)
             else:
-                source = ((lambda: CachedLM(self.policy, self.generations)) if self.generations
+                source = ((lambda: CachedLM(self.policy, self.generations, self.name)) if self.generations
                           else (lambda: self.policy.lm))
                 self._lm = RecordingLM(source, path)
         return self._lm
@@ -159,7 +161,7 @@ def run_suite(eval_cfg, policy: ModelRef, policy_id: dict, model_cfg, stages_roo
         stage = benchmark_stage(bench, policy_id, Path(stages_root))
         generations = generation_cache.cache_dir(stages_root, policy_id) if share_generations else None
         ctx = EvalContext(stage.dir, policy_lm, eval_cfg.batch_size, mirror, Path(stages_root), eval_cfg.recompute,
-                          generations)
+                          generations, key)
         if eval_cfg.recompute:
             out[key] = outcome(key, bench, stage, lambda b=bench, c=ctx, st=stage: (recompute(st, b, c), False))
         else:
