@@ -1,4 +1,7 @@
-"""The base (SFT) model of a run: built locally for `model=tiny`, loaded from the hub or a directory otherwise."""
+"""The base (SFT) model of a run: built locally for `model=tiny`, loaded from the hub or a directory otherwise.
+
+torch and transformers are imported where a model is loaded: naming models and their stages (ModelRef,
+base_model_stage) is part of planning a sweep, which imports no ML library (harness.planning)."""
 
 from __future__ import annotations
 
@@ -6,14 +9,16 @@ import contextlib
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
 from omegaconf import OmegaConf
-from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from harness.chat import apply_template
 from harness.records.stages import Stage
 from harness.tiny.data import TINY_DIR
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass
@@ -26,6 +31,8 @@ class ModelRef:
 
 
 def device() -> str:
+    import torch
+
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
@@ -33,18 +40,22 @@ def device() -> str:
 # (5e-7..1e-5) most bf16 updates round away (EasyLM keeps fp32 params: llama_model.py param_dtype=float32).
 # `model.dtype` is the compute dtype of trained models (autocast) and the weights dtype of frozen ones.
 TRAINABLE_DTYPE = "float32"
-DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
+DTYPES = ("bfloat16", "float16", "float32")
 
 
 def torch_dtype(name: str) -> torch.dtype:
     """`model.dtype` as torch's, on every device (CPU has bf16 kernels too; the tiny model sets float32)."""
     if name not in DTYPES:
         raise ValueError(f"model.dtype={name!r}; valid: {list(DTYPES)}")
-    return DTYPES[name]
+    import torch
+
+    return getattr(torch, name)
 
 
 def autocast(dtype: str, device_type: str):
     """Mixed-precision compute for fp32 trainable weights: bf16/fp16 matmuls under autocast, fp32 otherwise."""
+    import torch
+
     if torch_dtype(dtype) == torch.float32:
         return contextlib.nullcontext()
     return torch.autocast(device_type, dtype=torch_dtype(dtype))
@@ -80,6 +91,8 @@ def base_model(model_cfg, stages_root: str) -> tuple[ModelRef, dict]:
 
 
 def load_tokenizer(ref: ModelRef, chat_template: str | None):
+    from transformers import AutoTokenizer
+
     tok = AutoTokenizer.from_pretrained(ref.path, revision=ref.revision)
     apply_template(tok, chat_template)
     if tok.pad_token is None:
@@ -90,5 +103,7 @@ def load_tokenizer(ref: ModelRef, chat_template: str | None):
 def load_causal_lm(ref: ModelRef, dtype: str = "float32", on=None):
     """The causal LM at its pinned revision, in `dtype`, on `on` (a trainer's per-process device: load after the
     trainer's config has set it, or every process lands on cuda:0) or on this machine's default device."""
+    from transformers import AutoModelForCausalLM
+
     model = AutoModelForCausalLM.from_pretrained(ref.path, revision=ref.revision, dtype=torch_dtype(dtype))
     return model.to(on or device())

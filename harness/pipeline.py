@@ -13,7 +13,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from harness import algorithms, console, data
+from harness import algorithms, console
 from harness.algorithms import TrainingData
 from harness.chat import TEMPLATES
 from harness.config.checks import check, check_judge_keys, uses_reward_model
@@ -21,46 +21,17 @@ from harness.config.errors import ConfigError
 from harness.eval import rewardbench
 from harness.eval.categories import average, category_scores
 from harness.eval.generation import make_lm
-from harness.eval.suite import benchmark_stage, run_suite
-from harness.models import ModelRef, base_model, base_model_stage
+from harness.eval.suite import run_suite
+from harness.models import ModelRef, base_model
 from harness.records.results import (git_commit, index_row, provenance_versions, stages_digest, summary_table,
                                      upsert_index, write_result)
 from harness.records import stages as stage_records
 from harness.records.identity import AXES, NON_DETERMINING, axes_of, axes_used, determining_config, identity, run_id_of  # noqa: F401
-from harness.records.stages import Stage, digest
+from harness.records.stages import digest
 from harness.records.tracking import Tracker
+from harness.planning import planned_stages, policy_identity, policy_stage
 from harness.report.grid import table_tags
 from harness.train import common, reward
-
-def _ref(stage: Stage | None, model_cfg) -> ModelRef:
-    return ModelRef(str(stage.dir / "model"), key=stage.key) if stage else ModelRef(model_cfg.path, model_cfg.revision)
-
-
-def planned_stages(cfg) -> list[Stage]:
-    """Every content-addressed stage the run needs, in order, computed without running or loading anything
-    (the sweep planner deduplicates sweeps with these; `run` builds the same stages)."""
-    root = Path(cfg.paths.stages)
-    base_stage = base_model_stage(cfg.model, root)
-    stages = [base_stage] if base_stage else []
-    base = policy = _ref(base_stage, cfg.model)
-    rm = None
-    if uses_reward_model(cfg):
-        p = reward.plan(cfg, getattr(cfg.algorithm, "table2", False), load=False)
-        if p.trained_here:
-            rm_base_stage = base_model_stage(p.model, root)
-            rm_stage = Stage("reward_model", reward.stage_spec(p, _ref(rm_base_stage, p.model)), root)
-            stages += [s for s in (rm_base_stage, rm_stage) if s and s.key not in {x.key for x in stages}]
-            rm = reward.RewardModel(_ref(rm_stage, p.model), p.model.chat_template, {})
-        else:
-            rm = reward.RewardModel(ModelRef(p.cfg.path, p.cfg.revision), p.cfg.chat_template, {})
-    if algorithms.get(cfg.algorithm).trains:
-        stages.append(policy_stage(cfg, base, rm))
-        policy = _ref(stages[-1], cfg.model)
-    benchmarks = cfg.eval.benchmarks.values()
-    stages += [benchmark_stage(b, policy_identity(policy, cfg, rm), root) for b in benchmarks
-               if not rewardbench.scores_reward_model(b)]
-    return stages + [rewardbench.benchmark_stage(b, rm, root) for b in benchmarks if rewardbench.scores_reward_model(b)]
-
 
 # ------------------------------------------------------------------------------------------------- stages
 def load_training_data(cfg) -> TrainingData:
@@ -72,22 +43,6 @@ def load_training_data(cfg) -> TrainingData:
 def fit_training_data(cfg, inputs: TrainingData, base: ModelRef) -> TrainingData:
     """The inputs adjusted to the base model once it exists (e.g. DPO drops over-length pairs)."""
     return algorithms.get(cfg.algorithm).fit_inputs(cfg, inputs, base)
-
-
-def policy_spec(cfg, base: ModelRef, rm=None) -> dict:
-    spec = {"base": base.key or {"path": base.path, "revision": base.revision}, "chat_template": cfg.model.chat_template,
-            "algorithm": algorithms.recipe(cfg.algorithm), "seed": cfg.seed}
-    if "dataset" in axes_used(cfg):
-        spec["dataset"] = data.identity(cfg.dataset)
-    if "prompts" in axes_used(cfg):
-        spec["prompts"] = data.identity(cfg.prompts)
-    if rm is not None:
-        spec["reward_model"] = rm.identity
-    return spec
-
-
-def policy_stage(cfg, base: ModelRef, rm=None) -> Stage:
-    return Stage("policy", policy_spec(cfg, base, rm), Path(cfg.paths.stages))
 
 
 def train_in_process(cfg, base: ModelRef, inputs: TrainingData, out_dir: Path, rm, report_to: str, run_id: str,
@@ -111,11 +66,6 @@ def train_policy(cfg, base: ModelRef, inputs: TrainingData, tracker: Tracker, ru
     if reused and (stage.dir / "log_history.json").exists():
         tracker.log_history(json.loads((stage.dir / "log_history.json").read_text()))
     return ModelRef(str(stage.dir / "model"), key=stage.key), {**result, "reused": reused, "key": stage.key, "dir": str(stage.dir)}
-
-
-def policy_identity(policy: ModelRef, cfg=None, rm=None) -> dict:
-    ident = {"stage": policy.key} if policy.key else {"path": policy.path, "revision": policy.revision}
-    return ident | (algorithms.get(cfg.algorithm).policy_identity(cfg, rm) if cfg is not None else {})
 
 
 def evaluate(cfg, policy: ModelRef, rm) -> dict:

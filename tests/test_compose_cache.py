@@ -101,3 +101,23 @@ def test_the_cache_can_be_turned_off(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert compose.compose(["algorithm=dpo"]).algorithm.name == "dpo"
     assert not any(tmp_path.rglob("*.pkl"))
+
+
+def test_planning_a_sweep_imports_no_ml_library():
+    """Stage keys come from configs (harness.planning): a plan loads no model, tokenizer or dataset, so torch,
+    transformers, datasets and TRL stay unimported (lm-eval's model base class is: best-of-N's wrapper is one)."""
+    code = ("import contextlib, io, sys; from harness.sweep.__main__ import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()) as out: main(['plan', 'table3'])\n"
+            "assert 'reward_model' in out.getvalue()\n"
+            "print(sorted(m for m in ('torch', 'transformers', 'datasets', 'trl', 'mlflow') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_a_cold_cache_is_filled_on_several_processes(cache, monkeypatch):
+    jobs = one_job_per_algorithm()
+    assert compose.warm(jobs, workers=2) == len(jobs)
+    assert compose.warm(jobs, workers=2) == 0  # nothing left to compose
+    direct = [compose._compose(job, False, CONF) for job in jobs]
+    no_compose(monkeypatch)
+    assert [compose.compose(job) for job in jobs] == direct

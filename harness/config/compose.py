@@ -15,8 +15,10 @@ it off.
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import json
+import multiprocessing
 import os
 import pickle
 from pathlib import Path
@@ -49,6 +51,23 @@ def compose(overrides: list[str], hydra: bool = False, conf_dir: Path = CONF_DIR
         tmp.write_bytes(pickle.dumps(cfg))
         tmp.replace(path)
     return cfg
+
+
+def warm(jobs: list[list[str]], workers: int | None = None) -> int:
+    """Compose the jobs the cache lacks in parallel processes, before a loop reads them one by one (a cold plan on a
+    login node's many cores); returns how many were composed. A no-op with one core or nothing missing."""
+    missing = [list(j) for j in jobs if (p := _cached_path(list(j), False, CONF_DIR)) is not None and not p.exists()]
+    workers = min(len(missing), workers or len(os.sched_getaffinity(0)))
+    if workers < 2:
+        return 0
+    context = multiprocessing.get_context("spawn")  # fresh interpreters: no lock or thread of the caller is inherited
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
+        list(pool.map(_store, missing, chunksize=max(1, len(missing) // (4 * workers))))
+    return len(missing)
+
+
+def _store(overrides: list[str]) -> None:
+    compose(overrides)
 
 
 def _compose(overrides: list[str], hydra: bool, conf_dir: Path) -> DictConfig:

@@ -9,11 +9,7 @@ released component splits, and `source=upstream` on the mixture re-derives every
 
 from __future__ import annotations
 
-from datasets import concatenate_datasets
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-
-from harness.config.groups import CONF_DIR, options
+from harness.config.groups import entry, options
 from harness.data.validate import DataError, DataReport, Prepared
 
 
@@ -21,11 +17,7 @@ def dataset_config(name: str):
     """The composed `conf/dataset/<name>` entry, exactly what `dataset=<name>` gives a run."""
     if name not in options("dataset"):
         raise DataError(f"unknown dataset {name!r}; valid: {options('dataset')}")
-    overrides = [f"dataset={name}"]
-    if GlobalHydra.instance().is_initialized():  # inside a Hydra app (python -m harness)
-        return compose(config_name="config", overrides=overrides).dataset
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(config_name="config", overrides=overrides).dataset
+    return entry("dataset", name)
 
 
 def components(cfg) -> list:
@@ -53,6 +45,8 @@ def prepare(cfg, split: str, mirror: str | None, cache: str | None, prepare_comp
         report.merge(prepared.report)
         report.parts[component.name] = len(prepared.dataset)
         parts.append(prepared.dataset)
+    from datasets import concatenate_datasets
+
     ds = concatenate_datasets(parts).shuffle(seed=cfg.seed).flatten_indices()
     report.rows = len(ds)
     if cfg.max_samples is not None and len(ds) > cfg.max_samples:

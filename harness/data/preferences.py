@@ -16,7 +16,6 @@ subsample. Given a stages directory, the result is cached by identity (harness.d
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 from pathlib import Path
@@ -25,29 +24,18 @@ from datasets import Dataset, Features, List, Value, load_dataset
 from omegaconf import OmegaConf
 
 from harness.data import converters, mixture
+from harness.data.assets import ASSETS, asset_path, identity  # noqa: F401  (callers say preferences.identity ...)
 from harness.data.cache import cached
 from harness.data.hub import pinned
 from harness.data.mirror import HubSplit, source_sha256
 from harness.data.validate import (DataError, DataReport, Prepared, content_id, messages_or_none, pair_problem,
                                    token_lengths)
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
 SOURCES = ("tulu25", "upstream", "files", "mixture")
 REQUIRED_COLUMNS = ("chosen", "rejected")
 MESSAGES = List({"role": Value("string"), "content": Value("string")})
 FEATURES = Features({"prompt": MESSAGES, "chosen": MESSAGES, "rejected": MESSAGES, "source": Value("string"),
                      "id": Value("string")})
-# Config keys that do not change the rows a dataset yields.
-NOT_IDENTITY = ("label", "paper_rows", "released_rows", "max_bad_fraction")
-
-
-def asset_path(path: str) -> Path:
-    """A data path of a config: absolute; else relative to the working directory when it exists there (the user's
-    own file); else under harness/assets/ (the bundled data)."""
-    p = Path(path).expanduser()
-    if p.is_absolute():
-        return p
-    return p.resolve() if p.exists() else ASSETS / p
 
 
 def json_problem(path: Path) -> str | None:
@@ -233,17 +221,6 @@ def _build(cfg, split: str, mirror: str | None) -> Prepared:
     if not rows:
         raise DataError(f"dataset {cfg.name!r} (source {cfg.source}, split {split}) yielded no rows")
     return limited(Dataset.from_list(rows, features=FEATURES), report, cfg.max_samples, cfg.seed)
-
-
-def identity(cfg) -> dict:
-    """What determines the rows a dataset config yields: the config, plus the bytes of local files (and, for a
-    mixture, its components)."""
-    ident = {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k not in NOT_IDENTITY}
-    if cfg.source == "files":
-        ident["file_sha256"] = {split: hashlib.sha256(asset_path(p).read_bytes()).hexdigest() for split, p in (cfg.files or {}).items()}
-    if cfg.source == "mixture" or (cfg.source == "upstream" and cfg.mixture):
-        ident["components"] = [identity(c) for c in mixture.components(cfg)]
-    return ident
 
 
 def cache_spec(cfg, split: str, mirror: str | None) -> dict | None:

@@ -25,15 +25,14 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-from omegaconf import OmegaConf, open_dict
+from omegaconf import open_dict
 
 from harness.eval.sources import load_rows, write_jsonl
 from harness.eval.suite import outcome
-from harness.records.stages import Stage
+from harness.planning import reward_benchmark_stage, scores_reward_model
 from harness.train.reward import RewardScorer
 
 
-RUNNER = "rewardbench"
 CATEGORY = "reward_model"
 SECTIONS = {
     "chat": ["alpacaeval-easy", "alpacaeval-length", "alpacaeval-hard", "mt-bench-easy", "mt-bench-med"],
@@ -134,10 +133,6 @@ def run(bench, scorer: RewardScorer, out_dir: Path, mirror: str | None = None) -
             "n": len(rows), "samples": "samples.jsonl"}
 
 
-def scores_reward_model(bench) -> bool:
-    return bench.runner == RUNNER
-
-
 def split_suite(eval_cfg):
     """(the suite without reward-model benchmarks, {key: reward-model benchmark})."""
     rm_keys = [k for k, b in eval_cfg.benchmarks.items() if scores_reward_model(b)]
@@ -146,12 +141,6 @@ def split_suite(eval_cfg):
         for key in rm_keys:
             del policy_eval.benchmarks[key]
     return policy_eval, {k: eval_cfg.benchmarks[k] for k in rm_keys}
-
-
-def benchmark_stage(bench, reward_model, stages_root: str) -> Stage:
-    """A reward-model benchmark's stage: keyed by the reward model, not a policy."""
-    return Stage("eval", {"reward_model": reward_model.identity, "benchmark": OmegaConf.to_container(bench, resolve=True)},
-                 Path(stages_root))
 
 
 def load_scorer(reward_model, batch_size: int, dtype: str) -> RewardScorer:
@@ -171,7 +160,7 @@ def evaluate(benchmarks: dict, reward_model, stages_root: str, batch_size: int, 
 
     out = {}
     for key, bench in benchmarks.items():
-        stage = benchmark_stage(bench, reward_model, stages_root)
+        stage = reward_benchmark_stage(bench, reward_model, stages_root)
         out[key] = outcome(key, bench, stage, lambda b=bench, st=stage: st.run(lambda d: work(d, b),
                                                                               label=f"benchmark {key} ({b.name})"))
     return out

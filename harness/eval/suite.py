@@ -21,6 +21,7 @@ from harness.eval import alpacaeval, code, generation_cache, lm_eval_runner, tox
 from harness.eval.generation import REQUESTS_FILE, RecordingLM, ReplayLM, make_lm
 from harness.eval.generation_cache import CachedLM
 from harness.models import ModelRef
+from harness.planning import benchmark_stage
 from harness.records.stages import Stage
 
 log = logging.getLogger(__name__)
@@ -79,10 +80,6 @@ class EvalContext:
                           else (lambda: self.policy.lm))
                 self._lm = RecordingLM(source, path)
         return self._lm
-
-
-def benchmark_stage(bench, policy_id: dict, root: Path) -> Stage:
-    return Stage("eval", {"policy": policy_id, "benchmark": OmegaConf.to_container(bench, resolve=True)}, root)
 
 
 class BrokenOutputs(RuntimeError):

@@ -34,8 +34,9 @@ def main(argv: list[str] | None = None) -> int:
         sweeps = sorted(p.stem for p in (plan.CONF_DIR / "sweep").glob("*.yaml"))
         if args.sweep not in sweeps:
             parser.error(f"unknown sweep {args.sweep!r}; valid: {sweeps}")
-        jobs = plan.sweep_jobs(args.sweep, args.overrides)
-        result = plan.report(plan.plan_runs(jobs, plan._compose), len(jobs), name=args.sweep, profiles=plan.slurm_profiles())
+        runs = plan.plan_sweep(args.sweep, args.overrides)
+        grid_points = sum(len(r.job_nums) for r in runs)
+        result = plan.report(runs, grid_points, name=args.sweep, profiles=plan.slurm_profiles())
         print(plan.render(result))
         if args.json:
             args.json.write_text(json.dumps(result, indent=2))

@@ -5,7 +5,7 @@
 
 Two grid points are the same run when their configs have the same identity (pipeline.identity: the configuration that
 determines the numbers), e.g. Table 1's DPO on UltraFeedback is also Table 2's and Table 5's. Two runs share a stage
-when the stage keys match (the same functions the pipeline uses: pipeline.planned_stages), e.g. one reward model
+when the stage keys match (the same functions the pipeline uses: harness.planning.planned_stages), e.g. one reward model
 serves every PPO run naming it. Stage counts and costs below count each unique stage once.
 """
 
@@ -60,7 +60,8 @@ def task_config(cfg: DictConfig) -> DictConfig:
 def plan_runs(jobs: Sequence[Sequence[str]], compose: Callable[[list[str]], DictConfig], first_num: int = 0) -> list[PlannedRun]:
     """One PlannedRun per distinct run identity, in grid order; duplicates only add their job numbers."""
     from harness.config.checks import check
-    from harness.pipeline import identity, planned_stages
+    from harness.planning import planned_stages
+    from harness.records.identity import identity
 
     runs: dict[str, PlannedRun] = {}
     for num, overrides in enumerate(jobs, start=first_num):
@@ -105,7 +106,10 @@ def sweep_jobs(sweep: str, overrides: Sequence[str] = ()) -> list[list[str]]:
 
 
 def plan_sweep(sweep: str, overrides: Sequence[str] = ()) -> list[PlannedRun]:
+    from harness.config.compose import warm
+
     jobs = sweep_jobs(sweep, overrides)
+    warm(jobs)  # a cold cache: the runs composed on every core first
     return plan_runs(jobs, _compose)
 
 

@@ -15,85 +15,16 @@ The score of a conversation is the head's output at its final EOS, as the paper'
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from datasets import Dataset
 
-from harness import data
 from harness.chat import through_final_eos
-from harness.config.errors import ConfigError
 from harness.models import TRAINABLE_DTYPE, ModelRef, base_model, device, load_tokenizer, torch_dtype
 from harness.records.stages import Stage, latest_checkpoint
 from harness.train.common import CountSteps, batch_record, save_trained, trainer_kwargs, whole_run_loss
-
-# The recipe fields of RewardModelConfig that determine a trained reward model (not its name, label or logging).
-RECIPE = ("learning_rate", "final_learning_rate", "lr_scheduler", "warmup_ratio", "epochs", "max_steps",
-          "effective_batch_size", "max_length", "adam_beta1", "adam_beta2", "weight_decay", "max_grad_norm", "seed")
-
-
-# ------------------------------------------------------------------------------------------------- which reward model
-@dataclass
-class RewardModelPlan:
-    """The reward model a run uses: an existing one (`path`), or one to train from `model` on `dataset`."""
-
-    cfg: Any
-    model: Any = None
-    dataset: Any = None
-    train: Dataset | None = None
-    heldout: Dataset | None = None
-
-    @property
-    def trained_here(self) -> bool:
-        return self.cfg.path is None
-
-
-def plan(cfg, table2: bool = False, load: bool = True) -> RewardModelPlan:
-    """Resolve the run's reward model; its training data is loaded (and so validated) now, before any stage starts
-    (`load=False`: configs only)."""
-    from harness.config.groups import entry
-
-    rm = cfg.reward_model
-    if rm.path is not None:
-        return RewardModelPlan(rm)
-    model_cfg = cfg.model if rm.base_model in (None, cfg.model.name) else entry("model", rm.base_model)
-    if table2:
-        dataset_cfg = cfg.dataset
-    elif rm.dataset is None:
-        raise ConfigError(f"reward_model={rm.name} sets neither `path` (an existing reward model) nor `dataset` "
-                          f"(its training data); set one, e.g. reward_model.dataset=ultrafeedback_fg")
-    else:
-        dataset_cfg = cfg.dataset if rm.dataset == cfg.dataset.name else entry("dataset", rm.dataset, cfg.scale)
-    if not load:
-        return RewardModelPlan(rm, model_cfg, dataset_cfg)
-    mirror = cfg.paths.mirror
-    train = data.load_preferences(dataset_cfg, mirror=mirror)
-    heldout = data.load_preferences(dataset_cfg, split=dataset_cfg.eval_split, mirror=mirror) if dataset_cfg.eval_split else None
-    return RewardModelPlan(rm, model_cfg, dataset_cfg, train, heldout)
-
-
-def stage_spec(p: RewardModelPlan, base: ModelRef) -> dict:
-    """What a trained reward model's stage key is computed from."""
-    return {"base": base.key or {"path": base.path, "revision": base.revision}, "chat_template": p.model.chat_template,
-            "data": data.identity(p.dataset), "recipe": {k: p.cfg[k] for k in RECIPE}, "sequences_end": "eos"}
-
-
-@dataclass
-class RewardModel:
-    """A reward model ready to load: weights, the chat template it reads, and how it came to be."""
-
-    ref: ModelRef
-    chat_template: str | None
-    info: dict
-
-    @property
-    def identity(self) -> dict:
-        """How policy and evaluation stages name it: its stage key, or the path it was loaded from."""
-        if self.ref.key:
-            return {"stage": self.ref.key}
-        return {"path": self.ref.path, "revision": self.ref.revision, "chat_template": self.chat_template}
+from harness.train.reward_plan import RECIPE, RewardModel, RewardModelPlan, plan, stage_spec  # noqa: F401  (callers say reward.plan ...)
 
 
 def obtain(p: RewardModelPlan, stages_root: str, tracker, run_id: str) -> RewardModel:
