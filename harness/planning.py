@@ -38,7 +38,8 @@ def planned_stages(cfg) -> list[Stage]:
         stages.append(policy_stage(cfg, base, rm))
         policy = stage_ref(stages[-1], cfg.model)
     benchmarks = cfg.eval.benchmarks.values()
-    stages += [benchmark_stage(b, policy_identity(policy, cfg, rm), root) for b in benchmarks if not scores_reward_model(b)]
+    policy_id = policy_identity(policy, cfg, rm)
+    stages += [benchmark_stage(b, policy_id, root) for b in benchmarks if not scores_reward_model(b)]
     return stages + [reward_benchmark_stage(b, rm, root) for b in benchmarks if scores_reward_model(b)]
 
 
@@ -80,5 +81,5 @@ def benchmark_stage(bench, policy_id: dict, root: Path) -> Stage:
 
 def reward_benchmark_stage(bench, reward_model, root) -> Stage:
     """A reward-model benchmark's stage: keyed by the reward model, not a policy."""
-    return Stage("eval", {"reward_model": reward_model.identity, "benchmark": OmegaConf.to_container(bench, resolve=True)},
-                 Path(root))
+    spec = {"reward_model": reward_model.identity, "benchmark": OmegaConf.to_container(bench, resolve=True)}
+    return Stage("eval", spec, Path(root))

@@ -57,7 +57,8 @@ def warm(jobs: list[list[str]], workers: int | None = None) -> int:
     """Compose the jobs the cache lacks in parallel processes, before a loop reads them one by one (a cold plan on a
     login node's many cores); returns how many were composed. A no-op with one core or nothing missing."""
     missing = [list(j) for j in jobs if (p := _cached_path(list(j), False, CONF_DIR)) is not None and not p.exists()]
-    workers = min(len(missing), workers or len(os.sched_getaffinity(0)))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)  # macOS
+    workers = min(len(missing), workers or cores)
     if workers < 2:
         return 0
     context = multiprocessing.get_context("spawn")  # fresh interpreters: no lock or thread of the caller is inherited
