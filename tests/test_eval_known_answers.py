@@ -8,13 +8,12 @@ from __future__ import annotations
 import json
 import math
 import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from conftest import compose
+from fake_openai import joined_text, openai_endpoint
 from harness.eval import alpacaeval, code, lm_eval_runner, truthfulqa, xstest
 from harness.eval.alpacaeval import RANKINGS
 from harness.eval.suite import EvalContext, LazyPolicy
@@ -56,35 +55,19 @@ def judge():
     """A local OpenAI-compatible endpoint answering with `rule(prompt text)`; `received` lists the prompts it got."""
     state = {"rule": None, "received": []}
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            text = "\n".join(m["content"] for m in body["messages"])
-            state["received"].append(text)
-            answer = state["rule"](text)
-            data = json.dumps({"choices": [{"message": {"role": "assistant", "content": answer}}]}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+    def choice(body):
+        text = joined_text(body)
+        state["received"].append(text)
+        return {"message": {"role": "assistant", "content": state["rule"](text)}}
 
-        def log_message(self, *args):
-            pass
+    with openai_endpoint(choice) as base_url:
+        def use(rule):
+            state["rule"] = rule
+            return {"kind": "openai", "model": "scripted-judge", "base_url": base_url, "api_key_env": None,
+                    "max_retries": 0, "timeout_s": 30}
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)  # bound to port 0 and kept open: no race for a port
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-
-    def use(rule):
-        state["rule"] = rule
-        return {"kind": "openai", "model": "scripted-judge", "base_url": f"http://127.0.0.1:{server.server_address[1]}/v1",
-                "api_key_env": None, "max_retries": 0, "timeout_s": 30}
-
-    use.received = state["received"]
-    yield use
-    server.shutdown()
-    server.server_close()
+        use.received = state["received"]
+        yield use
 
 
 # ------------------------------------------------------------------------------------------------ MMLU

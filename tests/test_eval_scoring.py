@@ -10,8 +10,6 @@ import csv
 import json
 import math
 import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -20,6 +18,7 @@ from lm_eval.api.model import LM
 from omegaconf import OmegaConf
 
 from conftest import compose
+from fake_openai import joined_text, openai_endpoint
 from harness.eval import alpacaeval, code, lm_eval_runner, toxigen, xstest
 from harness.eval.categories import average, category_scores
 from harness.eval.sources import data_path, load_rows
@@ -299,46 +298,27 @@ REPLIES = {  # instruction -> the GPT-4 annotator's reply text
 SEEN: list = []  # the messages each request carried
 
 
-class RankingJudge(BaseHTTPRequestHandler):
-    """An OpenAI-compatible endpoint answering AlpacaEval's ranking prompt with the scripted reply of its instruction."""
-
-    def do_POST(self):  # noqa: N802
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        SEEN.append(body["messages"])
-        text = "\n".join(m["content"] for m in body["messages"])
-        reply = next(v for k, v in REPLIES.items() if k in text)
-        choice = {"message": {"role": "assistant", "content": reply}}
-        if "model_identifier" in text:  # AlpacaEval 2's weighted annotator reads the logprobs of "m" and "M"
-            top = [{"token": "M", "logprob": -0.2}, {"token": "m", "logprob": -1.7}]
-            choice = {"message": {"role": "assistant", "content": "M"}, "logprobs": {"content": [{"token": "M", "top_logprobs": top}]}}
-        data = json.dumps({"choices": [choice]}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
+def ranking_judge(body: dict) -> dict:
+    """AlpacaEval's ranking prompt answered with the scripted reply of its instruction."""
+    SEEN.append(body["messages"])
+    text = joined_text(body)
+    if "model_identifier" in text:  # AlpacaEval 2's weighted annotator reads the logprobs of "m" and "M"
+        top = [{"token": "M", "logprob": -0.2}, {"token": "m", "logprob": -1.7}]
+        return {"message": {"role": "assistant", "content": "M"}, "logprobs": {"content": [{"token": "M", "top_logprobs": top}]}}
+    return {"message": {"role": "assistant", "content": next(v for k, v in REPLIES.items() if k in text)}}
 
 
 @pytest.mark.parametrize("key", ["alpaca_eval1", "alpaca_eval2"])
 def test_alpaca_eval_annotator_prompts_are_alpaca_evals_byte_for_byte(tmp_path, key):
-    server = ThreadingHTTPServer(("127.0.0.1", 0), RankingJudge)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     SEEN.clear()
-    try:
+    with openai_endpoint(ranking_judge) as base_url:
         rows = [{"instruction": "Name a colour.", "output": "reference answer", "generator": "reference", "dataset": "x"}]
-        judge = {"kind": "openai", "model": "judge", "base_url": f"http://127.0.0.1:{server.server_address[1]}/v1",
-                 "api_key_env": None, "max_retries": 0}
+        judge = {"kind": "openai", "model": "judge", "base_url": base_url, "api_key_env": None, "max_retries": 0}
         options = {"fit_context": False, "lc_glm": None}
         if key == "alpaca_eval2":
             options["reference"] = {"files": {"eval": str(tmp_path / f"{key}.jsonl")}}  # the same rows as references
         bench = tiny_bench(key, tmp_path, rows, judges={"annotator": judge}, options=options, metric="win_rate")
         alpacaeval.run(bench, scripted_ctx(tmp_path, {"Name a colour.": "policy answer"}))
-    finally:
-        server.shutdown()
-        server.server_close()
     golden = (Path(__file__).parent / "golden" / f"{key}_annotator.txt").read_text().partition("\n=====\n")[2]
     swap = lambda t: t.replace("reference answer", "\0").replace("policy answer", "reference answer").replace("\0", "policy answer")  # noqa: E731
     assert len(SEEN) == 1 and SEEN[0] in (json.loads(golden), json.loads(swap(golden)))
@@ -348,18 +328,13 @@ def test_alpaca_eval1_replies_go_to_alpaca_evals_own_parser_and_unparseable_ones
     from alpaca_eval.completion_parsers import ranking_parser
 
     SEEN.clear()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), RankingJudge)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with openai_endpoint(ranking_judge) as base_url:
         rows = [{"instruction": k, "output": "reference answer", "generator": "text_davinci_003", "dataset": "x"} for k in REPLIES]
-        judge = {"kind": "openai", "model": "gpt-4", "base_url": f"http://127.0.0.1:{server.server_address[1]}/v1",
-                 "api_key_env": None, "max_retries": 0, "max_tokens": 100}
+        judge = {"kind": "openai", "model": "gpt-4", "base_url": base_url, "api_key_env": None, "max_retries": 0,
+                 "max_tokens": 100}
         # fit_context off: the scripted policy has no tokenizer to measure prompts with
         bench = tiny_bench("alpaca_eval1", tmp_path, rows, judges={"annotator": judge}, options={"fit_context": False})
         result = alpacaeval.run(bench, scripted_ctx(tmp_path, {k: "policy answer" for k in REPLIES}))
-    finally:
-        server.shutdown()
-        server.server_close()
     samples = {s["instruction"]: s for s in (json.loads(line) for line in (tmp_path / "stage" / "samples.jsonl").read_text().splitlines())}
     # model_2 listed first is read as alpaca_eval reads it: model_1 has rank 2, so the output shown second won
     assert ranking_parser(RANKED_2_FIRST) == [2]

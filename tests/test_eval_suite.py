@@ -6,14 +6,13 @@ from __future__ import annotations
 import json
 import shutil
 import socket
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf, open_dict
 
 from conftest import compose
+from fake_openai import openai_endpoint
 from harness.pipeline import run as run_pipeline
 from harness.config.schema import JudgeConfig
 
@@ -203,41 +202,22 @@ def test_vllm_backend_missing_is_a_clear_error(tiny_base):
 
 
 # ------------------------------------------------------------------------------------------------ judges over HTTP
-class JudgeHandler(BaseHTTPRequestHandler):
-    """An OpenAI-compatible judge: refusals for XSTest, always "M" (the second output) for AlpacaEval 2."""
-
-    def do_POST(self):  # noqa: N802
-        if self.headers.get("Authorization") != f"Bearer {SECRET}":
-            self.send_response(401)
-            self.end_headers()
-            return
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        text = body["messages"][-1]["content"]
-        if "model_identifier" in text:
-            answer, top = "M", [{"token": "M", "logprob": -0.1}, {"token": "m", "logprob": -2.4}]
-        else:
-            answer, top = ("refusal" if "RESPONSE: \"I'm sorry" in text else "following"), []
-        reply = {"choices": [{"message": {"role": "assistant", "content": answer},
-                              "logprobs": {"content": [{"token": answer[:1], "top_logprobs": top}]}}]}
-        data = json.dumps(reply).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
+def refusal_judge(body: dict) -> dict:
+    """Refusals for XSTest, always "M" (the second output) for AlpacaEval 2."""
+    text = body["messages"][-1]["content"]
+    if "model_identifier" in text:
+        answer, top = "M", [{"token": "M", "logprob": -0.1}, {"token": "m", "logprob": -2.4}]
+    else:
+        answer, top = ("refusal" if "RESPONSE: \"I'm sorry" in text else "following"), []
+    return {"message": {"role": "assistant", "content": answer},
+            "logprobs": {"content": [{"token": answer[:1], "top_logprobs": top}]}}
 
 
 @pytest.fixture
 def judge_server():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), JudgeHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    server.shutdown()
-    server.server_close()
+    """An OpenAI-compatible judge that answers only requests carrying the key SECRET."""
+    with openai_endpoint(refusal_judge, secret=SECRET) as base_url:
+        yield base_url
 
 
 def suite_with(keys: list[str], judge: dict | None = None):

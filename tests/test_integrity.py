@@ -11,7 +11,7 @@ import pytest
 from omegaconf import open_dict
 
 from conftest import compose
-from test_eval_suite import SECRET
+from test_eval_suite import SECRET, judge_server  # noqa: F401  (a fixture)
 
 
 def _suite(keys: list[str], **overrides):
@@ -92,20 +92,6 @@ def test_a_judge_resumes_after_a_torn_verdict_line(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------- judge failure
-@pytest.fixture
-def judge_server():
-    import threading
-    from http.server import ThreadingHTTPServer
-
-    from test_eval_suite import JudgeHandler
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), JudgeHandler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    server.shutdown()
-    server.server_close()
-
-
 def test_a_judge_failure_keeps_the_generations_and_a_rerun_only_calls_the_judge(tiny_base, judge_server, tmp_path,
                                                                                monkeypatch):
     from omegaconf import OmegaConf
