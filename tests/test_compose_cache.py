@@ -121,3 +121,16 @@ def test_a_cold_cache_is_filled_on_several_processes(cache, monkeypatch):
     direct = [compose._compose(job, False, CONF) for job in jobs]
     no_compose(monkeypatch)
     assert [compose.compose(job) for job in jobs] == direct
+
+
+def test_a_cache_that_cannot_be_written_warns_once_and_composes(monkeypatch, tmp_path, caplog):
+    blocked = tmp_path / "not_a_dir"
+    blocked.write_text("a file where the cache directory would be")
+    monkeypatch.setenv("HARNESS_COMPOSE_CACHE", str(blocked))
+    with caplog.at_level("WARNING", logger="harness.config.compose"):
+        assert compose.compose(["algorithm=dpo"]).algorithm.name == "dpo"
+        assert compose.compose(["algorithm=ppo"]).algorithm.name == "ppo"
+    warnings = [r.getMessage() for r in caplog.records if r.name == "harness.config.compose"]
+    assert len(warnings) == 1 and str(blocked) in warnings[0] and "HARNESS_COMPOSE_CACHE=" in warnings[0]
+    assert blocked.read_text().startswith("a file")  # nothing of the user's overwritten
+    assert compose.warm(one_job_per_algorithm(), workers=2) == 0  # no workers spent on a cache that keeps nothing

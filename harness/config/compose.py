@@ -18,6 +18,7 @@ from __future__ import annotations
 import concurrent.futures
 import hashlib
 import json
+import logging
 import multiprocessing
 import os
 import pickle
@@ -26,6 +27,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+log = logging.getLogger(__name__)
 
 
 def cache_dir() -> Path | None:
@@ -46,17 +48,36 @@ def compose(overrides: list[str], hydra: bool = False, conf_dir: Path = CONF_DIR
             pass
     cfg = _compose(list(overrides), hydra, conf_dir)
     if path is not None and not (hydra and cfg.hydra.job.env_copy):  # env_copy copies os.environ into the config
+        _write(path, cfg)
+    return cfg
+
+
+def _write(path: Path, cfg: DictConfig) -> None:
+    """Store a composed config; a cache that cannot be written is only slower, so it warns (once) and goes on."""
+    try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_bytes(pickle.dumps(cfg))
         tmp.replace(path)
-    return cfg
+    except OSError as e:
+        if path.parent not in _unwritable:
+            _unwritable.add(path.parent)
+            log.warning(f"the compose cache {path.parent} cannot be written ({e}); configs are composed each time. "
+                        "Set HARNESS_COMPOSE_CACHE=<writable dir>, or =0 to turn the cache off")
+
+
+_unwritable: set[Path] = set()
 
 
 def warm(jobs: list[list[str]], workers: int | None = None) -> int:
     """Compose the jobs the cache lacks in parallel processes, before a loop reads them one by one (a cold plan on a
     login node's many cores); returns how many were composed. A no-op with one core or nothing missing."""
     missing = [list(j) for j in jobs if (p := _cached_path(list(j), False, CONF_DIR)) is not None and not p.exists()]
+    try:  # an unwritable cache would keep nothing the workers compose
+        if missing:
+            cache_dir().mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return 0
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)  # macOS
     workers = min(len(missing), workers or cores)
     if workers < 2:
