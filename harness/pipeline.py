@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from harness import algorithms, console
 from harness.algorithms import TrainingData
 from harness.chat import TEMPLATES
-from harness.config.checks import check, check_judge_keys, uses_reward_model
+from harness.checks import check, check_judge_keys, uses_reward_model
 from harness.config.errors import ConfigError
 from harness.eval import rewardbench
 from harness.eval.categories import average, category_scores

@@ -10,7 +10,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from harness import algorithms, data
-from harness.config.checks import REWARD_MODEL_RUNNERS, uses_reward_model
+from harness.checks import REWARD_MODEL_RUNNERS, uses_reward_model
 from harness.models import ModelRef, base_model_stage
 from harness.records.identity import axes_used
 from harness.records.stages import Stage

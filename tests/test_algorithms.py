@@ -98,7 +98,7 @@ def test_the_pipeline_never_branches_on_an_algorithm_name():
     # "none" is every axis's empty entry (reward_model=none ...), not a branch on an algorithm
     names = {p.stem for p in (ROOT / "conf" / "algorithm").glob("*.yaml")} - {"none"}
     assert compared_names('if cfg.algorithm.name in ("dpo", "x"): pass', names) == ["dpo"]  # the check can see one
-    for module in ("pipeline.py", "config/checks.py", "train/processes.py"):
+    for module in ("pipeline.py", "checks.py", "train/processes.py"):
         assert compared_names((ROOT / "harness" / module).read_text(), names) == [], module
 
 

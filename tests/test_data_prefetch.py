@@ -129,7 +129,7 @@ def test_prefetch_of_every_sweep_plans_only_loadable_sources_with_revisions():
     ("eval.benchmarks.gsm8k.revision=null", "'gsm8k_8shot_cot_200'.*no `revision`; set revision: <commit>"),
 ])
 def test_a_benchmark_source_that_cannot_load_is_refused_before_anything_runs(override, message):
-    from harness.config.checks import check
+    from harness.checks import check
     from harness.config.errors import ConfigError
 
     with pytest.raises(ConfigError, match=message):

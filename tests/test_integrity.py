@@ -150,7 +150,7 @@ def test_a_refused_key_names_its_variable_and_the_real_attempt_count(judge_serve
                                            ("+eval.benchmarks.gsm8k.limt=2", "eval.benchmarks.gsm8k.limt"),
                                            ("+model.tiny.hiden_size=8", "model.tiny.hiden_size")])
 def test_an_added_key_the_schema_does_not_know_is_rejected(addition, key):
-    from harness.config.checks import check
+    from harness.checks import check
     from harness.config.errors import ConfigError
 
     with pytest.raises(ConfigError, match=rf"{key.replace('.', '[.]')}.*not a key of"):
@@ -158,13 +158,13 @@ def test_an_added_key_the_schema_does_not_know_is_rejected(addition, key):
 
 
 def test_added_entries_of_free_form_maps_are_accepted():
-    from harness.config.checks import check
+    from harness.checks import check
 
     check(compose("+eval.benchmarks.gsm8k.options.some_runner_setting=1"))
 
 
 def test_the_bundled_configs_have_only_schema_keys():
-    from harness.config.checks import unknown_keys
+    from harness.checks import unknown_keys
 
     for overrides in (["+sweep=all"], ["eval=paper", "algorithm=ppo", "reward_model=tiny", "model=tulu2_13b"]):
         assert unknown_keys(compose(*overrides)) == [], overrides
@@ -192,7 +192,7 @@ def test_a_selection_with_no_rows_fails_before_anything_is_cached(tmp_path, over
     (["launch.processes=3", "algorithm.effective_batch_size=16"], r"algorithm\.effective_batch_size=16 .*3 training processes"),
 ])
 def test_numeric_recipe_values_are_checked_before_any_stage_in_the_configs_names(overrides, message):
-    from harness.config.checks import check
+    from harness.checks import check
     from harness.config.errors import ConfigError
 
     with pytest.raises(ConfigError, match=message):

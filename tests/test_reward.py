@@ -4,7 +4,7 @@ import pytest
 from conftest import compose
 
 from harness import data
-from harness.config.checks import check
+from harness.checks import check
 from harness.config.errors import ConfigError
 from harness.models import ModelRef
 from harness.records.stages import Stage

@@ -7,7 +7,7 @@ import pytest
 from conftest import compose
 
 from harness.eval import rewardbench
-from harness.config.checks import check
+from harness.checks import check
 from harness.data.preferences import asset_path
 from harness.config.errors import ConfigError
 from harness.train.reward import RewardScorer

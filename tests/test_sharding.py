@@ -14,7 +14,7 @@ from accelerate.utils import FullyShardedDataParallelPlugin
 from transformers import LlamaForCausalLM, LlamaForSequenceClassification
 
 from conftest import CONF, compose
-from harness.config.checks import check
+from harness.checks import check
 from harness.config.errors import ConfigError
 from harness.train.processes import command
 from harness.train import sharding

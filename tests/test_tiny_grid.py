@@ -33,7 +33,7 @@ SPECIALISATIONS = {"dataset_scale": "dataset", "prompts_scale": "prompts", "rm_s
 @pytest.mark.parametrize("group,axis", SPECIALISATIONS.items())
 def test_every_stand_in_names_an_existing_entry_and_model(group, axis):
     """A misspelt specialisation would never be composed (Hydra's `optional`): each must be <entry>_<scale>."""
-    from harness.config.checks import options
+    from harness.config.groups import options
 
     names = options(group)
     assert names

@@ -48,7 +48,7 @@ def finished(cfg) -> dict | None:
     """The run's complete record, or None when the run has work to do (or is not a plain run)."""
     if cfg.get("dry_run") or cfg.eval.get("recompute") or int(os.environ.get("WORLD_SIZE", "1")) > 1:
         return None
-    from harness.config.checks import check
+    from harness.checks import check
     from harness.config.errors import ConfigError
     from harness.records.identity import identity
 

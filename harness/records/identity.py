@@ -10,7 +10,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from harness import algorithms
-from harness.config.checks import uses_reward_model
+from harness.checks import uses_reward_model
 from harness.records.stages import digest
 
 # Config keys that never change what a run computes (where things go, how they are logged, how big a micro-batch is;

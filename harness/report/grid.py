@@ -219,7 +219,7 @@ def cell_terms(r: Row, col: Column) -> list[Term]:
 
 @cache
 def model_entries() -> frozenset[str]:
-    from harness.config.checks import options
+    from harness.config.groups import options
 
     return frozenset(options("model"))
 

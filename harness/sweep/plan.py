@@ -59,7 +59,7 @@ def task_config(cfg: DictConfig) -> DictConfig:
 
 def plan_runs(jobs: Sequence[Sequence[str]], compose: Callable[[list[str]], DictConfig], first_num: int = 0) -> list[PlannedRun]:
     """One PlannedRun per distinct run identity, in grid order; duplicates only add their job numbers."""
-    from harness.config.checks import check
+    from harness.checks import check
     from harness.planning import planned_stages
     from harness.records.identity import identity
 

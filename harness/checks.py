@@ -1,4 +1,5 @@
-"""Combinations of axes that cannot work, caught when the run starts rather than hours into it."""
+"""Combinations of axes that cannot work, caught when the run starts rather than hours into it. Above the config layer
+(harness.config): the checks ask the algorithm registry, the trainers' batch plans and the benchmarks' sources."""
 
 from __future__ import annotations
 
