@@ -30,6 +30,7 @@ from harness.records.identity import AXES, NON_DETERMINING, axes_of, axes_used, 
 from harness.records.stages import digest
 from harness.records.tracking import Tracker
 from harness.planning import planned_stages, policy_identity, policy_stage
+from harness.report import views
 from harness.report.grid import table_tags
 from harness.train import common, reward
 
@@ -157,7 +158,7 @@ def run(cfg: DictConfig) -> dict:
     if cfg.dry_run:
         console.say(f"[harness] dry run {run_id}: axes {axes_of(cfg)}")
         return {"run_id": run_id, "config_hash": config_hash, "dry_run": True}
-    tracker = Tracker(cfg.tracking)
+    tracker = Tracker(cfg.tracking, experiment_tags=views.experiment_tags())
     tags = axes_of(cfg) | {"config_hash": config_hash, "seed": cfg.seed, "run_id": run_id} | ({"sweep": cfg.sweep} if cfg.sweep else {})
     tags |= table_tags(axes_of(cfg))
     tracker.start(run_id, params=determining_config(cfg), tags={k: str(v) for k, v in tags.items()},

@@ -289,6 +289,22 @@ def test_a_sweeps_runs_nest_under_one_parent(paper_store):
     assert {r.data.tags["run_id"] for r in children} == {r.run_id for r in RUNS}
 
 
+def test_the_tracker_saves_the_table_views_it_is_given(paper_store):
+    """The records layer knows no table: the pipeline hands the tracker the report's views as experiment tags."""
+    from mlflow.tracking import MlflowClient
+
+    from harness.report import views
+
+    tracking = OmegaConf.merge(paper_store[1], {"experiment": "views"})  # the paper store's runs stay as they are
+    tags = views.experiment_tags()
+    assert {"mlflow.sharedViewState.harness", "mlflow.sharedViewState.table1"} <= set(tags)
+    tracker = Tracker(tracking, experiment_tags=tags)
+    tracker.start("views-run", params={}, tags={"run_id": "views-run"})
+    tracker.end()
+    saved = MlflowClient(tracking.uri).get_experiment_by_name(tracking.experiment).tags
+    assert {k: saved.get(k) for k in tags} == tags
+
+
 CONCURRENT_RUN = """
 import sys
 from omegaconf import OmegaConf

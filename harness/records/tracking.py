@@ -1,11 +1,12 @@
 """MLflow tracking that never costs a run: if the store cannot be reached, one warning, and results go to disk only.
 
 Each harness run is one MLflow run: params = the flattened config, tags = the ablation axes and the paper tables the
-run fills (`table`, `table_<n>`: harness.report.grid.table_tags), metrics = `train/...` (TRL's own curves via
+run fills (`table`, `table_<n>`: the pipeline adds them, harness.report.grid.table_tags), metrics = `train/...` (TRL's own curves via
 report_to=mlflow land in the same run), `eval/<benchmark>`, `category/<name>`, `average`; artifacts = the resolved
 config and the result JSON. A reward model trained inside a run logs into a nested child run (its trainer arguments
 would otherwise clash with the policy's params). Runs of a sweep (`sweep=<id>`) nest under one parent run per sweep.
-The experiment carries saved views of the runs page, one per table (harness.report.views).
+The experiment carries the tags its creator gives (`experiment_tags`: the pipeline passes the saved views of the
+runs page, one per table, harness.report.views): the records layer knows no table.
 """
 
 from __future__ import annotations
@@ -62,8 +63,9 @@ def flatten(d: Any, prefix: str = "") -> dict[str, Any]:
 
 
 class Tracker:
-    def __init__(self, cfg):
+    def __init__(self, cfg, experiment_tags: dict[str, str] | None = None):
         self.cfg = cfg
+        self.experiment_tags = experiment_tags or {}
         self.active = cfg.backend == "mlflow"
         self.run_id: str | None = None
         self._warned = False
@@ -130,14 +132,15 @@ class Tracker:
     def _experiment(self, mlflow):
         from mlflow.exceptions import MlflowException
 
-        from harness.report.views import publish_views
-
         if mlflow.get_experiment_by_name(self.cfg.experiment) is None:
             with contextlib.suppress(MlflowException):  # a concurrent run created it meanwhile
                 mlflow.create_experiment(self.cfg.experiment, artifact_location=local_artifact_root(self.cfg.uri))
         experiment = mlflow.set_experiment(self.cfg.experiment)
         try:
-            publish_views(mlflow.MlflowClient(), experiment)
+            client = mlflow.MlflowClient()
+            for key, value in self.experiment_tags.items():  # only those it lacks (or has in an older form)
+                if experiment.tags.get(key) != value:
+                    client.set_experiment_tag(experiment.experiment_id, key, value)
         except Exception as exc:  # views are a convenience: the run is logged without them
             log.warning("could not save the MLflow views of experiment %s: %s", self.cfg.experiment, exc)
         return experiment

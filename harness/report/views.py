@@ -44,8 +44,6 @@ def views() -> dict[str, str]:
     return out
 
 
-def publish_views(client, experiment) -> None:
-    """Write the views the experiment does not have yet (or has in an older form)."""
-    for key, state in views().items():
-        if experiment.tags.get(VIEW_TAG + key) != state:
-            client.set_experiment_tag(experiment.experiment_id, VIEW_TAG + key, state)
+def experiment_tags() -> dict[str, str]:
+    """The views as the experiment tags MLflow reads them from (the tracker writes those the experiment lacks)."""
+    return {VIEW_TAG + key: state for key, state in views().items()}
