@@ -18,19 +18,14 @@ import sys  # noqa: E402
 import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
+from harness import cli  # noqa: E402
 from harness.config import schema  # noqa: E402,F401  (registers the config schemas)
-from harness.config.errors import BenchmarksFailed, ConfigError  # noqa: E402
+from harness.config.errors import BenchmarksFailed, UserError  # noqa: E402
 
-# Exit status of a single run: 2 a mistake the user can fix (config, data, offline mirror), found before any work;
-# 3 the run finished and was recorded but some benchmark failed. In a sweep (-m) the error is the job's, and the
-# sweep exits non-zero.
-USER_ERROR, BENCHMARK_FAILED = 2, 3
-
-
-def user_errors() -> tuple[type[BaseException], ...]:
-    from harness.data.mirror import MirrorMissing
-
-    return ConfigError, MirrorMissing
+# Exit status of a single run: 2 a mistake the user can fix (config, data, a model or data the machine cannot reach),
+# found before any work; 3 the run finished and was recorded but some benchmark failed. In a sweep (-m) the error is
+# the job's, and the sweep exits non-zero.
+USER_ERROR, BENCHMARK_FAILED = cli.USER_ERROR, 3
 
 
 def to_log_file(message: str, exc: BaseException | None) -> None:
@@ -63,7 +58,7 @@ def main(cfg: DictConfig) -> float | None:
     try:
         log_path = run_log_path(cfg)
         # the terminal: a line per stage; the rest: the run's log (the traceback of any failure too)
-        with console.capture(log_path, cfg.verbose, reported=(*user_errors(), BenchmarksFailed)):
+        with console.capture(log_path, cfg.verbose, reported=(UserError, BenchmarksFailed)):
             from harness.pipeline import run
 
             result = run(cfg)
@@ -72,12 +67,16 @@ def main(cfg: DictConfig) -> float | None:
                 raise BenchmarksFailed(f"run {result['run_id']}: {len(failed)} of {len(result['benchmarks'])} "
                                        "benchmark(s) failed (rerunning the command retries only them): "
                                        + "; ".join(f"{k}: {e.strip().splitlines()[0]}" for k, e in failed.items()))
-    except (*user_errors(), BenchmarksFailed) as exc:
+    except (UserError, BenchmarksFailed) as exc:
         to_log_file(f"error: {exc}", None)
         if HydraConfig.get().mode == RunMode.MULTIRUN:
             raise  # the sweep's launcher records it as the job's error
-        print(f"error: {exc}" + (f"  (log: {log_path})" if log_path and log_path.exists() else ""), file=sys.stderr,
-              flush=True)
+        if cli.debug():
+            import traceback
+
+            traceback.print_exception(exc, file=sys.stderr)
+        print(f"error: {cli.one_line(exc)}" + (f"  (log: {log_path})" if log_path and log_path.exists() else ""),
+              file=sys.stderr, flush=True)
         sys.exit(BENCHMARK_FAILED if isinstance(exc, BenchmarksFailed) else USER_ERROR)
     except Exception as exc:
         to_log_file(f"run failed: {type(exc).__name__}: {exc}", exc)

@@ -1,24 +1,105 @@
 """The base (SFT) model of a run: built locally for `model=tiny`, loaded from the hub or a directory otherwise.
 
 torch and transformers are imported where a model is loaded: naming models and their stages (ModelRef,
-base_model_stage) is part of planning a sweep, which imports no ML library (harness.planning)."""
+base_model_stage) is part of planning a sweep, which imports no ML library (harness.planning).
+
+On an offline compute node a hub model is read from the offline mirror (`paths.mirror` / $HARNESS_MIRROR), where
+`python -m harness.data prefetch --models` put it: the run names its mirror once (`use_mirror`), every loader asks
+`ModelRef.weights()` where to read, and a model the machine cannot reach is an error naming that command, found
+before any stage starts (`check_models`).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from omegaconf import OmegaConf
 
 from harness.chat import apply_template
+from harness.config.errors import UserError
 from harness.records.stages import Stage
 from harness.tiny.data import TINY_DIR
 
 if TYPE_CHECKING:
     import torch
+
+# The offline mirror the models of this process's run are read from (None: the hub, or its local cache).
+MIRROR: dict[str, str | None] = {"dir": None}
+
+
+class MissingModel(UserError, FileNotFoundError):
+    """A hub model the run needs that this machine cannot read: not in the mirror, or offline and not cached."""
+
+
+class HubModel(NamedTuple):
+    """A hub model a run reads, and the override that makes the run read it (for the prefetch command)."""
+
+    path: str
+    revision: str | None
+    wanted_by: str
+
+
+def use_mirror(mirror: str | None) -> None:
+    MIRROR["dir"] = str(mirror) if mirror else None
+
+
+def is_hub_id(path: str | None) -> bool:
+    """`org/name` that is not a directory here: a model to download (or to find in the mirror)."""
+    return bool(path) and re.fullmatch(r"[\w.-]+/[\w.-]+", path) is not None and not Path(path).exists()
+
+
+def prefetch_command(wanted_by: str, mirror: str | None) -> str:
+    return f"python -m harness.data prefetch --models {wanted_by} paths.mirror={mirror or '<dir>'}"
+
+
+def where_to_read(path: str, revision: str | None, mirror: str | None,
+                  wanted_by: str = "<the run's overrides>") -> tuple[str, str | None]:
+    """(path or directory, revision) to hand from_pretrained: the mirror's copy of a hub model when a mirror is set."""
+    if not mirror or not is_hub_id(path):
+        return path, revision
+    from harness.data.mirror import mirrored_model, model_path
+    from harness.data.revisions import revision_label
+
+    found = mirrored_model(mirror, path, revision)
+    if found is None:
+        raise MissingModel(f"model {path} (revision {revision_label(revision)}) is not in the offline mirror {mirror} "
+                           f"(expected {model_path(mirror, path, revision)}); on a machine with network access run: "
+                           f"{prefetch_command(wanted_by, mirror)}")
+    return str(found), None
+
+
+def check_models(models: list[HubModel], mirror: str | None) -> None:
+    """Every hub model a run needs can be read here: from the mirror when one is set; else, offline, from the local
+    hub cache. Raises MissingModel naming the prefetch command; found before any stage starts."""
+    from harness.data.mirror import hub_unreachable, offline
+    from harness.data.revisions import hub_revision, revision_label
+
+    for model in models:
+        if not is_hub_id(model.path):
+            continue
+        if mirror:
+            where_to_read(model.path, model.revision, mirror, model.wanted_by)
+            continue
+        if _cached(model.path, hub_revision(model.revision)):
+            continue
+        why = "HF_HUB_OFFLINE is set" if offline() else hub_unreachable()
+        if why:
+            raise MissingModel(f"model {model.path} (revision {revision_label(model.revision)}) is not on this machine "
+                               f"and the hub cannot be reached ({why}); on a machine with network access run: "
+                               f"{prefetch_command(model.wanted_by, None)}, then run with paths.mirror=<dir> (or "
+                               "HARNESS_MIRROR=<dir>)")
+
+
+def _cached(repo_id: str, revision: str | None) -> bool:
+    """The model's config is in the local hub cache (what transformers reads offline)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    return isinstance(try_to_load_from_cache(repo_id, "config.json", revision=revision), str)
 
 
 @dataclass
@@ -28,6 +109,10 @@ class ModelRef:
     path: str
     revision: str | None = None
     key: str | None = None
+
+    def weights(self) -> tuple[str, str | None]:
+        """(path, revision) to load from: the offline mirror's copy of a hub model when the run has a mirror."""
+        return where_to_read(self.path, self.revision, MIRROR["dir"])
 
 
 def device() -> str:
@@ -93,7 +178,8 @@ def base_model(model_cfg, stages_root: str) -> tuple[ModelRef, dict]:
 def load_tokenizer(ref: ModelRef, chat_template: str | None):
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(ref.path, revision=ref.revision)
+    path, revision = ref.weights()
+    tok = AutoTokenizer.from_pretrained(path, revision=revision)
     apply_template(tok, chat_template)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
@@ -105,5 +191,6 @@ def load_causal_lm(ref: ModelRef, dtype: str = "float32", on=None):
     trainer's config has set it, or every process lands on cuda:0) or on this machine's default device."""
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(ref.path, revision=ref.revision, dtype=torch_dtype(dtype))
+    path, revision = ref.weights()
+    model = AutoModelForCausalLM.from_pretrained(path, revision=revision, dtype=torch_dtype(dtype))
     return model.to(on or device())

@@ -22,14 +22,14 @@ from harness.eval import rewardbench
 from harness.eval.categories import average, category_scores
 from harness.eval.generation import make_lm
 from harness.eval.suite import run_suite
-from harness.models import ModelRef, base_model
+from harness.models import ModelRef, base_model, check_models, use_mirror
 from harness.records.results import (git_commit, index_row, provenance_versions, stages_digest, summary_table,
                                      upsert_index, write_result)
 from harness.records import stages as stage_records
 from harness.records.identity import AXES, NON_DETERMINING, axes_of, axes_used, determining_config, identity, run_id_of  # noqa: F401
 from harness.records.stages import digest
 from harness.records.tracking import Tracker
-from harness.planning import planned_stages, policy_identity, policy_stage
+from harness.planning import hub_models, planned_stages, policy_identity, policy_stage
 from harness.report import views
 from harness.report.grid import table_tags
 from harness.train import common, reward
@@ -149,6 +149,8 @@ def run(cfg: DictConfig) -> dict:
                           "run starts its N training processes itself")
     check(cfg)
     writable(cfg.paths)
+    use_mirror(cfg.paths.mirror)  # hub models are read from the mirror's copies (harness.models)
+    check_models(hub_models(cfg), cfg.paths.mirror)
     stage_records.VERIFY["mode"] = cfg.verify_stages
     config_hash, run_id = identity(cfg)
     common.STEPS_THIS_PROCESS["count"] = 0  # several runs may share one process (a local multirun)

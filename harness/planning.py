@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 
 from harness import algorithms, data
 from harness.checks import REWARD_MODEL_RUNNERS, uses_reward_model
-from harness.models import ModelRef, base_model_stage
+from harness.models import HubModel, ModelRef, base_model_stage
 from harness.records.identity import axes_used
 from harness.records.stages import Stage
 from harness.train import reward_plan
@@ -41,6 +41,27 @@ def planned_stages(cfg) -> list[Stage]:
     policy_id = policy_identity(policy, cfg, rm)
     stages += [benchmark_stage(b, policy_id, root) for b in benchmarks if not scores_reward_model(b)]
     return stages + [reward_benchmark_stage(b, rm, root) for b in benchmarks if scores_reward_model(b)]
+
+
+def hub_models(cfg) -> list[HubModel]:
+    """Every hub model the run reads (weights, tokenizer, config), each with the override that selects it: the base
+    policy, the reward model or the base it is trained from, and the local judges of its benchmarks. What
+    `python -m harness.data prefetch --models` mirrors and what a run checks it can read before its first stage."""
+    models = []
+    if cfg.model.tiny is None and cfg.model.path:
+        models.append(HubModel(cfg.model.path, cfg.model.revision, f"model={cfg.model.name}"))
+    if uses_reward_model(cfg):
+        p = reward_plan.plan(cfg, getattr(cfg.algorithm, "table2", False), load=False)
+        rm = f"reward_model={cfg.reward_model.name}"
+        if not p.trained_here:
+            models.append(HubModel(p.cfg.path, p.cfg.revision, rm))
+        elif p.model.tiny is None and p.model.path:
+            models.append(HubModel(p.model.path, p.model.revision, rm))
+    for bench in cfg.eval.benchmarks.values():
+        for judge in (bench.judges or {}).values():
+            if judge.kind == "hf" and judge.model and judge.model != "tiny":
+                models.append(HubModel(judge.model, judge.revision, f"eval={cfg.eval.suite}"))
+    return list({(m.path, m.revision): m for m in reversed(models)}.values())[::-1]  # each once, first wanted_by
 
 
 def stage_ref(stage: Stage | None, model_cfg) -> ModelRef:

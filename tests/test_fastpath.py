@@ -53,6 +53,18 @@ def test_rerun_of_a_finished_run_imports_no_ml_library_and_prints_its_summary(re
     assert imported == []
     assert f"run {result['run_id']} is complete" in stdout
     assert f"result: {result['result_path']}" in stdout
+    stage_lines = [line.split() for line in stdout.splitlines() if line.strip().startswith("stage ")]
+    assert {line[1] for line in stage_lines} == set(result["stages"]) and {line[2] for line in stage_lines} == {"reused"}
+
+
+def test_a_rerun_says_every_stage_was_reused(recorded, capsys):
+    """The record keeps what the first invocation did (the model built, the policy trained); a rerun did neither."""
+    from harness.records.fastpath import report_finished
+
+    _, result = recorded
+    report_finished(result | {"stages": {k: v | {"reused": False} for k, v in result["stages"].items()}})
+    lines = [line.split() for line in capsys.readouterr().out.splitlines() if line.strip().startswith("stage ")]
+    assert [line[1:3] for line in lines] == [[name, "reused"] for name in result["stages"]]
 
 
 def test_a_changed_config_takes_the_full_path(recorded, run_config):

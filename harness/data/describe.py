@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import statistics
+from typing import Any, Callable
 
 from harness.data.preferences import drop_overlength, pair_token_lengths, prepare_preferences
 from harness.data.prompts import prepare_prompts
@@ -25,9 +26,12 @@ def table(rows: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
-def describe_dataset(cfg, tokenizer, tokenizer_id: dict | None) -> str:
-    """Report, then token lengths of prompt / chosen / rejected (completions alone) before the length filter."""
+def describe_dataset(cfg, tokenizer: Callable[[], tuple[Any, dict | None]]) -> str:
+    """Report, then token lengths of prompt / chosen / rejected (completions alone) before the length filter.
+    `tokenizer()` gives the run's tokenizer and its identity: asked for once the rows are read (building the tiny
+    model takes a minute; data that cannot be read fails before it)."""
     prepared = prepare_preferences(cfg.dataset, mirror=cfg.paths.mirror, cache=cfg.paths.stages)
+    tokenizer, tokenizer_id = tokenizer()
     prompt, chosen, rejected = pair_token_lengths(prepared.dataset, tokenizer)
     stats = {"prompt": length_stats(prompt),
              "chosen": length_stats([c - p for c, p in zip(chosen, prompt)]),

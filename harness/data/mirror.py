@@ -9,10 +9,14 @@
                                                         an upstream set: only the rows a run can use, the first N
                                                         of its seed-S shuffle (the conversion script's 500k cap);
                                                         the manifest's `sample` says so ({seed, cap, of_rows})
+        models/<hub_id>@<revision>/                     a model's config, tokenizer and weights as the hub serves
+                                                        them at the commit the revision resolved to (`--models`;
+                                                        the manifest's entry: kind model, commit, files, bytes)
 
 A connected machine writes the mirror (`python -m harness.data prefetch ...`); runs pointed at it (`paths.mirror=` or
 $HARNESS_MIRROR) read only from it and never touch the network. A missing entry is an error naming the command that
-fetches it. Parquet, so a 500k-row upstream sample stays a few hundred MB and is read memory-mapped.
+fetches it. Parquet, so a 500k-row upstream sample stays a few hundred MB and is read memory-mapped. Imports no ML
+library (datasets loads where rows are read): a run looks its models up here before torch loads.
 """
 
 from __future__ import annotations
@@ -22,18 +26,20 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, Callable, NamedTuple
 
-from datasets import Dataset, load_dataset
 from filelock import FileLock
 
-from harness.data.hub import pinned, read_split, revision_label
-from harness.data.revisions import SCRIPT_REPOS, check_source  # noqa: F401
+from harness.config.errors import UserError
+from harness.data.revisions import SCRIPT_REPOS, check_source, hub_revision, pinned, revision_label  # noqa: F401
+
+if TYPE_CHECKING:
+    from datasets import Dataset
 
 MANIFEST = "manifest.json"
 
 
-class MirrorMissing(FileNotFoundError):
+class MirrorMissing(UserError, FileNotFoundError):
     """The mirror has no copy of a split the run needs (or the machine is offline and has no mirror)."""
 
 
@@ -120,10 +126,52 @@ def add_to_mirror(mirror: str | Path, hub_id: str, config: str | None, split: st
              "rows": len(kept), "sample": None if seed is None else {"seed": seed, "cap": cap, "of_rows": len(ds)},
              "sha256": _sha256(path), "file": str(path.relative_to(mirror)), "format": "parquet",
              "fetched_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    return _record(mirror, entry)
+
+
+def _record(mirror: str | Path, entry: dict) -> dict:
+    """Add (or replace) the manifest's entry for `entry["file"]`."""
     with FileLock(str(Path(mirror) / (MANIFEST + ".lock"))):
         manifest = [e for e in read_manifest(mirror) if e["file"] != entry["file"]] + [entry]
         (Path(mirror) / MANIFEST).write_text(json.dumps(sorted(manifest, key=lambda e: e["file"]), indent=1))
     return entry
+
+
+# ------------------------------------------------------------------------------------------------- models
+def model_path(mirror: str | Path, hub_id: str, revision: str | None) -> Path:
+    return Path(mirror) / "models" / f"{hub_id}@{revision_label(revision)}"
+
+
+def mirrored_model(mirror: str | Path, hub_id: str, revision: str | None) -> Path | None:
+    """The mirror's copy of a model (a directory from_pretrained reads), or None when the mirror has none."""
+    path = model_path(mirror, hub_id, revision)
+    return path if (path / "config.json").exists() else None
+
+
+def add_model(mirror: str | Path, hub_id: str, revision: str | None,
+              download: Callable[[str, str | None, Path], str]) -> dict:
+    """Fill the mirror's copy of a model with `download(hub_id, revision, into)`, which returns the commit it read, and
+    record it in the manifest. The copy appears whole or not at all (written beside it, then renamed)."""
+    import shutil
+
+    path = model_path(mirror, hub_id, revision)
+    partial = path.with_name(path.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    commit = download(hub_id, revision, partial)
+    shutil.rmtree(partial / ".cache", ignore_errors=True)  # the hub client's download bookkeeping
+    files = sorted(p for p in partial.rglob("*") if p.is_file())
+    if not any(p.name == "config.json" for p in files):
+        raise MirrorMissing(f"model {hub_id} at {revision_label(revision)} has no config.json: not a transformers model")
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f"{f.relative_to(partial)}\0{_sha256(f)}\0".encode())
+    entry = {"kind": "model", "hub_id": hub_id, "revision": revision, "pinned": pinned(revision), "commit": commit,
+             "files": [str(f.relative_to(partial)) for f in files], "bytes": sum(f.stat().st_size for f in files),
+             "sha256": h.hexdigest(), "file": str(path.relative_to(mirror)), "fetched_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    shutil.rmtree(path, ignore_errors=True)
+    partial.replace(path)
+    return _record(mirror, entry)
 
 
 def load_hub(hub_id: str, config: str | None, split: str, revision: str | None, mirror: str | None,
@@ -139,7 +187,11 @@ def load_hub(hub_id: str, config: str | None, split: str, revision: str | None, 
                 f"{what} is not in the offline mirror {mirror} (expected {path}). On a machine with network access "
                 f"run:\n    {prefetch_hint} paths.mirror={mirror}"
             )
+        from datasets import load_dataset
+
         return load_dataset("parquet", data_files=str(path), split="train")
+    from harness.data.hub import read_split
+
     try:
         if not offline() and (not data_files or data_files.startswith("hf://")):
             why = hub_unreachable()

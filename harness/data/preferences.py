@@ -24,7 +24,7 @@ from datasets import Dataset, Features, List, Value, load_dataset
 from omegaconf import OmegaConf
 
 from harness.data import converters, mixture
-from harness.data.assets import ASSETS, asset_path, identity  # noqa: F401  (callers say preferences.identity ...)
+from harness.data.assets import ASSETS, asset_path, existing_file, identity  # noqa: F401  (callers say preferences.identity ...)
 from harness.data.cache import cached
 from harness.data.hub import pinned
 from harness.data.mirror import HubSplit, source_sha256
@@ -63,10 +63,7 @@ def json_problem(path: Path) -> str | None:
 
 def load_json_file(path: str, what: str) -> Dataset:
     """A local JSON-lines data file; a file that cannot be read is a DataError naming it, the line and the cause."""
-    full = asset_path(path)
-    if not full.is_file():
-        raise DataError(f"{what}: data file {path!r} does not exist (looked at {full}; relative paths are read from "
-                        f"the working directory, then from {ASSETS})")
+    full = existing_file(path, what)
     # checked first (one pass; the prepared rows are cached): the json builder's own errors name neither the file
     # nor the line, and it stores invalid UTF-8 that fails only when a row is read
     problem = json_problem(full)

@@ -28,7 +28,8 @@ def vllm_kwargs(ref: ModelRef, model_cfg, tensor_parallel_size: int = 1) -> dict
     a path, so never a tokenizer object), the dtype, and the tensor-parallel degree (8 for a 70B policy on one node)."""
     if tensor_parallel_size < 1:
         raise ValueError(f"eval.tensor_parallel_size={tensor_parallel_size}; it is the number of GPUs per model, >= 1")
-    return {"pretrained": ref.path, "revision": ref.revision, "tokenizer": ref.path, "batch_size": "auto",
+    path, revision = ref.weights()
+    return {"pretrained": path, "revision": revision, "tokenizer": path, "batch_size": "auto",
             "dtype": model_cfg.dtype, "tensor_parallel_size": int(tensor_parallel_size)}
 
 
@@ -49,7 +50,8 @@ def load_placed_causal_lm(ref: ModelRef, dtype: str, placement):
     if placement.device_map != "auto":
         raise ValueError(f"eval.placement.device_map={placement.device_map!r}; valid: 'auto' or null (one device)")
     max_memory = {(int(k) if str(k).isdigit() else k): v for k, v in (placement.max_memory or {}).items()} or None
-    return AutoModelForCausalLM.from_pretrained(ref.path, revision=ref.revision, dtype=torch_dtype(dtype),
+    path, revision = ref.weights()
+    return AutoModelForCausalLM.from_pretrained(path, revision=revision, dtype=torch_dtype(dtype),
                                                 device_map="auto", max_memory=max_memory,
                                                 offload_folder=placement.offload_folder)
 

@@ -131,9 +131,11 @@ class HFJudge:
         from harness.models import ModelRef, load_causal_lm
 
         # the judge's own tokenizer and chat template (TruthfulQA's judges read raw text and need none)
-        tok = AutoTokenizer.from_pretrained(path, revision=revision)
+        ref = ModelRef(path, revision)
+        where, at = ref.weights()  # the offline mirror's copy on a compute node
+        tok = AutoTokenizer.from_pretrained(where, revision=at)
         tok.pad_token = tok.pad_token or tok.eos_token
-        self.lm = HFLM(pretrained=load_causal_lm(ModelRef(path, revision)), tokenizer=tok, batch_size=batch_size)
+        self.lm = HFLM(pretrained=load_causal_lm(ref), tokenizer=tok, batch_size=batch_size)
 
     def choose(self, prompts: list, options: list[str]) -> list[dict[str, float]]:
         from lm_eval.api.instance import Instance
@@ -162,8 +164,9 @@ class Classifier:
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-        from harness.models import device
+        from harness.models import ModelRef, device
 
+        path, revision = ModelRef(path, revision).weights()  # the offline mirror's copy on a compute node
         self.torch, self.batch_size, self.device = torch, batch_size, device()
         self.tok = AutoTokenizer.from_pretrained(path, revision=revision)
         self.model = AutoModelForSequenceClassification.from_pretrained(path, revision=revision).to(self.device).eval()

@@ -61,8 +61,10 @@ def finished(cfg) -> dict | None:
 
 
 def report_finished(result: dict) -> None:
+    """The summary of a finished run answered again: this time every stage was reused (the record says what the
+    first invocation did)."""
     from harness.records.results import summary_table
 
     print(f"[harness] run {result['run_id']} is complete (recorded {result.get('recorded_at')}): nothing to compute; "
           "eval.recompute=true rescores its benchmarks")
-    print(summary_table(result))
+    print(summary_table(result | {"stages": {k: v | {"reused": True} for k, v in result.get("stages", {}).items()}}))

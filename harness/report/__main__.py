@@ -15,6 +15,7 @@ import os
 import sys
 from pathlib import Path
 
+from harness import cli
 from harness.config.groups import CONF_DIR, options
 from harness.config.errors import ConfigError
 from harness.report.grid import PAPER_MODEL
@@ -36,7 +37,7 @@ def run_tracking(results: Path) -> tuple[str, str]:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     home = Path(os.environ.get("HARNESS_HOME") or os.getcwd())
-    p = argparse.ArgumentParser(prog="python -m harness.report", description=__doc__.split("\n")[0])
+    p = cli.ArgumentParser(prog="python -m harness.report", description=__doc__.split("\n")[0])
     p.add_argument("--source", choices=("disk", "mlflow"), default="disk",
                    help="read runs from the results index (disk) or from MLflow; both give the same report")
     p.add_argument("--results", type=Path, default=home / "results", help="results directory of the runs")
@@ -49,27 +50,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+@cli.command("harness.report")
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from harness.report.generate import generate, summary
     from harness.report.runs import read_disk, read_mlflow
 
-    try:
-        if args.model not in options("model"):
-            raise ConfigError(f"--model {args.model!r} is not a conf/model entry; valid: {options('model')}")
-        suite = args.suite or DEFAULT_SUITES.get(args.model, "paper")
-        if suite not in options("eval"):
-            raise ConfigError(f"--suite {suite!r} is not a conf/eval suite; valid: {options('eval')}")
-        results = args.results.resolve()
-        if args.source == "disk":
-            runs, where = read_disk(results), results / "index.jsonl"
-        else:
-            uri, experiment = run_tracking(results)
-            uri, experiment = args.tracking_uri or uri, args.experiment or experiment
-            runs, where = read_mlflow(uri, experiment), f"{uri} (experiment {experiment})"
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    if args.model not in options("model"):
+        raise ConfigError(f"--model {args.model!r} is not a conf/model entry; valid: {options('model')}")
+    suite = args.suite or DEFAULT_SUITES.get(args.model, "paper")
+    if suite not in options("eval"):
+        raise ConfigError(f"--suite {suite!r} is not a conf/eval suite; valid: {options('eval')}")
+    results = args.results.resolve()
+    if args.source == "disk":
+        runs, where = read_disk(results), results / "index.jsonl"
+    else:
+        uri, experiment = run_tracking(results)
+        uri, experiment = args.tracking_uri or uri, args.experiment or experiment
+        runs, where = read_mlflow(uri, experiment), f"{uri} (experiment {experiment})"
     print(f"[report] {len(runs)} runs from {where}; base model {args.model}, suite {suite}")
     written = generate(runs, args.out, args.model, suite)
     print(summary(written, runs, args.model, suite))

@@ -9,14 +9,18 @@ The sweeps themselves run through Hydra: `python -m harness -m +sweep=table1 [hy
 
 from __future__ import annotations
 
-import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
+from harness import cli
 
+
+@cli.command("harness.sweep")
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness.sweep", description=__doc__.split("\n")[0])
+    home = Path(os.environ.get("HARNESS_HOME") or os.getcwd())
+    parser = cli.ArgumentParser(prog="python -m harness.sweep", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("plan", help="dry run: unique runs and stages after deduplication, and GPU-hours")
     p.add_argument("sweep", help="a file of sweeps/ without .yaml (table1 ... table5, figure3, all)")
@@ -25,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     s = sub.add_parser("status", help="state of a submitted sweep")
     s.add_argument("sweep_dir", nargs="?", type=Path)
     s.add_argument("--latest", action="store_true", help="the newest sweep under --results")
-    s.add_argument("--results", type=Path, default=Path("results"))
+    s.add_argument("--results", type=Path, default=home / "results", help="results directory (default: $HARNESS_HOME/results)")
     args = parser.parse_args(argv)
 
     if args.command == "plan":

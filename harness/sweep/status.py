@@ -15,6 +15,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from harness.config.errors import UserError
 from harness.records.stages import write_atomic
 
 MANIFEST = "sweep.json"
@@ -30,17 +31,26 @@ def write_manifest(sweep_dir: Path, manifest: dict) -> Path:
     return path
 
 
+class NoSweep(UserError, FileNotFoundError):
+    """No submitted sweep where one was asked for."""
+
+
+LAUNCH = "launch one with `python -m harness -m +sweep=<name>` (sweeps/<name>.yaml)"
+
+
 def read_manifest(sweep_dir: Path) -> dict:
     path = Path(sweep_dir) / MANIFEST
     if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist: not a sweep directory, or its jobs were never submitted")
+        raise NoSweep(f"{path} does not exist: {sweep_dir} is not a sweep directory, or its jobs were never submitted; "
+                      f"give the directory a sweep printed when it started, or --latest")
     return json.loads(path.read_text())
 
 
 def latest_sweep_dir(results: Path) -> Path:
     found = sorted(Path(results).glob(f"hydra/multirun/*/*/{MANIFEST}"), key=lambda p: p.stat().st_mtime)
     if not found:
-        raise FileNotFoundError(f"no sweep under {Path(results) / 'hydra' / 'multirun'}")
+        raise NoSweep(f"no sweep yet under {Path(results) / 'hydra' / 'multirun'}: {LAUNCH}, or pass --results "
+                      "<the results directory of your sweeps>")
     return found[-1].parent
 
 

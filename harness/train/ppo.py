@@ -242,7 +242,7 @@ class PPOTrainer:
             value = load(read_rm, trained=True)
         else:
             value = load(lambda dtype, _: AutoModelForSequenceClassification.from_pretrained(
-                base.path, revision=base.revision, num_labels=1, dtype=torch_dtype(dtype)), trained=True)
+                base.weights()[0], revision=base.weights()[1], num_labels=1, dtype=torch_dtype(dtype)), trained=True)
         policy = load(read_base, trained=True)
         self.ref = load(read_base, trained=False)
         self.compute_dtype = model_cfg.dtype

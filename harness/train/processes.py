@@ -99,12 +99,13 @@ def train(cfg, base, reward_model, stage_dir: Path, run_id: str, mlflow_run_id: 
 def worker(stage_dir: Path) -> None:
     """One training process: the same training code a single-process run calls."""
     from harness import algorithms
-    from harness.models import ModelRef
+    from harness.models import ModelRef, use_mirror
     from harness.records.stages import write_atomic
     from harness.train.reward import RewardModel
 
     launch_dir = stage_dir / "launch"
     cfg = OmegaConf.load(launch_dir / "config.yaml")
+    use_mirror(cfg.paths.mirror)
     job = json.loads((launch_dir / "job.json").read_text())
     base = ModelRef(**job["base"])
     rm = job["reward_model"] and RewardModel(ModelRef(**job["reward_model"]["ref"]), job["reward_model"]["chat_template"], {})

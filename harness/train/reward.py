@@ -100,7 +100,8 @@ def load_reward_model(ref: ModelRef, dtype: str = "float32", on=None):
     """The reward model in `dtype` on `on` (a trainer's per-process device) or this machine's default device."""
     from transformers import AutoModelForSequenceClassification
 
-    model = AutoModelForSequenceClassification.from_pretrained(ref.path, revision=ref.revision, num_labels=1,
+    path, revision = ref.weights()
+    model = AutoModelForSequenceClassification.from_pretrained(path, revision=revision, num_labels=1,
                                                                dtype=torch_dtype(dtype))
     return model.to(on or device()).eval()
 
