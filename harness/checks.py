@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import dataclasses
 import os
+import re
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -13,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from harness import algorithms
 from harness.config.errors import ConfigError
 from harness.config.groups import options
-from harness.config.schema import CATEGORIES
+from harness.config.schema import CATEGORIES, PAPER_BENCHMARKS, REWARD_MODEL_CATEGORY
 from harness.train import sharding
 from harness.records.stages import VERIFY_MODES
 
@@ -111,9 +112,7 @@ def check(cfg) -> None:
                     log.warning(warning)
         except ValueError as e:
             raise ConfigError(str(e)) from e
-        if bench.category not in CATEGORIES and not (bench.runner in REWARD_MODEL_RUNNERS and bench.category == "reward_model"):
-            raise ConfigError(f"benchmark {key!r} has category {bench.category!r}; valid: {list(CATEGORIES)} "
-                              f"(or reward_model for runners {list(REWARD_MODEL_RUNNERS)})")
+        check_category(key, bench)
     if cfg.tracking.backend not in ("mlflow", "none"):
         raise ConfigError(f"tracking.backend={cfg.tracking.backend!r}; valid: ['mlflow', 'none']")
     sharding.check(algorithm.name, cfg.launch.sharding, cfg.launch.processes * cfg.launch.nodes)
@@ -121,6 +120,25 @@ def check(cfg) -> None:
         raise ConfigError(f"verify_stages={cfg.verify_stages!r}; valid: {list(VERIFY_MODES)}")
     if cfg.eval.backend not in ("hf", "vllm"):
         raise ConfigError(f"eval.backend={cfg.eval.backend!r}; valid: ['hf', 'vllm']")
+
+
+def check_category(key: str, bench) -> None:
+    """A benchmark joins one of the paper's categories only if it is one of the paper's benchmarks of it; any other
+    names a category of its own (reported apart, out of the Average), so that adding one never moves the paper's."""
+    category, own = bench.category, "a category of its own, e.g. category: <lowercase name>"
+    if category in CATEGORIES:
+        if key not in PAPER_BENCHMARKS[category]:
+            raise ConfigError(f"benchmark {key!r} has category {category!r}, one of the paper's six, whose benchmarks are "
+                              f"{list(PAPER_BENCHMARKS[category])} (protocol): joining it would change the paper's "
+                              f"{category} score and the Average; give {key!r} {own} (reported apart, kept out of "
+                              "the Average)")
+    elif (category == REWARD_MODEL_CATEGORY) != (bench.runner in REWARD_MODEL_RUNNERS):
+        raise ConfigError(f"benchmark {key!r}: category {REWARD_MODEL_CATEGORY!r} is for the benchmarks that score the "
+                          f"reward model (runners {list(REWARD_MODEL_RUNNERS)}), and they have no other; runner "
+                          f"{bench.runner!r}, category {category!r}")
+    elif not re.fullmatch(r"[a-z][a-z0-9_]*", category) or category == "average":
+        raise ConfigError(f"benchmark {key!r}: category {category!r} is neither one of the paper's {list(CATEGORIES)} "
+                          f"nor a lowercase name of its own (letters, digits, _; not 'average')")
 
 
 def check_judge_keys(stages) -> None:

@@ -19,7 +19,7 @@ from harness.chat import TEMPLATES
 from harness.checks import check, check_judge_keys, uses_reward_model
 from harness.config.errors import ConfigError
 from harness.eval import rewardbench
-from harness.eval.categories import average, category_scores
+from harness.eval.categories import average, beyond_paper, category_scores
 from harness.eval.generation import make_lm
 from harness.eval.suite import run_suite
 from harness.models import ModelRef, base_model, check_models, use_mirror
@@ -90,7 +90,8 @@ def evaluate(cfg, policy: ModelRef, rm) -> dict:
 # ------------------------------------------------------------------------------------------------- record
 def record(cfg, run_id: str, config_hash: str, stages: dict, benchmarks: dict, tracker: Tracker) -> dict:
     scores = {k: b.get("score") for k, b in benchmarks.items()}
-    categories = category_scores(scores, {k: b["category"] for k, b in benchmarks.items()})
+    category_of = {k: b["category"] for k, b in benchmarks.items()}
+    categories = category_scores(scores, category_of)
     policy = stages.get("policy", {})
     template = cfg.model.chat_template
     result = {
@@ -105,6 +106,8 @@ def record(cfg, run_id: str, config_hash: str, stages: dict, benchmarks: dict, t
         "benchmarks": {k: {kk: vv for kk, vv in b.items() if kk != "traceback"} for k, b in benchmarks.items()},
         "categories": categories,
         "average": average(categories),
+        # benchmarks beyond the paper's, under categories of their own: reported apart, never in the Average
+        "categories_beyond_paper": beyond_paper(scores, category_of),
         "provenance": {
             "git_commit": git_commit(),
             "versions": provenance_versions(),

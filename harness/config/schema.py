@@ -16,6 +16,14 @@ from omegaconf import II, MISSING, OmegaConf
 
 # The paper's six categories, in table order.
 CATEGORIES = ("factuality", "reasoning", "coding", "truthfulness", "safety", "inst_following")
+# The paper's benchmarks of each category, by their key in a suite (protocol, "Categories and the Average"). Only
+# these join a paper category: any other benchmark names a category of its own, and is reported apart and kept out
+# of the Average (harness.eval.categories), so adding one never changes the paper's numbers.
+PAPER_BENCHMARKS = {"factuality": ("mmlu",), "reasoning": ("gsm8k", "bbh"), "coding": ("humaneval_plus", "mbpp_plus"),
+                    "truthfulness": ("truthfulqa",), "safety": ("toxigen", "xstest"),
+                    "inst_following": ("alpaca_eval1", "alpaca_eval2", "ifeval")}
+# The category of a benchmark that scores the reward model, not the policy (RewardBench).
+REWARD_MODEL_CATEGORY = "reward_model"
 
 
 # --------------------------------------------------------------------------------------------- model
@@ -411,7 +419,8 @@ class BenchmarkConfig:
     # Name and regime version: two numbers from different regimes never share a name.
     name: str = MISSING
     version: str = "1"
-    # One of CATEGORIES.
+    # Named explicitly: one of CATEGORIES (the paper's benchmarks of it only: PAPER_BENCHMARKS), reward_model (a
+    # benchmark of the reward model), or a category of its own (a lowercase name: reported apart, out of the Average).
     category: str = MISSING
     # A benchmark whose generations are all empty fails (a broken model or stop string, never scored 0). true scores
     # them as they are: for wiring suites whose barely trained stand-ins may answer nothing (conf/eval/tiny_grid.yaml).

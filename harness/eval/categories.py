@@ -1,14 +1,17 @@
 """The paper's aggregation: each category is the mean of its benchmarks; the Average is the mean of the six
-categories (not of the benchmarks). All on 0-100, higher is better (protocol, "Categories and the Average")."""
+categories (not of the benchmarks). All on 0-100, higher is better (protocol, "Categories and the Average").
+A benchmark beyond the paper names a category of its own (harness.checks.check_category): such categories are
+reported apart (`beyond_paper`) and never enter the Average."""
 
 from __future__ import annotations
 
 from statistics import mean
 
-from harness.config.schema import CATEGORIES
+from harness.config.schema import CATEGORIES, REWARD_MODEL_CATEGORY
 
 
-def category_scores(scores: dict[str, float], category_of: dict[str, str], expected: dict[str, list[str]] | None = None) -> dict:
+def category_scores(scores: dict[str, float], category_of: dict[str, str], expected: dict[str, list[str]] | None = None,
+                    categories: tuple[str, ...] | list[str] = CATEGORIES) -> dict:
     """Category -> mean of its benchmark scores, only when every benchmark the suite assigns to it was scored.
 
     `scores`: benchmark key -> score; `category_of`: benchmark key -> category; `expected`: category -> the
@@ -19,10 +22,16 @@ def category_scores(scores: dict[str, float], category_of: dict[str, str], expec
         for bench, cat in category_of.items():
             expected.setdefault(cat, []).append(bench)
     out = {}
-    for cat in CATEGORIES:
+    for cat in categories:
         benches = expected.get(cat, [])
         out[cat] = mean(scores[b] for b in benches) if benches and all(scores.get(b) is not None for b in benches) else None
     return out
+
+
+def beyond_paper(scores: dict[str, float], category_of: dict[str, str]) -> dict:
+    """Category of its own -> mean of its benchmark scores (None unless all were scored): reported apart."""
+    own = {c for c in category_of.values() if c not in CATEGORIES and c != REWARD_MODEL_CATEGORY}
+    return category_scores(scores, category_of, categories=sorted(own))
 
 
 def average(categories: dict[str, float | None]) -> float | None:

@@ -116,6 +116,9 @@ def summary_table(result: dict) -> str:
     lines += ["", "  " + "  ".join(f"{c:>{width}}" for c in (*CATEGORIES, "average"))]
     lines.append("  " + "  ".join(f"{_fmt(result['categories'].get(c)):>{width}}" for c in CATEGORIES)
                  + f"  {_fmt(result['average']):>{width}}")
+    beyond = result.get("categories_beyond_paper") or {}
+    if beyond:
+        lines.append("  beyond the paper (not in the Average): " + ", ".join(f"{c} {_fmt(v)}" for c, v in beyond.items()))
     lines.append("")
     lines.append(f"  result: {result['result_path']}")
     return "\n".join(lines)
