@@ -11,14 +11,17 @@ HARNESS_DEBUG=1. Anything else is a bug and raises as usual.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
+import logging
 import os
 import sys
 import tempfile
 import time
 import traceback
+import warnings
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from harness.config.errors import UsageError, UserError
 
@@ -95,6 +98,30 @@ def command(name: str) -> Callable[[Callable[..., int]], Callable[..., int]]:
         return guarded
 
     return wrap
+
+
+@contextlib.contextmanager
+def collected_warnings() -> Iterator[list[str]]:
+    """The warnings the harness logs (and Python warnings) while the block runs, kept for the command to fold into
+    one line rather than printed one by one."""
+    found: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            found.append(record.getMessage())
+
+    logger = logging.getLogger("harness")
+    handler, propagate = Keep(logging.WARNING), logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("default")
+            yield found
+        found += [str(w.message) for w in caught]
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
 
 
 class ArgumentParser(argparse.ArgumentParser):

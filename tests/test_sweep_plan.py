@@ -70,9 +70,9 @@ def test_plan_deduplicates_runs_and_stages_on_the_tiny_grid(tmp_path, shared_sta
 
 
 def test_plan_cli_rejects_an_unknown_sweep_with_the_valid_ones(capsys):
-    with pytest.raises(SystemExit):
-        sweep_main(["plan", "table9"])
+    assert sweep_main(["plan", "table9"]) == 2
     err = capsys.readouterr().err
+    assert err.startswith("error: ") and len(err.splitlines()) == 1
     assert "unknown sweep 'table9'" in err and "table1" in err and "all" in err
 
 
@@ -92,6 +92,39 @@ def test_plan_of_all_equals_the_hand_count():
     assert len(runs) == 42
     by_kind = plan.report(runs, 42)["stages_by_kind"]
     assert by_kind == {"policy": 29, "reward_model": 8, "eval": 34 * 11 + 4 * suites["bon"] + 4 * suites["rewardbench"]}
+
+
+def test_plan_all_prints_subtotals_per_table_and_algorithm_in_under_40_lines():
+    """The answer first: per table and per algorithm the runs (hand count above: Table 1 has 16; 17 DPO, 12 PPO,
+    4 best-of-N and 9 evaluated-only runs), GPU-hours and the most GPUs one stage takes; the 13 sources not pinned
+    yet are one line, the 443 stages behind --stages."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "harness.sweep", "plan", "all", *args], cwd=ROOT, text=True,
+                              capture_output=True, timeout=600, env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+    out = cli()
+    assert out.returncode == 0 and out.stderr == "", out.stderr[-3000:]
+    lines = out.stdout.splitlines()
+    assert len(lines) < 40, out.stdout
+    rows = {line.split()[0]: line.split()[1:] for line in lines if line.startswith("  ") and len(line.split()) == 5}
+    assert rows["table1"][0] == "16" and rows["table5"][0] == "9"
+    algorithms = {a: int(rows[a][0]) for a in ("dpo", "ppo", "best_of_n", "none")}
+    assert algorithms == {"dpo": 17, "ppo": 12, "best_of_n": 4, "none": 9} and sum(algorithms.values()) == 42
+    total = float(lines[2].split()[-1])  # "GPU-hours: <remaining> remaining of <total>"
+    assert sum(float(rows[a][1]) for a in algorithms) >= total > float(rows["dpo"][1])  # shared stages count in each
+    assert rows["ppo"][3] == "16" and rows["dpo"][3] == "8"  # the 2-node PPO profile; DPO on one 8-GPU node
+    warned = [line for line in lines if "warning(s)" in line]
+    assert len(warned) == 1 and warned[0].split()[0] == "13" and "not pinned yet" in warned[0]
+    assert not [line for line in lines if line.startswith("  eval ")]  # no stage rows without --stages
+
+    listed = cli("--stages").stdout.splitlines()
+    assert len([line for line in listed if line.startswith(("  eval ", "  policy ", "  reward_model "))]) == 443
 
 
 # ------------------------------------------------------------------------------------------------- resources

@@ -163,19 +163,66 @@ def report(runs: Sequence[PlannedRun], n_jobs: int, cost: CostModel = CostModel(
         "memory_errors": [r["error"] for r in rows if r.get("error")],
         "cost_model": cost.describe(),
         "run_ids": [r.run_id for r in runs],
+        "subtotals": subtotals(runs, rows, profiles),
         "stage_rows": rows,
     }
 
 
-def render(plan: dict) -> str:
+def gpus(row: dict, profiles: dict[str, dict] | None) -> int:
+    """GPUs of the job a stage row runs in (its profile's nodes x GPUs per node; 0 without a profile)."""
+    p = (profiles or {}).get(row.get("profile") or "")
+    return int(p.get("nodes", 1) * p.get("gpus_per_node", 0)) if p else 0
+
+
+def subtotals(runs: Sequence[PlannedRun], rows: list[dict], profiles: dict[str, dict] | None) -> dict:
+    """Per table (or figure) the runs fill, and per algorithm: runs, GPU-hours of the unique stages they need (a stage
+    two groups share counts in both; the total counts it once) and the most GPUs one of those stages takes at once."""
+    from harness.records.identity import axes_of
+    from harness.report.grid import memberships
+
+    by_key = {r["key"]: r for r in rows}
+    groups: dict[str, dict[str, list[PlannedRun]]] = {"table": {}, "algorithm": {}}
+    for run in runs:
+        axes = axes_of(run.config)
+        for name in memberships(axes) or ["(no table)"]:
+            groups["table"].setdefault(name, []).append(run)
+        groups["algorithm"].setdefault(axes["algorithm"], []).append(run)
+
+    def total(members: list[PlannedRun]) -> dict:
+        needed = [by_key[k] for k in dict.fromkeys(s.key for run in members for s in run.stages)]
+        todo = [r for r in needed if not r["complete"]]
+        return {"runs": len(members), "gpu_hours": round(sum(r["gpu_hours"] for r in needed), 1),
+                "gpu_hours_remaining": round(sum(r["gpu_hours"] for r in todo), 1),
+                "peak_gpus": max((gpus(r, profiles) for r in needed), default=0)}
+
+    return {kind: {name: total(members) for name, members in sorted(named.items())} for kind, named in groups.items()}
+
+
+def render(plan: dict, stages: bool = False, warnings: Sequence[str] = ()) -> str:
+    """The plan: totals, then subtotals per table and per algorithm, the cost model and memory, warnings folded into
+    one line; with `stages`, every unique stage (and every warning)."""
     lines = [f"sweep {plan['sweep']}: {plan['grid_points']} grid points -> {plan['runs']} unique runs "
              f"({plan['runs_complete']} complete)",
              f"  stages: {plan['stages']} unique of {plan['stage_uses']} uses, {plan['stages_complete']} complete; "
              + ", ".join(f"{k} {v}" for k, v in sorted(plan["stages_by_kind"].items())),
-             f"  GPU-hours: {plan['gpu_hours_remaining']:g} remaining of {plan['gpu_hours_total']:g}",
-             f"  {plan['cost_model']}"]
+             f"  GPU-hours: {plan['gpu_hours_remaining']:g} remaining of {plan['gpu_hours_total']:g}"]
+    for kind, named in plan.get("subtotals", {}).items():
+        lines += ["", f"  {'by ' + kind:<16} {'runs':>5} {'GPU-h':>9} {'to do':>9} {'peak GPUs':>10}"]
+        lines += [f"  {name:<16} {t['runs']:>5} {t['gpu_hours']:>9.1f} {t['gpu_hours_remaining']:>9.1f} {t['peak_gpus']:>10}"
+                  for name, t in named.items()]
+    if plan.get("subtotals"):
+        lines.append("  (a stage two tables or algorithms share counts in each; the total above counts it once)")
+    lines += ["", f"  {plan['cost_model']}"]
     if plan["unknown_cost_kinds"]:
         lines.append(f"  no cost model for stage kinds {plan['unknown_cost_kinds']} (counted as 0)")
+    lines += render_memory(plan)
+    if warnings:
+        lines.append(f"  {len(warnings)} warning(s), e.g. {warnings[0]}" + ("" if stages else "; --stages lists them"))
+        if stages:
+            lines += [f"    {w}" for w in warnings[1:]]
+    if not stages:
+        lines.append(f"  the {plan['stages']} stages one by one: --stages")
+        return "\n".join(lines)
     lines += ["", f"  {'kind':<13} {'key':<13} {'state':<9} {'runs':>4} {'GPU-h':>9} {'GB/GPU':>7} {'profile':<17} first run"]
     for r in sorted(plan["stage_rows"], key=lambda r: (r["kind"], -r["gpu_hours"])):
         state = "complete" if r["complete"] else "todo"
@@ -183,11 +230,16 @@ def render(plan: dict) -> str:
         profile = r.get("profile") or ("NO FIT" if r.get("error") else "-")
         lines.append(f"  {r['kind']:<13} {r['key']:<13} {state:<9} {r['runs']:>4} {r['gpu_hours']:>9.1f} {mem:>7} "
                      f"{profile:<17} {r['first_run']}")
+    return "\n".join(lines)
+
+
+def render_memory(plan: dict) -> list[str]:
+    """Memory per GPU of one training stage per profile, and the stages no profile fits."""
+    lines = []
     details = {r["profile"]: r for r in plan["stage_rows"] if r.get("memory") and r["kind"] != "eval"}
     if details:
         from harness.sweep.memory import describe
 
         lines += ["", "  memory per GPU (harness/sweep/memory.py; one stage per profile shown):"]
         lines += [f"    {r['kind']} {r['key']} on {p}: {describe(r['memory'])}" for p, r in details.items()]
-    lines += [f"  REFUSED: {e}" for e in plan.get("memory_errors", [])]
-    return "\n".join(lines)
+    return lines + [f"  REFUSED: {e}" for e in plan.get("memory_errors", [])]
