@@ -146,6 +146,24 @@ def writable(paths) -> None:
                               "directory> (or paths.home)") from None
 
 
+def dry_run(cfg, run_id: str, config_hash: str) -> dict:
+    """The stages the run would compute or reuse, with their planned GPU-hours and memory per GPU (the sweep
+    planner's cost and memory models, on the Slurm launcher's resource profiles)."""
+    from harness.sweep import plan
+
+    stages = planned_stages(cfg)
+    report = plan.report([plan.PlannedRun([], cfg, run_id, config_hash, stages, [0])], 1, name=run_id,
+                         profiles=plan.slurm_profiles())
+    what = {s.key: (s.spec.get("benchmark") or {}).get("name") or s.kind for s in stages}
+    for row in report["stage_rows"]:
+        row["what"] = what[row["key"]]
+    console.say(f"[harness] dry run {run_id}: every check a run makes passed; axes {axes_of(cfg)}")
+    console.say(plan.render_stages(report))
+    rows = report["stage_rows"]
+    return {"run_id": run_id, "config_hash": config_hash, "dry_run": True, "stages": rows,
+            "gpu_hours_remaining": sum(r["gpu_hours"] for r in rows if not r["complete"])}
+
+
 def run(cfg: DictConfig) -> dict:
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise ConfigError("a run is started once, not by torchrun / accelerate launch: set launch.processes=N and the "
@@ -157,12 +175,11 @@ def run(cfg: DictConfig) -> dict:
     stage_records.VERIFY["mode"] = cfg.verify_stages
     config_hash, run_id = identity(cfg)
     common.STEPS_THIS_PROCESS["count"] = 0  # several runs may share one process (a local multirun)
-    if not cfg.dry_run and not cfg.eval.recompute:
+    if not cfg.eval.recompute:
         check_judge_keys(planned_stages(cfg))
     inputs = load_training_data(cfg)
-    if cfg.dry_run:
-        console.say(f"[harness] dry run {run_id}: axes {axes_of(cfg)}")
-        return {"run_id": run_id, "config_hash": config_hash, "dry_run": True}
+    if cfg.dry_run:  # every check above passed, as for a real run: what it would do, and at what cost
+        return dry_run(cfg, run_id, config_hash)
     tracker = Tracker(cfg.tracking, experiment_tags=views.experiment_tags())
     tags = axes_of(cfg) | {"config_hash": config_hash, "seed": cfg.seed, "run_id": run_id} | ({"sweep": cfg.sweep} if cfg.sweep else {})
     tags |= table_tags(axes_of(cfg))

@@ -233,6 +233,21 @@ def render(plan: dict, stages: bool = False, warnings: Sequence[str] = ()) -> st
     return "\n".join(lines)
 
 
+def render_stages(plan: dict) -> str:
+    """One run's stages in order, what a run would do with each (reuse a complete one, else run it), with GPU-hours
+    and memory per GPU (`python -m harness dry_run=true`)."""
+    lines = [f"  {'stage':<13} {'key':<13} {'would':<6} {'GPU-h':>9} {'GB/GPU':>7} {'profile':<17} what"]
+    for r in plan["stage_rows"]:
+        mem = "-" if r.get("memory_gb") is None else f"{r['memory_gb']:.0f}"
+        profile = r.get("profile") or ("NO FIT" if r.get("error") else "-")
+        lines.append(f"  {r['kind']:<13} {r['key']:<13} {'reuse' if r['complete'] else 'run':<6} {r['gpu_hours']:>9.2f} "
+                     f"{mem:>7} {profile:<17} {r.get('what', '')}")
+    todo = [r for r in plan["stage_rows"] if not r["complete"]]
+    lines.append(f"  {len(todo)} stage(s) to run, {len(plan['stage_rows']) - len(todo)} to reuse: "
+                 f"{sum(r['gpu_hours'] for r in todo):.3g} GPU-hours")
+    return "\n".join(lines + render_memory(plan)[1:])
+
+
 def render_memory(plan: dict) -> list[str]:
     """Memory per GPU of one training stage per profile, and the stages no profile fits."""
     lines = []
