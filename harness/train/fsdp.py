@@ -12,14 +12,21 @@ Rules found by running it (shared/notes/conformance/scale.md, Q2):
 - A sequence-classification model (value, reward model) is called as backbone, then score head
   (harness.train.reward.token_scores); both are their own FSDP roots, so each call gathers its own parameters.
 - Rollouts: `gathered(policy)` all-gathers the policy once and keeps it whole while `generate` runs its many small
-  forwards (each rank may generate a different number of tokens, no collectives inside), then frees it.
+  forwards (each rank may generate a different number of tokens, no collectives inside), then frees it. GRPO's
+  generation under accelerate's FSDP2 uses it too (harness.train.grpo.GatherOnceGRPOTrainer).
+- Gradient accumulation: every micro-batch's backward reduce-scatters (PPOTrainer.backward_minibatch); FSDP2 adds the
+  shards into the sharded gradient. Skipping the sync (set_requires_gradient_sync(False)) would keep every rank's
+  whole unsharded gradient, upcast to fp32, until the last micro-batch (tests/test_fsdp_scale.py measures it).
+- Offload (`launch.sharding=fsdp_offload`): parameters, gradients and optimiser states live in CPU memory, pinned on
+  GPUs only (pinning needs an accelerator); their collectives (clipping's norm) need the gloo half of PPO's
+  `cuda:nccl,cpu:gloo` process group (harness.train.ppo.process_group).
 - Loading: rank 0 reads each checkpoint into CPU memory; the other ranks build the model empty on the meta device
   and receive their shards (one whole copy per job while loading, not one per process).
 - Checkpoints are sharded (torch.distributed.checkpoint, one file per rank) and resume exactly; the final model is a
   full HF state dict written by rank 0.
 
-Tested on CPU with 2 processes on gloo (tests/test_fsdp.py). On GPUs the same code runs on NCCL with a CUDA mesh; a gloo
-group on a machine with GPUs is known to crash in fully_shard (pytorch/pytorch#132471).
+Tested on CPU with 2 processes on gloo (tests/test_fsdp.py, tests/test_fsdp_scale.py). On GPUs the same code runs on
+NCCL with a CUDA mesh; a gloo group on a machine with GPUs is known to crash in fully_shard (pytorch/pytorch#132471).
 """
 
 from __future__ import annotations
@@ -112,7 +119,8 @@ def is_sharded(model: torch.nn.Module) -> bool:
 
 def reshards_after_forward(unit: FSDPModule) -> bool:
     """Whether the unit frees its gathered parameters after each forward (FSDP2's reshard_after_forward, as it is set
-    now; a root left at fully_shard's default resolves to False at its lazy init)."""
+    now; a root left at fully_shard's default resolves to False at its lazy init). FSDP2 has no getter: this reads
+    its parameter groups (torch 2.13 _fsdp_param_group.py, post_forward_mesh_info)."""
     return any(group.post_forward_mesh_info is not None for group in unit._get_fsdp_state()._fsdp_param_groups)
 
 
