@@ -102,3 +102,19 @@ def test_grpo_generation_gathers_the_sharded_policy_once_per_round(ranks):
         # and afterwards every unit reshards after forward as accelerate set it: TRL's count again
         assert g["trl_after"] == g["trl"]
     assert r0["grpo"]["trl"]["completions"] != r1["grpo"]["trl"]["completions"]  # each rank its own prompts
+
+
+def test_gpu_process_group_has_gloo_for_cpu_tensors_when_launched(monkeypatch):
+    """On GPUs PPO's processes meet in a NCCL group with gloo beside it (offloaded gradients, CPU statistics); a
+    single process that no launcher started names no backend, or accelerate would read a group that was never
+    started (its state.py: a backend without LOCAL_RANK means get_world_size() on no group)."""
+    from harness.train.ppo import process_group
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    assert [h.backend for h in process_group()] == ["cuda:nccl,cpu:gloo"]
+    monkeypatch.delenv("LOCAL_RANK")
+    assert process_group() == []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    assert process_group() == []  # CPU: accelerate's gloo

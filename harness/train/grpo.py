@@ -160,8 +160,8 @@ def build(alg, base: ModelRef, model_cfg, prompts: Dataset, reward_model, out_di
         prompts = with_answers(alg, prompts, mirror)
         funcs.append(gsm8k_reward)
         processing.append(None)
-    trainer = GatherOnceGRPOTrainer(model=base.path, reward_funcs=funcs, args=args, train_dataset=prompts, processing_class=tok,
-                          reward_processing_classes=processing, callbacks=[CountSteps()])
+    trainer = GatherOnceGRPOTrainer(model=base.path, reward_funcs=funcs, args=args, train_dataset=prompts,
+                                    processing_class=tok, reward_processing_classes=processing, callbacks=[CountSteps()])
     return trainer, tok, prompts
 
 

@@ -28,6 +28,7 @@ import contextlib
 import dataclasses
 import json
 import math
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -212,8 +213,10 @@ def process_group() -> list:
     launch.sharding=fsdp_offload the gradients that clipping all-reduces are CPU tensors, as are the logged loss
     statistics, and a plain NCCL group refuses them ("No backend type associated with device type cpu",
     pytorch/pytorch#148532; accelerate adds gloo only for its own FSDP plugin with offload). On CPU accelerate
-    starts gloo itself."""
-    return [InitProcessGroupKwargs(backend="cuda:nccl,cpu:gloo")] if torch.cuda.is_available() else []
+    starts gloo itself; a process no launcher started (no LOCAL_RANK, as accelerate decides) starts no group, and
+    a backend named there would make accelerate ask for one that does not exist."""
+    launched = int(os.environ.get("LOCAL_RANK", -1)) != -1
+    return [InitProcessGroupKwargs(backend="cuda:nccl,cpu:gloo")] if device() == "cuda" and launched else []
 
 
 class PPOTrainer:
@@ -478,7 +481,7 @@ class PPOTrainer:
         groups = ({"policy/grad_norm": model.policy.parameters(), "val/grad_norm": model.value.parameters()}
                   if self.alg.separate_grad_clipping else {"grad_norm": self.model.parameters()})
         norms = {name: self.accelerator.clip_grad_norm_(params, self.alg.max_grad_norm) for name, params in groups.items()}
-        # sharded: the norm of the whole gradient, a DTensor still to be summed over the shards
+        # sharded: a DTensor; full_tensor() is the whole gradient's norm, on every rank
         return {name: (n.full_tensor() if isinstance(n, DTensor) else n).detach().float().cpu() for name, n in norms.items()}
 
     def step(self) -> dict:
