@@ -102,6 +102,14 @@ def _cached(repo_id: str, revision: str | None) -> bool:
     return isinstance(try_to_load_from_cache(repo_id, "config.json", revision=revision), str)
 
 
+# ModelConfig fields that change no number: names for runs and tables, the planner's size.
+NOT_IDENTITY = ("name", "label", "params_b")
+# Fields evaluation reads and training does not.
+EVAL_ONLY = ("eval_chat_template",)
+# Fields that locate the weights: keyed through the model's ModelRef (the tiny model's stage key, or path and revision).
+WEIGHTS = ("path", "revision", "tiny")
+
+
 @dataclass
 class ModelRef:
     """Where a model's weights and tokenizer are, and the key of the stage that made them (if any)."""
@@ -113,6 +121,13 @@ class ModelRef:
     def weights(self) -> tuple[str, str | None]:
         """(path, revision) to load from: the offline mirror's copy of a hub model when the run has a mirror."""
         return where_to_read(self.path, self.revision, MIRROR["dir"])
+
+
+def identity(model_cfg, evaluation: bool = False) -> dict:
+    """How a stage that trains from (or, with `evaluation`, evaluates) this model reads it beyond its weights: the chat
+    format, the compute dtype, and any field added later unless declared above."""
+    skip = NOT_IDENTITY + WEIGHTS + (() if evaluation else EVAL_ONLY)
+    return {k: v for k, v in OmegaConf.to_container(model_cfg, resolve=True).items() if k not in skip}
 
 
 def device() -> str:
