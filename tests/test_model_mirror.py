@@ -94,3 +94,27 @@ def test_offline_without_a_mirror_a_model_not_in_the_hub_cache_is_refused(tmp_pa
     (cached / "snapshots" / ("a" * 40)).mkdir(parents=True)
     (cached / "snapshots" / ("a" * 40) / "config.json").write_text(json.dumps({"model_type": "qwen2"}))
     check_models(hub_models(compose("model=qwen25_05b")), None)  # in the hub cache: transformers reads it offline
+
+
+def test_prefetch_models_of_a_sweep_lists_what_the_mirror_holds(tmp_path, capsys):
+    """`prefetch --models --sweep table1`: the data and the models of every run; a mirror that holds them all (as a
+    connected machine's prefetch left it) downloads nothing."""
+    from datasets import Dataset
+
+    from harness.data import __main__ as data_cli
+    from harness.data.mirror import add_model
+    from harness.data.prefetch import prefetch as prefetch_data, run_sources, sweep_points
+    from test_data_support import tulu_pair
+
+    mirror = tmp_path / "mirror"
+    configs = [compose(*p) for p in sweep_points(["table1"])]
+    prefetch_data(list(dict.fromkeys(s for c in configs for s in run_sources(c))), str(mirror),
+                  lambda s: Dataset.from_list([tulu_pair("q", "a", "b")]))
+    models = {(m.path, m.revision) for c in configs for m in hub_models(c)}
+    assert {p for p, _ in models} >= {"allenai/tulu-2-13b", "meta-llama/Llama-2-13b-hf", "tomh/toxigen_roberta"}
+    for path, revision in models:
+        add_model(mirror, path, revision, lambda hub_id, rev, into: (into / "config.json").write_text("{}") and "c" * 40)
+    assert data_cli.main(["prefetch", "--models", "--sweep", "table1", f"paths.mirror={mirror}"]) == 0
+    out = capsys.readouterr().out
+    assert f"read {len(set(s for c in configs for s in run_sources(c)))} hub split(s) and {len(models)} model(s)" in out
+    assert out.count("present  model ") == len(models) and "fetched" not in out

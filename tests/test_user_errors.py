@@ -29,6 +29,8 @@ CASES = {
                                       "data file '{tmp}/absent.jsonl' does not exist"),
     "prefetch, offline": (["harness.data", "prefetch", "dataset=hh_rlhf", "paths.mirror={tmp}/mirror"],
                           "prefetch downloads allenai/tulu-2.5-preference-data .* on a machine with network access"),
+    "verify, offline": (["harness.data", "verify", "dataset=hh_rlhf"],
+                        "verify reads the commits and files of every source from the hub, which this machine cannot reach"),
     "prefetch, an unknown option": (["harness.data", "prefetch", "model=llama9", "paths.mirror={tmp}/mirror"],
                                     "Could not find 'model/llama9' Available options in 'model': .*tulu2_13b"),
     "a model without its weights": (["harness", "model=qwen25_05b", "eval=smoke", "tracking=none"],

@@ -76,13 +76,12 @@ class HubOffline(UserError):
     """Prefetch has something to download and the hub cannot be reached."""
 
 
-def require_hub(what: str) -> None:
-    """Prefetch downloads: say so at once when this machine cannot (offline, or the hub unreachable)."""
+def require_hub(what: str, command: str = "prefetch downloads", then: str = ", then copy the mirror to this one") -> None:
+    """A command that needs the hub says so at once when this machine cannot reach it (offline, or unreachable)."""
     why = "HF_HUB_OFFLINE / HF_DATASETS_OFFLINE is set" if offline() else hub_unreachable()
     if why:
-        raise HubOffline(f"prefetch downloads {what} from the hub, which this machine cannot reach ({why}): run the "
-                         "same command on a machine with network access (without HF_HUB_OFFLINE), then copy the "
-                         "mirror to this one")
+        raise HubOffline(f"{command} {what} from the hub, which this machine cannot reach ({why}): run the same "
+                         f"command on a machine with network access (without HF_HUB_OFFLINE){then}")
 
 
 def hub_fetch(source: HubSplit) -> Dataset:

@@ -29,7 +29,7 @@ from typing import Protocol
 from harness.data import converters, mixture, preferences, prompts
 from harness.data.hub import hub_revision, pinned, revision_label
 from harness.data.mirror import HubSplit
-from harness.data.prefetch import hub_splits
+from harness.data.prefetch import hub_splits, require_hub
 
 TABLE1 = Path(__file__).resolve().parent.parent / "assets" / "paper_tables" / "table1_preference_data.csv"
 HELPSTEER_ASPECTS = ("helpfulness", "correctness", "coherence", "complexity")
@@ -53,6 +53,7 @@ class HfHubInfo:
     def __init__(self, token: str | None = None):
         from huggingface_hub import HfApi
 
+        require_hub("the commits and files of every source", "verify reads", "")
         self.api = HfApi(token=token)
 
     def resolve(self, hub_id: str, revision: str | None) -> str:
