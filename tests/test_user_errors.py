@@ -44,7 +44,8 @@ def command(args: list[str], tmp: Path, **env: str) -> subprocess.CompletedProce
     (tmp / "mirror").mkdir(exist_ok=True)
     return subprocess.run([sys.executable, "-m", *(a.format(tmp=tmp) for a in args)], cwd=tmp, capture_output=True,
                           text=True, timeout=300,
-                          env={**os.environ, "HARNESS_HOME": str(tmp), "PYTHONPATH": str(ROOT), **env})
+                          env={**os.environ, "HARNESS_HOME": str(tmp), "PYTHONPATH": str(ROOT),
+                               "HF_HUB_CACHE": str(tmp / "hf-cache"), **env})  # no model cached here
 
 
 @pytest.mark.parametrize("case", CASES)
