@@ -170,13 +170,14 @@ def run(cfg: DictConfig) -> dict:
                           "run starts its N training processes itself")
     check(cfg)
     writable(cfg.paths)
-    use_mirror(cfg.paths.mirror)  # hub models are read from the mirror's copies (harness.models)
-    check_models(hub_models(cfg), cfg.paths.mirror)
     stage_records.VERIFY["mode"] = cfg.verify_stages
+    stages = planned_stages(cfg)
+    use_mirror(cfg.paths.mirror)  # hub models are read from the mirror's copies (harness.models)
+    check_models(hub_models(cfg, stages), cfg.paths.mirror)
     config_hash, run_id = identity(cfg)
     common.STEPS_THIS_PROCESS["count"] = 0  # several runs may share one process (a local multirun)
     if not cfg.eval.recompute:
-        check_judge_keys(planned_stages(cfg))
+        check_judge_keys(stages)
     inputs = load_training_data(cfg)
     if cfg.dry_run:  # every check above passed, as for a real run: what it would do, and at what cost
         return dry_run(cfg, run_id, config_hash)

@@ -50,9 +50,10 @@ def planned_stages(cfg) -> list[Stage]:
     return stages + [reward_benchmark_stage(b, rm, root, cfg.model.dtype) for b in benchmarks if scores_reward_model(b)]
 
 
-def hub_models(cfg) -> list[HubModel]:
+def hub_models(cfg, stages: list[Stage] | None = None) -> list[HubModel]:
     """Every hub model the run reads (weights, tokenizer, config), each with the override that selects it: the base
-    policy, the reward model or the base it is trained from, and the local judges of its benchmarks. What
+    policy, the reward model or the base it is trained from, and the local judges of its benchmarks (given the run's
+    `stages`, only those of benchmarks still to score: a complete one's verdicts are kept). What
     `python -m harness.data prefetch --models` mirrors and what a run checks it can read before its first stage."""
     found = []
     if cfg.model.tiny is None and cfg.model.path:
@@ -64,10 +65,12 @@ def hub_models(cfg) -> list[HubModel]:
             found.append(HubModel(p.cfg.path, p.cfg.revision, rm))
         elif p.model.tiny is None and p.model.path:
             found.append(HubModel(p.model.path, p.model.revision, rm))
-    for bench in cfg.eval.benchmarks.values():
-        for judge in (bench.judges or {}).values():
-            if judge.kind == "hf" and judge.model and judge.model != "tiny":
-                found.append(HubModel(judge.model, judge.revision, f"eval={cfg.eval.suite}"))
+    benchmarks = (cfg.eval.benchmarks.values() if stages is None else
+                  [s.spec["benchmark"] for s in stages if s.kind == "eval" and not s.complete])
+    for bench in benchmarks:
+        for judge in (bench.get("judges") or {}).values():
+            if judge.get("kind") == "hf" and judge.get("model") not in (None, "tiny"):
+                found.append(HubModel(judge["model"], judge.get("revision"), f"eval={cfg.eval.suite}"))
     return list({(m.path, m.revision): m for m in reversed(found)}.values())[::-1]  # each once, first wanted_by
 
 

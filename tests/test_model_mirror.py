@@ -51,6 +51,23 @@ def test_a_run_needs_its_policy_reward_model_base_and_local_judges():
     assert hub_models(compose()) == []  # the tiny model is built here, its judges too
 
 
+def test_a_benchmark_already_scored_needs_no_judge(tmp_path):
+    """A run checks it can read the judges of the benchmarks it still has to score only (a complete one keeps its
+    verdicts), as it checks API keys."""
+    from harness.planning import planned_stages
+    from harness.records.stages import MARKER
+
+    cfg = compose("model=tulu2_13b", "algorithm=none", "eval=paper", f"paths.stages={tmp_path}")
+    stages = planned_stages(cfg)
+    judged = {m.path for m in hub_models(cfg, stages)}
+    assert judged == {"allenai/tulu-2-13b", "allenai/truthfulqa-truth-judge-llama2-7B",
+                      "allenai/truthfulqa-info-judge-llama2-7B", "tomh/toxigen_roberta"}
+    [toxigen] = [s for s in stages if s.kind == "eval" and s.spec["benchmark"]["name"].startswith("toxigen")]
+    toxigen.dir.mkdir(parents=True)
+    (toxigen.dir / MARKER).write_text("{}")
+    assert {m.path for m in hub_models(cfg, stages)} == judged - {"tomh/toxigen_roberta"}
+
+
 def test_prefetch_models_fills_the_mirror_and_a_run_reads_the_model_from_it(hub, tmp_path, run_config):
     mirror = tmp_path / "mirror"
     done = prefetch(hub, *AS_HUB_MODEL, f"paths.mirror={mirror}")
