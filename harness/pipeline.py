@@ -21,10 +21,11 @@ from harness.config.errors import ConfigError
 from harness.eval import rewardbench
 from harness.eval.categories import average, category_scores
 from harness.eval.generation import make_lm
+from harness.eval.items import run_items
 from harness.eval.suite import run_suite
 from harness.models import ModelRef, base_model
 from harness.records.results import (git_commit, index_row, provenance_versions, stages_digest, summary_table,
-                                     upsert_index, write_result)
+                                     upsert_index, write_items, write_result)
 from harness.records import stages as stage_records
 from harness.records.identity import AXES, NON_DETERMINING, axes_of, axes_used, determining_config, identity, run_id_of  # noqa: F401
 from harness.records.stages import digest
@@ -117,6 +118,8 @@ def record(cfg, run_id: str, config_hash: str, stages: dict, benchmarks: dict, t
     }
     result["result_path"] = str(Path(cfg.paths.results) / "runs" / run_id / "result.json")
     write_result(Path(cfg.paths.results), result)
+    items = run_items(benchmarks)  # what intervals resample (harness.report.bootstrap)
+    write_items(Path(cfg.paths.results), run_id, items)
     upsert_index(Path(cfg.paths.results), index_row(result))
     tracker.log_metrics({f"eval/{k}": v for k, v in scores.items()} | {f"category/{k}": v for k, v in categories.items()}
                         | {"average": result["average"]}
@@ -125,6 +128,7 @@ def record(cfg, run_id: str, config_hash: str, stages: dict, benchmarks: dict, t
                       "stages_digest": stages_digest(result)})
     tracker.log_dict(result["config"], "config.json")
     tracker.log_dict(result, "result.json")
+    tracker.log_dict(items, "items.json")
     return result
 
 

@@ -5,16 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.report import figures, render
-from harness.report.build import TableResult, build
+from harness.report.build import Context, TableResult, build
 from harness.report.grid import FIGURES, TABLES
 from harness.report.runs import RunRecord
 
 
-def generate(runs: list[RunRecord], out: Path, model: str, suite: str) -> list[tuple[TableResult, list[Path]]]:
-    """Writes tables 1-5 (CSV, Markdown, runs CSV) and figures 1 and 3 (the same, plus PNG) under `out`."""
+def generate(runs: list[RunRecord], out: Path, model: str, suite: str, scale: str = "paper") -> list[tuple[TableResult, list[Path]]]:
+    """Writes tables 1-5 (CSV, Markdown, runs and variants CSV) and figures 1 and 3 (the same, plus PNG) under `out`,
+    and the learning curves of the runs that have them (curves.csv, curves.png)."""
     written = []
+    ctx = Context(model, suite, scale)
     for table in (*TABLES, *FIGURES):
-        result = build(table, runs, model, suite)
+        result = build(table, runs, model, suite, ctx)
         files = render.write(result, Path(out))
         if table in FIGURES:
             files.append(figures.write(result, Path(out)))
@@ -23,14 +25,18 @@ def generate(runs: list[RunRecord], out: Path, model: str, suite: str) -> list[t
 
 
 def summary(written: list[tuple[TableResult, list[Path]]], runs: list[RunRecord], model: str, suite: str) -> str:
-    lines, used = [], set()
+    lines, used, variants = [], set(), set()
     for result, files in written:
         cells = list(result.cells())
         filled = sum(cell.value is not None for _, _, cell in cells)
         used |= {c.run.run_id for _, _, cell in cells for c in cell.contributions}
+        variants |= {v.run.run_id for v in result.variants}
         lines.append(f"  {result.table.name:<8} {filled:>3}/{len(cells):<3} cells filled   "
-                     + " ".join(str(f) for f in files))
-    unused = [r for r in runs if r.run_id not in used]
+                     + " ".join(str(f) for f in files if not f.name.endswith("_variants.csv")))
+    if variants - used:
+        lines.append(f"  {len(variants - used)} run(s) differ from the recipe of the cells their axes match: listed as "
+                     "variants under their tables (<table>.md, <table>_variants.csv), not averaged in")
+    unused = [r for r in runs if r.run_id not in used | variants]
     if unused:
         others = sorted({(r.axes["model"], r.axes["eval_suite"]) for r in unused})
         lines.append(f"  {len(unused)} of {len(runs)} runs fill no cell of the grid for --model {model} --suite {suite} "
