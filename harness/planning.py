@@ -64,6 +64,12 @@ def policy_stage(cfg, base: ModelRef, rm=None) -> Stage:
     return Stage("policy", policy_spec(cfg, base, rm), Path(cfg.paths.stages))
 
 
+def checkpoint_stage(policy_key: str, step: int, root) -> Stage:
+    """The policy saved at optimiser step `step` while the policy stage `policy_key` trained: a point of its learning
+    curve (algorithm.eval_every), evaluated like any policy."""
+    return Stage("checkpoint", {"policy": policy_key, "step": int(step)}, Path(root))
+
+
 def policy_identity(policy: ModelRef, cfg=None, rm=None) -> dict:
     ident = {"stage": policy.key} if policy.key else {"path": policy.path, "revision": policy.revision}
     return ident | (algorithms.get(cfg.algorithm).policy_identity(cfg, rm) if cfg is not None else {})

@@ -16,7 +16,7 @@ import os
 import sys
 from pathlib import Path
 
-from harness.config.groups import CONF_DIR, options
+from harness.config.groups import options
 from harness.config.errors import ConfigError
 from harness.report.grid import PAPER_MODEL
 
@@ -24,17 +24,6 @@ from harness.report.grid import PAPER_MODEL
 # conf/eval/tiny_grid.yaml at scale=tiny (its recipes are the tiny stand-ins).
 DEFAULT_SUITES = {"tiny": "tiny_grid"}
 DEFAULT_SCALES = {"tiny": "tiny"}
-
-
-def run_tracking(results: Path) -> tuple[str, str]:
-    """The tracking URI and experiment a run writing to `results` uses (conf/tracking/mlflow.yaml)."""
-    from hydra import compose, initialize_config_dir
-
-    import harness.config.schema  # noqa: F401  (registers the schemas)
-
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose("config", overrides=[f"paths.results={results}", "tracking=mlflow"])
-    return cfg.tracking.uri, cfg.tracking.experiment
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -57,7 +46,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from harness.report.generate import generate, summary
-    from harness.report.runs import read_disk, read_mlflow
+    from harness.report.runs import read_disk, read_mlflow, run_tracking
 
     try:
         if args.model not in options("model"):

@@ -105,6 +105,14 @@ def read_disk(results: Path) -> list[RunRecord]:
     return sorted((from_index_row(r, results) for r in read_index(results)), key=lambda r: r.run_id)
 
 
+def run_tracking(results: Path) -> tuple[str, str]:
+    """The tracking URI and experiment a run writing to `results` uses (conf/tracking/mlflow.yaml)."""
+    from harness.config.compose import compose
+
+    cfg = compose([f"paths.results={results}", "tracking=mlflow"])
+    return cfg.tracking.uri, cfg.tracking.experiment
+
+
 def artifact(client, mlflow_run_id: str, name: str) -> dict | None:
     """A JSON artifact of an MLflow run (result.json, items.json), None when it has none."""
     if name not in {a.path for a in client.list_artifacts(mlflow_run_id)}:
