@@ -39,7 +39,7 @@ def planned_stages(cfg) -> list[Stage]:
         policy = stage_ref(stages[-1], cfg.model)
     benchmarks = cfg.eval.benchmarks.values()
     policy_id = policy_identity(policy, cfg, rm)
-    stages += [benchmark_stage(b, policy_id, root) for b in benchmarks if not scores_reward_model(b)]
+    stages += [benchmark_stage(b, policy_id, root, cfg.eval.seed) for b in benchmarks if not scores_reward_model(b)]
     return stages + [reward_benchmark_stage(b, rm, root) for b in benchmarks if scores_reward_model(b)]
 
 
@@ -80,9 +80,22 @@ def scores_reward_model(bench) -> bool:
     return bench.runner in REWARD_MODEL_RUNNERS
 
 
-def benchmark_stage(bench, policy_id: dict, root: Path) -> Stage:
-    """A policy benchmark's stage: keyed by the policy's identity and the whole benchmark config."""
-    return Stage("eval", {"policy": policy_id, "benchmark": OmegaConf.to_container(bench, resolve=True)}, Path(root))
+def sampled(bench) -> bool:
+    """The benchmark samples its generations (HumanEval+, MBPP+ at temperature 0.8): the sampling seed moves it."""
+    return bench.generation.temperature > 0
+
+
+def sampling_seed(bench, seed: int | None) -> int | None:
+    """The evaluation seed (eval.seed) where it changes a benchmark's numbers: sampled benchmarks only."""
+    return seed if seed is not None and sampled(bench) else None
+
+
+def benchmark_stage(bench, policy_id: dict, root: Path, seed: int | None = None) -> Stage:
+    """A policy benchmark's stage: keyed by the policy's identity and the whole benchmark config, and the evaluation
+    seed when it samples with one (unseeded keys are as before eval.seed existed)."""
+    spec = {"policy": policy_id, "benchmark": OmegaConf.to_container(bench, resolve=True)}
+    seed = sampling_seed(bench, seed)
+    return Stage("eval", spec | ({"seed": seed} if seed is not None else {}), Path(root))
 
 
 def reward_benchmark_stage(bench, reward_model, root) -> Stage:

@@ -76,10 +76,27 @@ def figure3(result: TableResult) -> Figure:
 DRAW = {"figure1": figure1, "figure3": figure3}
 
 
-def write(result: TableResult, out: Path) -> Path:
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{result.table.name}.png"
+def curves(runs: list) -> Figure:
+    """One panel per curve metric: each run's score against the optimiser step (its last point: the final policy)."""
+    metrics = sorted({m for r in runs for scores in r.curve.values() for m in scores})
+    fig = Figure(figsize=(4 * len(metrics), 3.5), layout="constrained")
+    for ax, metric in zip(fig.subplots(1, len(metrics), squeeze=False)[0], metrics):
+        for i, run in enumerate(runs):
+            points = sorted((step, s[metric]) for step, s in run.curve.items() if s.get(metric) is not None)
+            ax.plot([p[0] for p in points], [p[1] for p in points], "o-", color=f"C{i}", label=run.run_id)
+        ax.set(title=metric, xlabel="optimiser step", ylim=(0, 100))
+    fig.axes[0].legend(fontsize=6)
+    fig.suptitle("Learning curves (algorithm.eval_every)", fontsize=10)
+    return fig
+
+
+def save(fig: Figure, path: Path) -> Path:
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    DRAW[result.table.name](result).savefig(tmp, format="png", dpi=120)
+    fig.savefig(tmp, format="png", dpi=120)
     os.replace(tmp, path)  # a reader never sees half a file
     return path
+
+
+def write(result: TableResult, out: Path) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    return save(DRAW[result.table.name](result), out / f"{result.table.name}.png")

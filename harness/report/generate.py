@@ -8,6 +8,7 @@ from harness.report import figures, render
 from harness.report.build import Context, TableResult, build
 from harness.report.grid import FIGURES, TABLES
 from harness.report.runs import RunRecord
+from harness.records.stages import write_atomic
 
 
 def generate(runs: list[RunRecord], out: Path, model: str, suite: str, scale: str = "paper") -> list[tuple[TableResult, list[Path]]]:
@@ -21,12 +22,27 @@ def generate(runs: list[RunRecord], out: Path, model: str, suite: str, scale: st
         if table in FIGURES:
             files.append(figures.write(result, Path(out)))
         written.append((result, files))
-    return written
+    return written + write_curves(runs, Path(out))
+
+
+def write_curves(runs: list[RunRecord], out: Path) -> list[tuple[None, list[Path]]]:
+    """curves.csv (run, step, metric, score) and curves.png for the runs with a learning curve; nothing without."""
+    with_curve = [r for r in runs if r.curve]
+    if not with_curve:
+        return []
+    rows = [{"run_id": r.run_id, "step": step, "metric": m, "score": repr(v)}
+            for r in with_curve for step, scores in sorted(r.curve.items()) for m, v in sorted(scores.items())]
+    out.mkdir(parents=True, exist_ok=True)
+    write_atomic(out / "curves.csv", render.to_csv(rows, ["run_id", "step", "metric", "score"]))
+    return [(None, [out / "curves.csv", figures.save(figures.curves(with_curve), out / "curves.png")])]
 
 
 def summary(written: list[tuple[TableResult, list[Path]]], runs: list[RunRecord], model: str, suite: str) -> str:
     lines, used, variants = [], set(), set()
     for result, files in written:
+        if result is None:  # the learning curves
+            lines.append("  curves   " + " ".join(str(f) for f in files))
+            continue
         cells = list(result.cells())
         filled = sum(cell.value is not None for _, _, cell in cells)
         used |= {c.run.run_id for _, _, cell in cells for c in cell.contributions}
