@@ -89,7 +89,9 @@ def curve_suite(cfg):
     from harness.config.compose import compose
 
     suite = compose([f"eval={cfg.algorithm.curve_suite}", f"scale={cfg.scale}"]).eval
-    suite.seed = cfg.eval.seed
+    for key in cfg.eval:  # evaluated as the run's own suite is (backend, devices, seed): its regime keys the stages
+        if key not in ("suite", "benchmarks", "batch_size"):
+            suite[key] = cfg.eval[key]
     return suite
 
 
