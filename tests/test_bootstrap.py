@@ -35,13 +35,13 @@ def percentile(xs: list[float], q: float) -> float:
 
 
 def reference_draws(values: list[float], groups: list[str], weights: dict[str, float], key: str, seed: int = 0,
-                    stream: int = 0) -> list[float]:
+                    stream: int = 0, resamples: int = B) -> list[float]:
     gen = np.random.default_rng([seed, zlib.crc32(key.encode()), stream])
-    out = [0.0] * B
+    out = [0.0] * resamples
     for g in sorted(set(groups)):
         members = [v for v, h in zip(values, groups) if h == g]
-        picks = gen.integers(0, len(members), size=(B, len(members)))
-        for b in range(B):
+        picks = gen.integers(0, len(members), size=(resamples, len(members)))
+        for b in range(resamples):
             out[b] += weights[g] * sum(members[i] for i in picks[b]) / len(members)
     return out
 
@@ -91,9 +91,9 @@ def six_category_run(shift: float, ids_suffix: str = "") -> tuple[dict, dict]:
     return items, scores
 
 
-def reference_run(items: dict, stream_of=lambda key: 0) -> dict[str, list[float]]:
-    draws = {k: reference_draws(t["values"]["score"], [""] * len(t["ids"]), {"": 1.0}, k, stream=stream_of(k))
-             for k, t in items.items()}
+def reference_run(items: dict, stream_of=lambda key: 0, resamples: int = B) -> dict[str, list[float]]:
+    draws = {k: reference_draws(t["values"]["score"], [""] * len(t["ids"]), {"": 1.0}, k, stream=stream_of(k),
+                                resamples=resamples) for k, t in items.items()}
     out = {f"eval/{k}": d for k, d in draws.items()}
     for cat in CATEGORIES:
         members = [draws[k] for k, t in items.items() if t["category"] == cat]
@@ -202,3 +202,31 @@ def test_an_item_table_that_does_not_give_back_the_score_is_refused(tmp_path):
     assert "the items give 50.0, the benchmark recorded 75.0" in item_tables.items_of({"score": 75.0, "dir": str(d)})["error"]
     lc = stage(tmp_path, {"name": "ae2", "runner": "alpaca_eval", "metric": "length_controlled_winrate"}, [])
     assert "not a statistic of items" in item_tables.items_of({"score": 50.0, "dir": str(lc)})["error"]
+
+
+def test_table_cells_carry_intervals_and_figures_draw_them():
+    from matplotlib.container import ErrorbarContainer
+
+    from harness.report import figures, grid
+    from harness.report.build import build
+    from harness.report.runs import RunRecord
+
+    def run(select: dict, shift: float, items: bool) -> RunRecord:
+        tables, scores = six_category_run(shift)
+        tables["gsm8k"] = tables.pop("reasoning_a") | {"category": "reasoning"}
+        scores["eval/gsm8k"] = scores.pop("eval/reasoning_a")
+        axes = {a: "none" for a in grid.AXES} | {"model": "tulu2_13b", "eval_suite": "paper"} | select
+        return RunRecord("-".join(axes.values()), axes, scores, "h", "2026-12-06", "abc", 42,
+                         load_items=(lambda: tables) if items else (lambda: None))
+
+    with_items = [run(grid.SFT, 0.0, True), run(grid.dpo("ultrafeedback_fg"), -30.0, True)]
+    result = build(grid.FIGURE1, with_items + [run(grid.ppo("uf_13b"), 0.0, False)], "tulu2_13b", "paper")
+    cells = {(r.key[0], key): cell for r, key, cell in result.cells()}
+    sft = cells[("Tulu 2 SFT", "average")]
+    expected = reference_run(with_items[0].items(), resamples=bootstrap.RESAMPLES)["average"]  # the report's default
+    assert sft.interval == pytest.approx((percentile(expected, 2.5), percentile(expected, 97.5)))
+    assert sft.outside == (not sft.interval[0] <= sft.paper <= sft.interval[1])
+    assert cells[("PPO (13B UF RM)", "average")].interval is None  # a run without item scores: no interval
+    fig = figures.figure1(result)
+    bars = [sum(isinstance(c, ErrorbarContainer) for c in ax.containers) for ax in fig.axes[:2]]
+    assert bars == [2, 2]  # SFT and DPO on each panel; PPO's bar has none
