@@ -119,3 +119,23 @@ def test_a_dpo_run_with_eval_every_records_logs_and_draws_its_learning_curve(run
     points = {(r["run_id"], r["step"], r["metric"]) for r in rows(tmp_path / "curves.csv")}
     assert {(dpo["run_id"], s, "eval/ifeval") for s in ("3", "6")} <= points
     assert (tmp_path / "curves.png").stat().st_size > 0
+
+
+def test_runs_are_selected_by_id_prefix_axis_field_and_sweep():
+    from harness.config.errors import ConfigError
+    from harness.report.compare import parse_where, select
+    from harness.report.runs import RunRecord
+
+    def rec(run_id, beta, sweep=None):
+        return RunRecord(run_id, {"algorithm": "dpo", "dataset": "tiny"}, {}, "h", "d", "c", 1,
+                         config={"algorithm": {"beta": beta}}, sweep=sweep)
+
+    runs = [rec("dpo-a1", 0.1, "s1"), rec("dpo-a2", 0.5, "s1"), rec("dpo-b1", 0.5)]
+    assert [r.run_id for r in select(runs, ["dpo-b"], [], None)] == ["dpo-b1"]
+    assert [r.run_id for r in select(runs, [], parse_where(["algorithm.beta=0.5"]), None)] == ["dpo-a2", "dpo-b1"]
+    assert [r.run_id for r in select(runs, [], parse_where(["algorithm.beta=0.5"]), "s1")] == ["dpo-a2"]
+    assert [r.run_id for r in select(runs, [], parse_where(["algorithm=dpo", "seed=1"]), "s1")] == ["dpo-a1", "dpo-a2"]
+    with pytest.raises(ConfigError, match="'dpo-a' names 2 recorded runs"):
+        select(runs, ["dpo-a"], [], None)
+    with pytest.raises(ConfigError, match="no run matches"):
+        select(runs, [], parse_where(["algorithm.beta=0.3"]), None)
