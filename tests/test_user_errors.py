@@ -70,20 +70,45 @@ def test_the_traceback_goes_to_the_log_or_with_harness_debug_to_the_console(tmp_
     assert loud.returncode == 2 and "Traceback" in loud.stderr and loud.stderr.splitlines()[-1].startswith("error: no sweep")
 
 
+def test_an_unknown_run_is_one_line_too(tmp_path):
+    from harness.records.results import index_row, upsert_index
+
+    upsert_index(tmp_path / "results", index_row({
+        "run_id": "tiny-tiny-dpo-none-none-s42-0123abcd", "config_hash": "0123abcd" * 2, "recorded_at": "2026-12-06",
+        "axes": {"model": "tiny", "dataset": "tiny", "algorithm": "dpo", "reward_model": "none", "prompts": "none",
+                 "eval_suite": "smoke"},
+        "benchmarks": {"gsm8k": {"score": 50.0}}, "categories": {}, "average": None, "result_path": "-",
+        "provenance": {"git_commit": "-", "seed": 42, "versions": {}, "chat_template": "tulu"}}))
+    out = command(["harness.compare", "tiny-tiny-ipo"], tmp_path)
+    assert out.returncode == 2 and out.stdout == "", out.stderr[-3000:]
+    [line] = out.stderr.splitlines()
+    assert line.startswith("error: run 'tiny-tiny-ipo' names 0 recorded runs"), line
+
+
 def entry_points() -> list[Path]:
     """The commands a user types: `python -m harness[.<package>]` and `python -m harness.compare`."""
     return sorted([*(ROOT / "harness").rglob("__main__.py"), *(ROOT / "harness").glob("compare.py")])
+
+
+def main_of(path: Path) -> ast.FunctionDef:
+    """The module's `main`: defined there, or imported from another module of the package."""
+    tree = ast.parse(path.read_text())
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name == "main":
+            return node
+        if isinstance(node, ast.ImportFrom) and node.module and any(a.name == "main" for a in node.names):
+            return main_of(ROOT / (node.module.replace(".", "/") + ".py"))
+    raise AssertionError(f"{path} has no main")
 
 
 def test_every_command_goes_through_the_shared_front_door():
     """Each `main` is wrapped by harness.cli.command (`python -m harness`, a Hydra app, reports its own in the same
     form: tests/test_exit_status.py), so a command added later gets the same errors with one line."""
     assert {p.relative_to(ROOT).as_posix() for p in entry_points()} >= {
-        "harness/__main__.py", "harness/data/__main__.py", "harness/sweep/__main__.py", "harness/report/__main__.py"}
+        "harness/__main__.py", "harness/data/__main__.py", "harness/sweep/__main__.py", "harness/report/__main__.py",
+        "harness/compare.py"}
     for path in entry_points():
-        mains = [f for f in ast.parse(path.read_text()).body if isinstance(f, ast.FunctionDef) and f.name == "main"]
-        assert len(mains) == 1, path
-        decorators = [ast.unparse(d) for d in mains[0].decorator_list]
+        decorators = [ast.unparse(d) for d in main_of(path).decorator_list]
         if path == ROOT / "harness" / "__main__.py":
             assert decorators[0].startswith("hydra.main"), decorators
         else:
