@@ -54,11 +54,8 @@ def main(cfg: DictConfig) -> float | None:
     from harness import console
     from harness.records.identity import run_log_path
 
-    from harness.checks import check
-
     log_path = None
     try:
-        check(cfg)  # a config that cannot run is named as such, before its identity (and log path) is computed
         log_path = run_log_path(cfg)
         # the terminal: a line per stage; the rest: the run's log (the traceback of any failure too)
         with console.capture(log_path, cfg.verbose, reported=(UserError, BenchmarksFailed)):
