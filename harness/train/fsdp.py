@@ -126,6 +126,23 @@ def gathered(model: torch.nn.Module):
 
 
 @contextlib.contextmanager
+def root_gathered(model: torch.nn.Module):
+    """A model sharded whole as one FSDP2 root (accelerate's FSDP2: one unit per decoder layer, the model the root)
+    with the root's own parameters (embeddings, final norm, score head) gathered, so that its submodules can be
+    called one by one (harness.train.reward.token_scores calls backbone, then head); the decoder layers gather
+    themselves. A no-op for any other model (PPO's value and reward model shard backbone and head as roots of their
+    own, `shard`)."""
+    if not isinstance(model, FSDPModule):
+        yield model
+        return
+    model.unshard()
+    try:
+        yield model
+    finally:
+        model.reshard()
+
+
+@contextlib.contextmanager
 def no_sync(*roots: torch.nn.Module):
     """Accumulate gradients locally (no reduce-scatter) in all but the last micro-batch of an optimiser step."""
     units = [m for r in roots for m in r.modules() if isinstance(m, FSDPModule)]

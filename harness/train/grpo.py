@@ -24,7 +24,7 @@ from harness.data.preferences import asset_path
 from harness.config.errors import ConfigError
 from harness.models import TRAINABLE_DTYPE, ModelRef, load_tokenizer, torch_dtype
 from harness.records.stages import latest_checkpoint
-from harness.train.common import CountSteps, batch_record, save_trained, trainer_kwargs, whole_run_loss
+from harness.train.common import CountSteps, batch_record, save_trained, trl_config, whole_run_loss
 from harness.train.ppo import eos_trick, keep_short_prompts, prompt_budget
 from harness.train.reward import RewardScorer, load_reward_model
 
@@ -123,8 +123,8 @@ def build(alg, base: ModelRef, model_cfg, prompts: Dataset, reward_model, out_di
         raise ConfigError(f"algorithm.reward={alg.reward!r}; valid: {list(GRPO_REWARDS)}")
     tok = load_tokenizer(base, model_cfg.chat_template)
     prompts, _ = keep_short_prompts(prompts, tok, prompt_budget(alg, max_prompt_tokens))
-    args = GRPOConfig(
-        **trainer_kwargs(alg, out_dir, model_cfg.dtype, report_to, run_name, seed),
+    args = trl_config(
+        GRPOConfig, alg, out_dir, model_cfg.dtype, report_to, run_name, seed,
         num_generations=alg.num_generations,
         max_completion_length=alg.max_new_tokens,
         temperature=alg.temperature,
