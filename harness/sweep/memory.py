@@ -18,6 +18,9 @@ Per process (`components`: elements and bytes each, on the GPU or in host memory
                  2022, "Reducing Activation Recomputation in Large Transformer Models", with flash attention: no s^2
                  term):  without checkpointing 34 s h L bytes; with checkpointing 2 s h L (each layer's input) + 34 s h
                  (one layer recomputed); plus 8 s V bytes of fp32 logits and log-softmax for a language-model head
+    autocast_weights  unsharded mixed precision: torch.autocast caches the compute-dtype copy of every fp32 trained
+                 weight it casts until its region ends, and backward keeps them: one copy of the trained models
+                 (training; and rollouts, which run under autocast); sharded, FSDP2 gathers compute-dtype weights instead
     gathered_policy  rollouts of a sharded policy: gathered whole, once per generation round, in the compute dtype
     kv_cache     rollouts and evaluation: 2 (K, V) x L x kv-width per token, in the compute dtype, for the sequences
                  generated at once x (prompt + new tokens)
@@ -233,6 +236,8 @@ def components(w: Workload, processes: int, sharding: str) -> list[Component]:
            Component("replicated", sum(s.params for s in w.replicated), w.compute_bytes)]
     if sharded:
         out.append(Component("gathered_layers", gathered_elements(w.trained, w.frozen), w.compute_bytes))
+    elif w.compute_bytes < 4 and w.trained:  # unsharded mixed precision: autocast's cached copies of the fp32 weights
+        out.append(Component("autocast_weights", sum(s.params for s in w.trained), w.compute_bytes))
     tokens = w.sequence * w.micro_batch
     out.append(Component("activations", sum(activations(s, tokens, w.checkpointing) for s in w.trained), 1,
                          phases=("training",)))
@@ -262,6 +267,7 @@ def estimate(w: Workload, gpus: int, sharding: str, processes_per_node: int, nod
     host = sum(c.bytes for c in parts if c.host) * processes_per_node + loading
     return {"weights": gb["weights"], "gradients": gb["gradients"], "optimizer": gb["optimizer"],
             "frozen": gb["frozen"] + gb["replicated"], "gathered_layers": gb.get("gathered_layers", 0.0),
+            "autocast_weights": gb.get("autocast_weights", 0.0),
             "activations_checkpointed": checkpointed, "activations_full": activations_full,
             "gathered_policy": gb.get("gathered_policy", 0.0), "kv_cache": gb.get("kv_cache", 0.0),
             "phases": device, "peak": max(device.values(), default=0.0), "offloaded": sharding.endswith("_offload"),
@@ -293,7 +299,8 @@ def describe(est: dict) -> str:
     states = (f"weights {est['weights']:.1f} + gradients {est['gradients']:.1f} (training) + optimizer "
               f"{est['optimizer']:.1f} + frozen models {est['frozen']:.1f}")
     states = f"{states} in host memory;" if est["offloaded"] else f"{states} +"
-    return (f"{est['peak']:.0f} GB/GPU ({phases}) = {states} gathered layers {est['gathered_layers']:.1f} + activations "
+    copies = f"autocast copies {est['autocast_weights']:.1f} + " if est["autocast_weights"] else ""
+    return (f"{est['peak']:.0f} GB/GPU ({phases}) = {states} {copies}gathered layers {est['gathered_layers']:.1f} + activations "
             f"{est['activations_checkpointed']:.1f} checkpointed / {est['activations_full']:.1f} not (training) + "
             f"gathered policy {est['gathered_policy']:.1f} + KV cache {est['kv_cache']:.1f} (rollout); host "
             f"{est['host_per_node']:.0f} GB/node")

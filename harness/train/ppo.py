@@ -216,7 +216,8 @@ class PPOTrainer:
         check_ppo_sharding(sharding)
         self.accelerator = Accelerator(cpu=device() == "cpu")  # cpu=True: several CPU processes form a gloo group
         self.sharded = sharding != "none"
-        if self.sharded and self.accelerator.num_processes == 1:
+        if self.sharded and not torch.distributed.is_initialized():  # one process may shard within a process group
+            # it started (FSDP2's code path on one GPU: python -m harness.acceptance)
             raise ConfigError(f"launch.sharding={sharding} shards over several processes, but this run has one; set "
                               "launch.processes to the GPUs of the job (or launch.sharding=none)")
         world = self.accelerator.num_processes
