@@ -257,8 +257,8 @@ def process_group(device: str):
     if dist.is_initialized():
         yield
         return
-    dist.init_process_group("nccl" if device == "cuda" else "gloo", init_method=f"tcp://127.0.0.1:{free_port()}",
-                            rank=0, world_size=1)
+    backend = "cuda:nccl,cpu:gloo" if device == "cuda" else "gloo"  # gloo for CPU tensors, as PPO's launched processes
+    dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{free_port()}", rank=0, world_size=1)
     try:
         yield
     finally:

@@ -25,7 +25,7 @@ from harness.models import TRAINABLE_DTYPE, ModelRef, base_model, device, load_t
 from harness.records.stages import Stage, latest_checkpoint
 from harness.train.common import CountSteps, batch_record, save_trained, trl_config, whole_run_loss
 from harness.train.fsdp import root_gathered
-from harness.train.reward_plan import RECIPE, RewardModel, RewardModelPlan, plan, stage_spec  # noqa: F401  (callers say reward.plan ...)
+from harness.train.reward_plan import RewardModel, RewardModelPlan, plan, stage_spec  # noqa: F401  (callers say reward.plan ...)
 
 
 def obtain(p: RewardModelPlan, stages_root: str, tracker, run_id: str, launch=None) -> RewardModel:
