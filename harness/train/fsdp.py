@@ -156,6 +156,9 @@ def root_gathered(model: torch.nn.Module):
     if not isinstance(model, FSDPModule):
         yield model
         return
+    # the root's lazy init, which its own forward would do: without it the first layer called becomes a root of its
+    # own and, as roots do, keeps its parameters gathered after forward
+    model._get_fsdp_state()._lazy_init()
     model.unshard()
     try:
         yield model
