@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from omegaconf import OmegaConf
 
-from harness.chat import apply_template
+from harness.chat import apply_template, sentencepiece_segments
 from harness.records.stages import Stage
 from harness.tiny.data import TINY_DIR
 
@@ -93,7 +93,7 @@ def base_model(model_cfg, stages_root: str) -> tuple[ModelRef, dict]:
 def load_tokenizer(ref: ModelRef, chat_template: str | None):
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(ref.path, revision=ref.revision)
+    tok = sentencepiece_segments(AutoTokenizer.from_pretrained(ref.path, revision=ref.revision))
     apply_template(tok, chat_template)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token

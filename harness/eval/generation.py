@@ -16,6 +16,7 @@ from pathlib import Path
 from lm_eval.api.instance import Instance
 from lm_eval.api.model import LM, hash_args
 
+from harness.chat import sentencepiece_segments
 from harness.models import ModelRef, load_causal_lm, load_tokenizer
 from harness.records.jsonl import read_jsonl
 
@@ -85,6 +86,7 @@ def make_lm(backend: str, ref: ModelRef, model_cfg, batch_size: int, tensor_para
         from lm_eval.models.vllm_causallms import VLLM
 
         lm = VLLM(**vllm_kwargs(ref, model_cfg, tensor_parallel_size))
+        sentencepiece_segments(lm.tokenizer)  # lm-eval encodes the prompts with it and sends vLLM the token ids
         template = forced_chat_template(model_cfg)
         if template:  # lm-eval's VLLM renders chats with `hf_chat_template`: the forced template (Tulu), not the model's
             lm.hf_chat_template = lm.tokenizer.chat_template = template

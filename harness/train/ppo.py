@@ -41,6 +41,7 @@ from trl.trainer.utils import entropy_from_logits, selective_log_softmax
 
 from harness.train.batching import plan
 from harness.config.errors import ConfigError
+from harness.chat import stripped
 from harness.models import TRAINABLE_DTYPE, ModelRef, autocast, device, load_causal_lm, load_tokenizer, torch_dtype
 from harness.records.stages import latest_checkpoint, write_atomic
 from harness.train import fsdp
@@ -545,10 +546,20 @@ class PPOTrainer:
         self.accelerator.wait_for_everyone()
 
 
+def query_ids(tok, messages: list[dict]) -> list[int]:
+    """A prompt's token ids as EasyLM's PPO read it (hamishivi/EasyLM@dbf2212 EasyLM/data.py TuluPromptDataset):
+    every message stripped, the chat template's rendering, and no BOS: EasyLM encoded its prompt text with
+    add_special_tokens=False and rendered no <s>, so its policy, value and reward models all read queries without BOS
+    (while its reward model was trained with BOS, data.py PreferenceDataset). Done as EasyLM did; the template's <s>
+    is dropped."""
+    ids = tok(tok.apply_chat_template(stripped(messages), add_generation_prompt=True, tokenize=False),
+              add_special_tokens=False)["input_ids"]
+    return ids[1:] if tok.bos_token_id is not None and ids[:1] == [tok.bos_token_id] else ids
+
+
 def keep_short_prompts(prompts: Dataset, tok, max_tokens: int) -> tuple[Dataset, list[list[int]]]:
-    """Prompts whose rendered query fits `max_tokens` (protocol: longer ones are dropped), and their token ids."""
-    ids = [tok(tok.apply_chat_template(r["prompt"], add_generation_prompt=True, tokenize=False), add_special_tokens=False)["input_ids"]
-           for r in prompts]
+    """Prompts whose query (query_ids) fits `max_tokens` (protocol: longer ones are dropped), and their token ids."""
+    ids = [query_ids(tok, r["prompt"]) for r in prompts]
     keep = [i for i, q in enumerate(ids) if len(q) <= max_tokens]
     if not keep:
         raise ConfigError(f"all {len(ids)} prompts are longer than {max_tokens} tokens (prompts.max_prompt_tokens, and "
