@@ -81,7 +81,7 @@ _warned: set[str] = set()
 
 
 def check(cfg) -> None:
-    from harness.eval.variants import check_sources
+    from harness.eval.variants import SUBSET_DRAWS, check_sources
 
     unknown = unknown_keys(cfg)
     if unknown:
@@ -110,6 +110,8 @@ def check(cfg) -> None:
                     log.warning(warning)
         except ValueError as e:
             raise ConfigError(str(e)) from e
+        if bench.subset_draw not in SUBSET_DRAWS:
+            raise ConfigError(f"eval.benchmarks.{key}.subset_draw={bench.subset_draw!r}; valid: {list(SUBSET_DRAWS)}")
         if bench.category not in CATEGORIES and not (bench.runner in REWARD_MODEL_RUNNERS and bench.category == "reward_model"):
             raise ConfigError(f"benchmark {key!r} has category {bench.category!r}; valid: {list(CATEGORIES)} "
                               f"(or reward_model for runners {list(REWARD_MODEL_RUNNERS)})")

@@ -431,6 +431,9 @@ class BenchmarkConfig:
     # Random subset of the test split (protocol: GSM8k 200, seed 42; BBH 40 per task); null = the full test set.
     limit: Optional[int] = None
     subset_seed: int = 42
+    # How `limit` rows are drawn (harness.eval.sources.subset): sample (random.sample: GSM8k, BBH) | shuffle (shuffle,
+    # then the head: ToxiGen). With `subsets`, one generator seeded once draws the parts in their listed order.
+    subset_draw: str = "sample"
     # Rows held out at the head of the test split before subsetting (protocol: MBPP+ drops its first 100).
     skip_first: int = 0
     # Named parts scored separately (MMLU subjects, BBH tasks, ToxiGen groups); "{subset}" in hub_config, split and
