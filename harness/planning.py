@@ -65,8 +65,13 @@ def policy_stage(cfg, base: ModelRef, rm=None) -> Stage:
 
 
 def policy_identity(policy: ModelRef, cfg=None, rm=None) -> dict:
+    """What evaluation sees: the policy's weights, what the algorithm wraps them in (best-of-N), and their precision
+    when eval.load_in_8bit quantises them (so its benchmark stages and generation cache are its own)."""
     ident = {"stage": policy.key} if policy.key else {"path": policy.path, "revision": policy.revision}
-    return ident | (algorithms.get(cfg.algorithm).policy_identity(cfg, rm) if cfg is not None else {})
+    if cfg is None:
+        return ident
+    precision = {"load_in_8bit": True} if cfg.eval.load_in_8bit else {}
+    return ident | algorithms.get(cfg.algorithm).policy_identity(cfg, rm) | precision
 
 
 def scores_reward_model(bench) -> bool:

@@ -126,7 +126,8 @@ def test_reward_model_reward_applies_ppos_eos_trick(tiny_reward_model):
     completions = [assistant("It is 7."), assistant("It is 7.")]
     reward = grpo.RewardModelReward(scorer, eos, -10.0)
     finished, unfinished = reward(prompts, completions, [[5, 6, eos], [5, 6, 7]])
-    assert finished == float(scorer.score_conversations([prompts[0] + completions[0]])[0])
+    # (scored in a batch of 2 against a batch of 1: equal up to float round-off)
+    assert finished == pytest.approx(float(scorer.score_conversations([prompts[0] + completions[0]])[0]), rel=1e-6)
     assert unfinished == -10.0
     assert grpo.RewardModelReward(scorer, eos, None)(prompts, completions, [[5, 6, 7], [5]]) == [finished, finished]
 

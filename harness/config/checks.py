@@ -122,6 +122,13 @@ def check(cfg) -> None:
         raise ConfigError(f"verify_stages={cfg.verify_stages!r}; valid: {list(VERIFY_MODES)}")
     if cfg.eval.backend not in ("hf", "vllm"):
         raise ConfigError(f"eval.backend={cfg.eval.backend!r}; valid: ['hf', 'vllm']")
+    if cfg.eval.load_in_8bit and cfg.eval.backend != "hf":
+        raise ConfigError(f"eval.load_in_8bit=true loads the policy through transformers and bitsandbytes, not "
+                          f"eval.backend={cfg.eval.backend}; set eval.backend=hf (open-instruct's 8-bit runs did not "
+                          "use vLLM either) or eval.load_in_8bit=false")
+    if cfg.eval.load_in_8bit and cfg.eval.placement.device_map:
+        raise ConfigError("eval.load_in_8bit=true places the policy on the GPUs itself (device_map auto, as "
+                          "open-instruct); unset eval.placement.device_map")
 
 
 def check_judge_keys(stages) -> None:

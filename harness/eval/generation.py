@@ -66,16 +66,21 @@ def input_device(model):
 
 
 def make_lm(backend: str, ref: ModelRef, model_cfg, batch_size: int, tensor_parallel_size: int = 1,
-            placement=None) -> LM:
+            placement=None, load_in_8bit: bool = False) -> LM:
     """The policy for lm-eval: batched transformers generation (CPU/GPU; `placement` spreads a big policy over
-    devices), or lm-eval's vLLM backend (GPU extra)."""
+    devices; `load_in_8bit`: its weights in 8 bits on the GPUs), or lm-eval's vLLM backend (GPU extra)."""
     if backend == "hf":
         from lm_eval.models.huggingface import HFLM
 
         tok = load_tokenizer(ref, model_cfg.chat_template)
-        if placement is None or not placement.device_map:
+        if load_in_8bit:
+            from harness.models import load_causal_lm_8bit
+
+            model = load_causal_lm_8bit(ref)
+        elif placement is None or not placement.device_map:
             return HFLM(pretrained=load_causal_lm(ref, model_cfg.dtype), tokenizer=tok, batch_size=batch_size)
-        model = load_placed_causal_lm(ref, model_cfg.dtype, placement)
+        else:
+            model = load_placed_causal_lm(ref, model_cfg.dtype, placement)
         lm = HFLM(pretrained=model, tokenizer=tok, batch_size=batch_size)
         lm._device = input_device(model)  # HFLM takes model.device, which is "meta" when the first layer sits on disk
         return lm

@@ -150,7 +150,8 @@ def run_suite(eval_cfg, policy: ModelRef, policy_id: dict, model_cfg, stages_roo
     """
     model_cfg, plain = eval_model(model_cfg)
     policy_lm = LazyPolicy(lm_factory or (lambda: make_lm(eval_cfg.backend, policy, model_cfg, eval_cfg.batch_size,
-                                                              eval_cfg.tensor_parallel_size, eval_cfg.placement)))
+                                                              eval_cfg.tensor_parallel_size, eval_cfg.placement,
+                                                              eval_cfg.load_in_8bit)))
     out = {}
     for key, bench in eval_cfg.benchmarks.items():
         if plain and bench.options.get("plain"):  # open-instruct's plain-text prompt details for an untuned model
