@@ -129,7 +129,7 @@ def test_reward_model_reward_applies_ppos_eos_trick(tiny_reward_model):
     # (scored in a batch of 2 against a batch of 1: equal up to float round-off)
     assert finished == pytest.approx(float(scorer.score_conversations([prompts[0] + completions[0]])[0]), rel=1e-6)
     assert unfinished == -10.0
-    assert grpo.RewardModelReward(scorer, eos, None)(prompts, completions, [[5, 6, 7], [5]]) == [finished, finished]
+    assert grpo.RewardModelReward(scorer, eos, None)(prompts, completions, [[5, 6, 7], [5]]) == pytest.approx([finished, finished], rel=1e-6)
 
 
 def test_grpo_budget_is_ppos():
