@@ -54,4 +54,3 @@ def test_8bit_benchmarks_are_stages_of_their_own(tmp_path):
     assert len(keys(quantised) - shared) == len(plain.eval.benchmarks)
     policy = ModelRef("/some/policy")
     assert cache_dir(tmp_path, policy_identity(policy, plain)) != cache_dir(tmp_path, policy_identity(policy, quantised))
-    assert "load_in_8bit" not in policy_identity(policy, plain)  # bf16 runs keep their keys
