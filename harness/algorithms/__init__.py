@@ -24,9 +24,11 @@ from omegaconf import OmegaConf
 from harness.config.errors import ConfigError
 
 # Keys of an algorithm entry that never change what it computes (logging, checkpoints, memory-only sizes, DPO's
-# reference log-probs computed once rather than per step: equal within float tolerance).
+# reference log-probs computed once rather than per step: equal within float tolerance; learning curves: the policy
+# is saved and evaluated on the side every `eval_every` steps, its final weights equal without them,
+# tests/test_curves.py).
 NON_DETERMINING = {"logging_steps", "save_steps", "per_device_batch_size", "activation_checkpointing", "score_batch_size",
-                   "precompute_ref_log_probs"}
+                   "precompute_ref_log_probs", "eval_every", "curve_suite"}
 
 
 @dataclass
