@@ -24,7 +24,7 @@ from harness.eval.categories import average, category_scores
 from harness.eval.generation import make_lm
 from harness.eval.items import run_items
 from harness.eval.suite import run_suite
-from harness.models import ModelRef, base_model
+from harness.models import ModelRef, base_model, check_8bit_support
 from harness.records.results import (git_commit, index_row, provenance_versions, stages_digest, summary_table,
                                      upsert_index, write_items, write_result)
 from harness.records import stages as stage_records
@@ -136,7 +136,8 @@ def evaluate(cfg, policy: ModelRef, rm) -> dict:
     lm_factory = None
     wrap = algorithms.get(cfg.algorithm).wrap_policy(cfg, rm)
     if wrap is not None:
-        lm_factory = lambda: wrap(make_lm(cfg.eval.backend, policy, cfg.model, cfg.eval.batch_size))  # noqa: E731
+        lm_factory = lambda: wrap(make_lm(cfg.eval.backend, policy, cfg.model, cfg.eval.batch_size,  # noqa: E731
+                                          load_in_8bit=cfg.eval.load_in_8bit))
     # A wrapper keeps state between its calls (best-of-N: the chats behind rendered prompts), which answers from the
     # generation cache would bypass: its generations are not shared.
     out = run_suite(policy_eval, policy, policy_identity(policy, cfg, rm), cfg.model, cfg.paths.stages,
@@ -214,6 +215,8 @@ def run(cfg: DictConfig) -> dict:
         raise ConfigError("a run is started once, not by torchrun / accelerate launch: set launch.processes=N and the "
                           "run starts its N training processes itself")
     check(cfg)
+    if cfg.eval.load_in_8bit and not (cfg.dry_run or cfg.eval.recompute):  # a recompute loads no model
+        check_8bit_support()
     writable(cfg.paths)
     stage_records.VERIFY["mode"] = cfg.verify_stages
     config_hash, run_id = identity(cfg)

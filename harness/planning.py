@@ -81,8 +81,8 @@ def checkpoint_stage(policy_key: str, step: int, root) -> Stage:
 
 
 def policy_identity(policy: ModelRef, cfg=None, rm=None) -> dict:
-    """What evaluation sees as the policy: its weights, how they are run (chat format, dtype, backend) and the
-    algorithm's wrapper (best-of-N); keys its benchmarks and its generation cache."""
+    """What evaluation sees as the policy: its weights, how they are run (chat format, dtype, backend, 8-bit weights)
+    and the algorithm's wrapper (best-of-N); keys its benchmarks and its generation cache."""
     ident = {"stage": policy.key} if policy.key else {"path": policy.path, "revision": policy.revision}
     if cfg is None:
         return ident

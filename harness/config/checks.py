@@ -81,7 +81,7 @@ _warned: set[str] = set()
 
 
 def check(cfg) -> None:
-    from harness.eval.variants import check_sources
+    from harness.eval.variants import SUBSET_DRAWS, check_sources
 
     unknown = unknown_keys(cfg)
     if unknown:
@@ -110,6 +110,8 @@ def check(cfg) -> None:
                     log.warning(warning)
         except ValueError as e:
             raise ConfigError(str(e)) from e
+        if bench.subset_draw not in SUBSET_DRAWS:
+            raise ConfigError(f"eval.benchmarks.{key}.subset_draw={bench.subset_draw!r}; valid: {list(SUBSET_DRAWS)}")
         if bench.category not in CATEGORIES and not (bench.runner in REWARD_MODEL_RUNNERS and bench.category == "reward_model"):
             raise ConfigError(f"benchmark {key!r} has category {bench.category!r}; valid: {list(CATEGORIES)} "
                               f"(or reward_model for runners {list(REWARD_MODEL_RUNNERS)})")
@@ -120,6 +122,13 @@ def check(cfg) -> None:
         raise ConfigError(f"verify_stages={cfg.verify_stages!r}; valid: {list(VERIFY_MODES)}")
     if cfg.eval.backend not in ("hf", "vllm"):
         raise ConfigError(f"eval.backend={cfg.eval.backend!r}; valid: ['hf', 'vllm']")
+    if cfg.eval.load_in_8bit and cfg.eval.backend != "hf":
+        raise ConfigError(f"eval.load_in_8bit=true loads the policy through transformers and bitsandbytes, not "
+                          f"eval.backend={cfg.eval.backend}; set eval.backend=hf (open-instruct's 8-bit runs did not "
+                          "use vLLM either) or eval.load_in_8bit=false")
+    if cfg.eval.load_in_8bit and cfg.eval.placement.device_map:
+        raise ConfigError("eval.load_in_8bit=true places the policy on the GPUs itself (device_map auto, as "
+                          "open-instruct); unset eval.placement.device_map")
 
 
 def check_judge_keys(stages) -> None:

@@ -137,7 +137,7 @@ def build(alg, base: ModelRef, model_cfg, prompts: Dataset, reward_model, out_di
     if alg.reward not in GRPO_REWARDS:
         raise ConfigError(f"algorithm.reward={alg.reward!r}; valid: {list(GRPO_REWARDS)}")
     tok = load_tokenizer(base, model_cfg.chat_template)
-    prompts, _ = keep_short_prompts(prompts, tok, prompt_budget(alg, max_prompt_tokens))
+    prompts, _ = keep_short_prompts(prompts, tok, prompt_budget(alg, max_prompt_tokens), bos=True)  # TRL renders <s>
     args = trl_config(
         GRPOConfig, alg, out_dir, model_cfg.dtype, report_to, run_name, seed,
         num_generations=alg.num_generations,

@@ -36,6 +36,7 @@ from typing import Callable
 
 import torch
 from accelerate import Accelerator, InitProcessGroupKwargs
+from accelerate.utils import set_seed
 from datasets import Dataset
 from torch.distributed.tensor import DTensor
 from transformers import AutoModelForSequenceClassification, GenerationConfig, get_scheduler
@@ -43,6 +44,7 @@ from trl.trainer.utils import entropy_from_logits, selective_log_softmax
 
 from harness.train.batching import plan
 from harness.config.errors import ConfigError
+from harness.chat import stripped
 from harness.models import TRAINABLE_DTYPE, ModelRef, autocast, device, load_causal_lm, load_tokenizer, torch_dtype
 from harness.records.stages import latest_checkpoint, write_atomic
 from harness.train import fsdp
@@ -71,12 +73,23 @@ def loss_normaliser(minibatch_mask: torch.Tensor, accelerator) -> torch.Tensor:
     return tokens.clamp(min=1) / accelerator.num_processes
 
 
-def masked_whiten(x: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True) -> torch.Tensor:
-    """(x - mean) / std over the masked entries (unbiased variance); shift_mean=False keeps the mean."""
-    mean = masked_mean(x, mask)
-    n = mask.sum()
-    var = masked_mean((x - mean) ** 2, mask) * (n / (n - 1) if n > 1 else 1.0)
-    out = (x - mean) * torch.rsqrt(var + 1e-8)
+# EasyLM's whitening epsilon (llama_train_ppo.py whiten: (x - mean) / sqrt(var + 1e-6)).
+WHITEN_EPS = 1e-6
+
+
+def masked_whiten(x: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True,
+                  sum_over_processes: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+    """(x - mean) / sqrt(var + 1e-6) over the masked entries, with the unbiased variance (Bessel's n / (n - 1)), as
+    EasyLM's whiten (llama_train_ppo.py masked_mean, masked_var). EasyLM whitened a whole minibatch, whatever devices
+    held it: `sum_over_processes` (an all-reduce sum) makes the mean and variance those of every process's entries;
+    None whitens this process's alone. shift_mean=False keeps the mean."""
+    total = sum_over_processes or (lambda t: t)
+    sums = total(torch.stack([(x * mask).sum(), mask.sum()]).float())
+    n = sums[1]
+    mean = sums[0] / n.clamp(min=1)
+    var = total(((x - mean) ** 2 * mask).sum().float().reshape(1))[0] / n.clamp(min=1)
+    var = var * (n / (n - 1) if n > 1 else 1.0)
+    out = (x - mean) * torch.rsqrt(var + WHITEN_EPS)
     return (out if shift_mean else out + mean) * mask
 
 
@@ -236,7 +249,9 @@ class PPOTrainer:
         check_sizes(alg, world)
         self.local_rollout = alg.rollout_batch_size // world
         self.local_minibatch = alg.effective_batch_size // world
-        torch.manual_seed(seed)
+        # each process samples with its own seed derived from the run's (seed + process index; the first process keeps
+        # the run's seed): EasyLM splits one JAX key over its devices, so no two draw the same noise
+        set_seed(seed, device_specific=True)
 
         self.tok = load_tokenizer(base, model_cfg.chat_template)
         self.tok.padding_side = "left"
@@ -258,7 +273,8 @@ class PPOTrainer:
         policy = load(read_base, trained=True)
         self.ref = load(read_base, trained=False)
         self.compute_dtype = model_cfg.dtype
-        prompts, self.query_ids = keep_short_prompts(prompts, self.tok, prompt_budget(alg, max_prompt_tokens))
+        prompts, self.query_ids = keep_short_prompts(prompts, self.tok, prompt_budget(alg, max_prompt_tokens),
+                                                     alg.query_bos)
         self.prompts = [r["prompt"] for r in prompts]
         self.iterations = self.count_iterations(len(self.query_ids))
         updates = alg.ppo_epochs * (alg.rollout_batch_size // alg.effective_batch_size)
@@ -406,16 +422,19 @@ class PPOTrainer:
         scores = eos_trick(scores, b.ended, alg.missing_eos_penalty)
         rewards, kl = per_token_rewards(scores, b.logprobs, b.ref_logprobs, mask, alg.kl_coef)
         if alg.whiten_rewards:
-            rewards = masked_whiten(rewards, mask, shift_mean=False)
+            rewards = masked_whiten(rewards, mask, shift_mean=False, sum_over_processes=self.sum_over_processes)
         b.advantages, b.returns = gae(rewards, b.values, mask, alg.gamma, alg.lam)
-        if alg.whiten_advantages:
-            b.advantages = masked_whiten(b.advantages, mask)
+        if alg.whiten_advantages:  # over the whole minibatch (or rollout batch): every process's rows
+            b.advantages = masked_whiten(b.advantages, mask, sum_over_processes=self.sum_over_processes)
         kl_seq = kl.sum(1)
         return {"objective/rm_score": b.rm_scores.mean(), "objective/score": scores.mean(), "objective/kl": kl_seq.mean(),
                 "objective/non_score_reward": -alg.kl_coef * kl_seq.mean(),
                 "objective/rlhf_reward": (scores - alg.kl_coef * kl_seq).mean(),
                 "objective/entropy": masked_mean(b.entropy, mask), "val/response_length": mask.sum(1).mean(),
                 "val/eos_fraction": b.ended.float().mean()}
+
+    def sum_over_processes(self, t: torch.Tensor) -> torch.Tensor:
+        return self.accelerator.reduce(t, "sum")
 
     # --------------------------------------------------------------------------------------------- updates
     def update(self, b: Rollout, iteration: int) -> dict:
@@ -435,7 +454,7 @@ class PPOTrainer:
     def refresh(self, b: Rollout, minibatch: torch.Tensor) -> None:
         """The paper's code before every minibatch step (EasyLM llama_train_ppo.py ppo_forward_backward): old
         log-probs and values under the current parameters, then the minibatch's KL-penalised rewards and advantages,
-        whitened over the minibatch (this process's rows). The ratio starts at 1 and both clips are inert."""
+        whitened over the minibatch (every process's rows of it). The ratio starts at 1 and both clips are inert."""
         with self.compute():
             lp, values, _, _ = self.forward_rows(b, minibatch)
         b.logprobs[minibatch], b.values[minibatch] = lp, values
@@ -564,10 +583,18 @@ class PPOTrainer:
         self.accelerator.wait_for_everyone()
 
 
-def keep_short_prompts(prompts: Dataset, tok, max_tokens: int) -> tuple[Dataset, list[list[int]]]:
-    """Prompts whose rendered query fits `max_tokens` (protocol: longer ones are dropped), and their token ids."""
-    ids = [tok(tok.apply_chat_template(r["prompt"], add_generation_prompt=True, tokenize=False), add_special_tokens=False)["input_ids"]
-           for r in prompts]
+def query_ids(tok, messages: list[dict], bos: bool = False) -> list[int]:
+    """A prompt's token ids as EasyLM's PPO read it (hamishivi/EasyLM@dbf2212 EasyLM/data.py TuluPromptDataset):
+    every message stripped, the chat template's rendering, and (bos=false, algorithm.query_bos) without the
+    template's <s>, as EasyLM encoded its prompt text with add_special_tokens=False and rendered no <s>."""
+    ids = tok(tok.apply_chat_template(stripped(messages), add_generation_prompt=True, tokenize=False),
+              add_special_tokens=False)["input_ids"]
+    return ids[1:] if not bos and tok.bos_token_id is not None and ids[:1] == [tok.bos_token_id] else ids
+
+
+def keep_short_prompts(prompts: Dataset, tok, max_tokens: int, bos: bool = False) -> tuple[Dataset, list[list[int]]]:
+    """Prompts whose query (query_ids) fits `max_tokens` (protocol: longer ones are dropped), and their token ids."""
+    ids = [query_ids(tok, r["prompt"], bos) for r in prompts]
     keep = [i for i, q in enumerate(ids) if len(q) <= max_tokens]
     if not keep:
         raise ConfigError(f"all {len(ids)} prompts are longer than {max_tokens} tokens (prompts.max_prompt_tokens, and "

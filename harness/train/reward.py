@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from datasets import Dataset
 
-from harness.chat import through_final_eos
+from harness.chat import stripped, through_final_eos
 from harness.models import TRAINABLE_DTYPE, ModelRef, base_model, device, load_tokenizer, torch_dtype
 from harness.records.stages import Stage, latest_checkpoint
 from harness.train.common import CountSteps, batch_record, save_trained, trl_config, whole_run_loss
@@ -78,11 +78,13 @@ def train(rm, base: ModelRef, model_cfg, train_ds: Dataset, heldout: Dataset | N
 
 
 def encode_pairs(pairs: Dataset, tok) -> Dataset:
-    """`chosen_ids` / `rejected_ids`: each side's whole conversation through its final EOS, where RewardTrainer reads
-    the score (its last token); TRL then drops pairs over max_length (the paper)."""
+    """`chosen_ids` / `rejected_ids`: each side's whole conversation, every message stripped (EasyLM trained its reward
+    models on DPO's sequences: data.py PreferenceDataset), through its final EOS, where RewardTrainer reads the score
+    (its last token); TRL then drops pairs over max_length (the paper)."""
 
     def encode(row):
-        return {f"{side}_ids": tok(through_final_eos(tok.apply_chat_template(row["prompt"] + row[side], tokenize=False),
+        return {f"{side}_ids": tok(through_final_eos(tok.apply_chat_template(stripped(row["prompt"] + row[side]),
+                                                                             tokenize=False),
                                                      tok.eos_token), add_special_tokens=False)["input_ids"]
                 for side in ("chosen", "rejected")}
 
