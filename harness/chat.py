@@ -14,6 +14,13 @@ tokenizer's `legacy` flag (tests/golden/*.ids).
 
 from __future__ import annotations
 
+# How training sequences are built from messages, beyond what any config field says; part of every trained stage's
+# key (harness.planning, harness.train.reward_plan), so a stage trained under an earlier rule is never reused.
+# "easylm-strip": every message content stripped (EasyLM data.py) and SentencePiece's "▁" after each special token
+# (sentencepiece_segments). Change it whenever this module changes what a trainer sees.
+ENCODING = "easylm-strip"
+
+
 TULU_TEMPLATE = (
     "{{ bos_token }}"
     "{% for message in messages %}"

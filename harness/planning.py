@@ -10,6 +10,7 @@ from pathlib import Path
 from omegaconf import OmegaConf, open_dict
 
 from harness import algorithms, data
+from harness.chat import ENCODING
 from harness.config.checks import REWARD_MODEL_RUNNERS, uses_reward_model
 from harness import models
 from harness.models import ModelRef, base_model_stage
@@ -60,7 +61,7 @@ def stage_ref(stage: Stage | None, model_cfg) -> ModelRef:
 
 def policy_spec(cfg, base: ModelRef, rm=None) -> dict:
     spec = {"base": base.key or {"path": base.path, "revision": base.revision}, "model": models.identity(cfg.model),
-            "algorithm": algorithms.recipe(cfg.algorithm), "seed": cfg.seed}
+            "algorithm": algorithms.recipe(cfg.algorithm), "seed": cfg.seed, "encoding": ENCODING}
     if "dataset" in axes_used(cfg):
         spec["dataset"] = data.identity(cfg.dataset)
     if "prompts" in axes_used(cfg):
@@ -88,7 +89,7 @@ def policy_identity(policy: ModelRef, cfg=None, rm=None) -> dict:
         return ident
     regime = {k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
               for k, v in cfg.eval.items() if k not in (*EVAL_NON_DETERMINING, *EVAL_SAMPLING, "benchmarks")}
-    return ident | {"model": models.identity(cfg.model, evaluation=True), "eval": regime} | \
+    return ident | {"model": models.identity(cfg.model, evaluation=True), "eval": regime, "encoding": ENCODING} | \
         algorithms.get(cfg.algorithm).policy_identity(cfg, rm)
 
 
