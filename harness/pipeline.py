@@ -31,7 +31,7 @@ from harness.records.stages import digest
 from harness.records.tracking import Tracker
 from harness.planning import planned_stages, policy_identity, policy_stage
 from harness.report.grid import table_tags
-from harness.train import common, reward
+from harness.train import common, processes, reward
 
 # ------------------------------------------------------------------------------------------------- stages
 def load_training_data(cfg) -> TrainingData:
@@ -52,14 +52,24 @@ def train_in_process(cfg, base: ModelRef, inputs: TrainingData, out_dir: Path, r
                                                log or (lambda metrics, step: None))
 
 
+def obtain_reward_model(cfg, inputs: TrainingData, tracker: Tracker, run_id: str):
+    """The run's reward model, trained (once) on the job's processes like the policy (harness.train.processes)."""
+    if not inputs.reward_model:
+        return None
+    launch = None
+    if processes.several(cfg.launch):
+        launch = lambda base, d, name, mlflow_run_id: processes.train(  # noqa: E731
+            cfg, d, processes.reward_model_job(base, name), mlflow_run_id)
+    return reward.obtain(inputs.reward_model, cfg.paths.stages, tracker, run_id, launch)
+
+
 def train_policy(cfg, base: ModelRef, inputs: TrainingData, tracker: Tracker, run_id: str, rm=None) -> tuple[ModelRef, dict]:
     if not algorithms.get(cfg.algorithm).trains:  # the SFT model is evaluated (best-of-N wraps it at evaluation)
         return base, {"reused": True, "path": base.path}
     stage = policy_stage(cfg, base, rm)
-    if cfg.launch.processes * cfg.launch.nodes > 1:  # torchrun-style: accelerate starts the processes, this one waits and records
-        from harness.train import processes
-
-        work = lambda d: processes.train(cfg, base, rm, d, run_id, tracker.run_id if tracker.active else None)  # noqa: E731
+    if processes.several(cfg.launch):  # torchrun-style: accelerate starts the processes, this one waits and records
+        job = processes.policy_job(base, rm, run_id)
+        work = lambda d: processes.train(cfg, d, job, tracker.run_id if tracker.active else None)  # noqa: E731
     else:
         work = lambda d: train_in_process(cfg, base, inputs, d, rm, tracker.report_to, run_id, tracker.log_metrics)  # noqa: E731
     result, reused = stage.run(work, label=f"{cfg.algorithm.name} policy {stage.key}")
@@ -168,7 +178,7 @@ def run(cfg: DictConfig) -> dict:
     try:
         base, base_info = base_model(cfg.model, cfg.paths.stages)
         inputs = fit_training_data(cfg, inputs, base)
-        rm = reward.obtain(inputs.reward_model, cfg.paths.stages, tracker, run_id) if inputs.reward_model else None
+        rm = obtain_reward_model(cfg, inputs, tracker, run_id)
         policy, policy_info = train_policy(cfg, base, inputs, tracker, run_id, rm)
         policy_info |= inputs.extra.get("data_counts", {})
         benchmarks = evaluate(cfg, policy, rm)

@@ -65,9 +65,9 @@ def input_device(model):
 
 
 def make_lm(backend: str, ref: ModelRef, model_cfg, batch_size: int, tensor_parallel_size: int = 1,
-            placement=None) -> LM:
+            placement=None, engine: dict | None = None) -> LM:
     """The policy for lm-eval: batched transformers generation (CPU/GPU; `placement` spreads a big policy over
-    devices), or lm-eval's vLLM backend (GPU extra)."""
+    devices), or lm-eval's vLLM backend (GPU extra; `engine`: more of its arguments, e.g. gpu_memory_utilization)."""
     if backend == "hf":
         from lm_eval.models.huggingface import HFLM
 
@@ -84,7 +84,7 @@ def make_lm(backend: str, ref: ModelRef, model_cfg, batch_size: int, tensor_para
                                "`pip install -e .[vllm]` (it brings its own torch), or use eval.backend=hf")
         from lm_eval.models.vllm_causallms import VLLM
 
-        lm = VLLM(**vllm_kwargs(ref, model_cfg, tensor_parallel_size))
+        lm = VLLM(**vllm_kwargs(ref, model_cfg, tensor_parallel_size) | (engine or {}))
         template = forced_chat_template(model_cfg)
         if template:  # lm-eval's VLLM renders chats with `hf_chat_template`: the forced template (Tulu), not the model's
             lm.hf_chat_template = lm.tokenizer.chat_template = template

@@ -26,8 +26,8 @@ from harness.data.preferences import asset_path
 from harness.config.errors import ConfigError
 from harness.models import TRAINABLE_DTYPE, ModelRef, load_tokenizer, torch_dtype
 from harness.records.stages import latest_checkpoint
-from harness.train import length_groups, rollout
-from harness.train.common import CountSteps, batch_record, save_trained, trainer_kwargs, whole_run_loss
+from harness.train import fsdp, length_groups, rollout
+from harness.train.common import CountSteps, batch_record, save_trained, trl_config, whole_run_loss
 from harness.train.ppo import eos_trick, keep_short_prompts, prompt_budget
 from harness.train.reward import RewardScorer, load_reward_model
 
@@ -119,7 +119,21 @@ def load_problems(alg, mirror: str | None) -> list[dict]:
 
 
 # ------------------------------------------------------------------------------------------------- training
-class LengthGroupedGRPOTrainer(GRPOTrainer):
+class GatherOnceGRPOTrainer(GRPOTrainer):
+    """TRL's GRPOTrainer whose transformers generation all-gathers an FSDP2-sharded policy once per generation round
+    and frees it after (harness.train.fsdp.gathered), as PPO's rollouts do. TRL 1.16 gathers only FSDP1 models
+    (trl/distributed.py summon_full_params is a no-op for FSDP2) and accelerate's FSDP2 reshards every layer after
+    each forward (conf/accelerate/fsdp.yaml), so each decoded token would all-gather every layer again. Costs the
+    whole policy in the compute dtype on each GPU while generating. vLLM generation has weights of its own."""
+
+    def _generate_single_turn(self, *args, **kwargs):
+        if self.use_vllm:
+            return super()._generate_single_turn(*args, **kwargs)
+        with fsdp.gathered(self.model):
+            return super()._generate_single_turn(*args, **kwargs)
+
+
+class LengthGroupedGRPOTrainer(GatherOnceGRPOTrainer):
     """TRL's GRPOTrainer with length-grouped micro-batches (harness.train.length_groups). TRL 1.16 has no hook for
     them: each fresh generation batch TRL has shuffled and split into micro-batches (`_buffered_inputs`) is cut again
     after sorting its rows by completion length, each micro-batch trimmed to its own longest prompt and completion.
@@ -139,14 +153,14 @@ class LengthGroupedGRPOTrainer(GRPOTrainer):
 
 
 def build(alg, base: ModelRef, model_cfg, prompts: Dataset, reward_model, out_dir: Path, report_to: str, run_name: str,
-          seed: int, max_prompt_tokens: int, mirror: str | None = None) -> tuple[GRPOTrainer, object, Dataset]:
+          seed: int, max_prompt_tokens: int, mirror: str | None = None) -> tuple[LengthGroupedGRPOTrainer, object, Dataset]:
     """The GRPOTrainer, tokenizer and kept prompts: models are loaded after GRPOConfig has set this process's device."""
     if alg.reward not in GRPO_REWARDS:
         raise ConfigError(f"algorithm.reward={alg.reward!r}; valid: {list(GRPO_REWARDS)}")
     tok = load_tokenizer(base, model_cfg.chat_template)
     prompts, _ = keep_short_prompts(prompts, tok, prompt_budget(alg, max_prompt_tokens))
-    args = GRPOConfig(
-        **trainer_kwargs(alg, out_dir, model_cfg.dtype, report_to, run_name, seed),
+    args = trl_config(
+        GRPOConfig, alg, out_dir, model_cfg.dtype, report_to, run_name, seed,
         num_generations=alg.num_generations,
         max_completion_length=alg.max_new_tokens,
         temperature=alg.temperature,

@@ -23,18 +23,25 @@ from datasets import Dataset
 from harness.chat import through_final_eos
 from harness.models import TRAINABLE_DTYPE, ModelRef, base_model, device, load_tokenizer, torch_dtype
 from harness.records.stages import Stage, latest_checkpoint
-from harness.train.common import CountSteps, batch_record, save_trained, trainer_kwargs, whole_run_loss
-from harness.train.reward_plan import RECIPE, RewardModel, RewardModelPlan, plan, stage_spec  # noqa: F401  (callers say reward.plan ...)
+from harness.train.common import CountSteps, batch_record, save_trained, trl_config, whole_run_loss
+from harness.train.fsdp import root_gathered
+from harness.train.reward_plan import RewardModel, RewardModelPlan, plan, stage_spec  # noqa: F401  (callers say reward.plan ...)
 
 
-def obtain(p: RewardModelPlan, stages_root: str, tracker, run_id: str) -> RewardModel:
-    """The run's reward model: the given path, or trained once as a stage (in a nested MLflow run)."""
+def obtain(p: RewardModelPlan, stages_root: str, tracker, run_id: str, launch=None) -> RewardModel:
+    """The run's reward model: the given path, or trained once as a stage (in a nested MLflow run). `launch(base,
+    stage_dir, run_name, mlflow_run_id) -> result`: trains it on the job's processes instead of this one (the
+    pipeline passes harness.train.processes under launch.processes > 1, as for the policy)."""
     if not p.trained_here:
         return RewardModel(ModelRef(p.cfg.path, p.cfg.revision), p.cfg.chat_template, {"reused": True, "path": p.cfg.path})
     base, _ = base_model(p.model, stages_root)
     stage = Stage("reward_model", stage_spec(p, base), Path(stages_root))
+    name = f"{run_id}-rm"
     with tracker.child("reward_model"):
-        work = lambda d: train(p.cfg, base, p.model, p.train, p.heldout, d, tracker.report_to, f"{run_id}-rm")  # noqa: E731
+        if launch is not None:  # other processes train it; this one waits and records
+            work = lambda d: launch(base, d, name, tracker.current_run_id)  # noqa: E731
+        else:
+            work = lambda d: train(p.cfg, base, p.model, p.train, p.heldout, d, tracker.report_to, name)  # noqa: E731
         result, reused = stage.run(work, label=f"reward model {p.cfg.name} {stage.key}")
         if reused and (stage.dir / "log_history.json").exists():
             tracker.log_history(json.loads((stage.dir / "log_history.json").read_text()))
@@ -50,8 +57,8 @@ def train(rm, base: ModelRef, model_cfg, train_ds: Dataset, heldout: Dataset | N
 
     tok = load_tokenizer(base, model_cfg.chat_template)
     init = {"dtype": torch_dtype(TRAINABLE_DTYPE), "revision": base.revision}  # fp32 weights, model.dtype compute
-    args = RewardConfig(
-        **trainer_kwargs(rm, out_dir, model_cfg.dtype, report_to, run_name, rm.seed),
+    args = trl_config(
+        RewardConfig, rm, out_dir, model_cfg.dtype, report_to, run_name, rm.seed,
         lr_scheduler_kwargs={"lr_end": rm.final_learning_rate, "power": 1.0} if rm.lr_scheduler == "polynomial" else {},
         max_length=rm.max_length,
         model_init_kwargs=init,
@@ -108,8 +115,10 @@ def load_reward_model(ref: ModelRef, dtype: str = "float32", on=None):
 def token_scores(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, position_ids=None) -> torch.Tensor:
     """The scalar head at every position, [batch, length]: reward at the last token, or a value per token."""
     backbone = getattr(model, model.base_model_prefix)
-    hidden = backbone(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False).last_hidden_state
-    return model.score(hidden).squeeze(-1)
+    with root_gathered(model):  # a reward model sharded by accelerate's FSDP2 (held-out scoring after training)
+        hidden = backbone(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                          use_cache=False).last_hidden_state
+        return model.score(hidden).squeeze(-1)
 
 
 class RewardScorer:
