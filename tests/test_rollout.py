@@ -252,3 +252,36 @@ def test_throughput_times_both_engines_on_the_same_prompts(tiny_base):
     assert result["ratio"] == pytest.approx(result["vllm_tokens_per_s"] / result["hf_tokens_per_s"])
     # both timed on the same prompts after a warm-up on the first two
     assert [len(e[1]) for e in engine.events if e[0] == "generate"] == [2, 4]
+
+
+def test_the_acceptance_commands_rollout_row_times_vllm_against_hf(tiny_base, shared_stages, tmp_path, monkeypatch):
+    """harness/acceptance.py's rollout step as on a GPU (vLLM timed too), here with the fake engine at tiny sizes."""
+    from harness import acceptance
+
+    monkeypatch.setattr(acceptance, "ROLLOUT_PROMPTS", (6, 6))
+    monkeypatch.setitem(acceptance.SIZES, "rollout", (["algorithm.max_new_tokens=8"], []))
+    ctx = acceptance.Context("cuda", tmp_path, shared_stages, ["model=tiny"], acceptance.GSM8K_FILE, base=tiny_base)
+    with fake_vllm() as vllm:
+        out = acceptance.rollout_step(ctx)
+        (engine,) = vllm.LLM.engines
+    result = out.result
+    assert result["prompts"] == 6 and result["ratio"] == pytest.approx(result["vllm_tokens_per_s"] / result["hf_tokens_per_s"])
+    assert out.tokens == result["hf_tokens"] + result["vllm_tokens"]
+    assert engine.kwargs["gpu_memory_utilization"] == acceptance.VLLM_MEMORY
+    row = {"step": "rollout", "seconds": 1.0, "tokens_per_s": out.tokens, "peak_gb": 1.0, "plan_gb": None,
+           "unmeasured": out.unmeasured, "result": result}
+    assert f"vllm / hf {result['ratio']:.2f}" in acceptance.render([row]) and acceptance.verdict(row) is None
+
+
+def test_the_rollout_benchmark_prints_both_rates_and_says_when_the_ratio_means_nothing(shared_stages, tiny_base):
+    """benchmarks/rollout_throughput.py, the command docs/scaling.md shows, with the fake engine on CPU."""
+    env = os.environ | {"PYTHONPATH": os.pathsep.join([str(ROOT), str(FAKE_VLLM)])}
+    out = subprocess.run([sys.executable, "benchmarks/rollout_throughput.py", "--prompts", "4", "--hf-batch-size", "2",
+                          "--stages", str(shared_stages), "algorithm.max_new_tokens=8"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    rows = {line.split()[0]: line.split()[1:] for line in out.stdout.splitlines() if line.split()[:1] in (["hf"], ["vllm"])}
+    assert set(rows) == {"hf", "vllm"} and all(0 < int(n) <= 32 and float(rate) > 0 for n, rate in rows.values())
+    ratio = float(next(line for line in out.stdout.splitlines() if line.startswith("ratio (vllm / hf):")).split()[-1])
+    assert ratio == pytest.approx(float(rows["vllm"][1]) / float(rows["hf"][1]), rel=0.02)
+    assert "the ratio is only meaningful on a GPU with vLLM installed" in out.stdout

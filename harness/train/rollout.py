@@ -248,21 +248,23 @@ def timed_sample(engine, prompts: list[list[int]]) -> tuple[int, float]:
 
 
 def throughput(model: ModelRef, dtype: str, prompts: list[list[int]], sampling: Sampling, pad_id: int,
-               hf_batch_size: int, gpu_memory_utilization: float = 0.5, engine_factory=None) -> dict:
-    """Response tokens per second of HF generate (chunks of `hf_batch_size`) and of vLLM sampling the same prompts with
-    the same model and sampler in this process, one after the other, and their ratio (vLLM / HF). Meaningful only on a
-    GPU with vLLM installed; `engine_factory(model, dtype, sampling, max_model_len, max_num_seqs)` replaces the vLLM
-    engine (tests)."""
+               hf_batch_size: int, gpu_memory_utilization: float = 0.5, with_vllm: bool = True) -> dict:
+    """Response tokens per second of HF generate (chunks of `hf_batch_size`, as PPO's `hf` backend samples) and of
+    vLLM (`VLLMEngine`, all prompts at once) sampling the same prompts with the same model and sampler in this process,
+    one after the other, and their ratio (vllm / hf). Meaningful only on a GPU with vLLM installed; `with_vllm=False`
+    times HF alone (the vLLM fields are None)."""
     policy = load_causal_lm(model, dtype).eval()
     hf = HFEngine(policy, sampling.generation_config(pad_id), pad_id, hf_batch_size, policy.device)
     hf_tokens, hf_s = timed_sample(hf, prompts)
+    result = {"prompts": len(prompts), "hf_tokens": hf_tokens, "hf_tokens_per_s": hf_tokens / hf_s,
+              "vllm_tokens": None, "vllm_tokens_per_s": None, "ratio": None}
     del hf, policy
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
-    max_model_len = max(len(p) for p in prompts) + sampling.max_new_tokens
-    make = engine_factory or (lambda *a: VLLMEngine(*a, gpu_memory_utilization=gpu_memory_utilization, sleep=False,
-                                                    seed=0))
-    vllm_tokens, vllm_s = timed_sample(make(model, dtype, sampling, max_model_len, len(prompts)), prompts)
-    hf_rate, vllm_rate = hf_tokens / hf_s, vllm_tokens / vllm_s
-    return {"prompts": len(prompts), "hf_tokens": hf_tokens, "hf_tokens_per_s": hf_rate, "vllm_tokens": vllm_tokens,
-            "vllm_tokens_per_s": vllm_rate, "ratio": vllm_rate / hf_rate}
+    if with_vllm:
+        engine = VLLMEngine(model, dtype, sampling, max(len(p) for p in prompts) + sampling.max_new_tokens, len(prompts),
+                            gpu_memory_utilization, sleep=False, seed=0)
+        vllm_tokens, vllm_s = timed_sample(engine, prompts)
+        result |= {"vllm_tokens": vllm_tokens, "vllm_tokens_per_s": vllm_tokens / vllm_s,
+                   "ratio": (vllm_tokens / vllm_s) / result["hf_tokens_per_s"]}
+    return result
