@@ -116,17 +116,19 @@ def test_engine_samples_with_exactly_the_recipes_sampler(ppo_runs):
             assert (p.ignore_eos, p.stop_token_ids, p.stop, p.detokenize, p.logprobs) == (True, [eos], [], False, None)
 
 
-def test_engine_gets_the_weights_in_model_dtype(tiny_base, tiny_reward_model, tmp_path):
+def test_engine_gets_the_weights_in_model_dtype_and_stays_awake_without_sleep(tiny_base, tiny_reward_model, tmp_path):
     with fake_vllm() as vllm:
         trainer = ppo_trainer(tmp_path, tiny_base, tiny_reward_model, "algorithm.rollout_backend=vllm",
-                              "model.dtype=bfloat16", "algorithm.max_steps=1")
+                              "model.dtype=bfloat16", "algorithm.vllm_sleep=false", "algorithm.max_steps=1")
         with trainer.compute():
             batch = trainer.rollout(trainer.batch_indices(0))
         (engine,) = vllm.LLM.engines
     policy = trainer.accelerator.unwrap_model(trainer.model).policy
     assert {p.dtype for p in policy.parameters()} == {torch.float32}  # fp32 master weights in the trainer
-    assert engine.kwargs["dtype"] == "bfloat16"
-    assert loads(engine.events) == [[(n, tuple(p.shape), "bfloat16") for n, p in policy.named_parameters()]]
+    assert (engine.kwargs["dtype"], engine.kwargs["enable_sleep_mode"]) == ("bfloat16", False)
+    assert [e[0] for e in engine.events if e[0] != "load"] == ["init", "reset_prefix_cache", "generate"]
+    assert [tuple(e[1:3]) + (e[3],) for e in engine.events if e[0] == "load"] == [
+        (n, list(p.shape), "bfloat16") for n, p in policy.named_parameters()]
     assert batch.mask.sum() > 0 and batch.ended.dtype == torch.bool
 
 
