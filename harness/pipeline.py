@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -21,15 +22,16 @@ from harness.config.errors import ConfigError
 from harness.eval import rewardbench
 from harness.eval.categories import average, category_scores
 from harness.eval.generation import make_lm
+from harness.eval.items import run_items
 from harness.eval.suite import run_suite
 from harness.models import ModelRef, base_model
 from harness.records.results import (git_commit, index_row, provenance_versions, stages_digest, summary_table,
-                                     upsert_index, write_result)
+                                     upsert_index, write_items, write_result)
 from harness.records import stages as stage_records
 from harness.records.identity import AXES, NON_DETERMINING, axes_of, axes_used, determining_config, identity, run_id_of  # noqa: F401
 from harness.records.stages import digest
 from harness.records.tracking import Tracker
-from harness.planning import planned_stages, policy_identity, policy_stage
+from harness.planning import checkpoint_stage, planned_stages, policy_identity, policy_stage
 from harness.report.grid import table_tags
 from harness.train import common, processes, reward
 
@@ -72,10 +74,59 @@ def train_policy(cfg, base: ModelRef, inputs: TrainingData, tracker: Tracker, ru
         work = lambda d: processes.train(cfg, d, job, tracker.run_id if tracker.active else None)  # noqa: E731
     else:
         work = lambda d: train_in_process(cfg, base, inputs, d, rm, tracker.report_to, run_id, tracker.log_metrics)  # noqa: E731
-    result, reused = stage.run(work, label=f"{cfg.algorithm.name} policy {stage.key}")
+    result, reused = stage.run(lambda d: keep_checkpoints(work(d), d, stage.key, cfg.paths.stages),
+                               label=f"{cfg.algorithm.name} policy {stage.key}")
     if reused and (stage.dir / "log_history.json").exists():
         tracker.log_history(json.loads((stage.dir / "log_history.json").read_text()))
     return ModelRef(str(stage.dir / "model"), key=stage.key), {**result, "reused": reused, "key": stage.key, "dir": str(stage.dir)}
+
+
+def keep_checkpoints(result: dict, policy_dir: Path, policy_key: str, root) -> dict:
+    """Move the models saved for the learning curve (harness.train.common.SaveEvery) out of the policy stage into
+    checkpoint stages of their own, before the policy stage is marked complete."""
+    saved = Path(policy_dir) / common.CURVE_DIR
+    for step_dir in sorted(saved.glob("step-*"), key=lambda p: int(p.name.removeprefix("step-"))):
+        step = int(step_dir.name.removeprefix("step-"))
+        checkpoint_stage(policy_key, step, root).run(
+            lambda d, src=step_dir, n=step: (shutil.move(str(src), str(d / "model")), {"step": n})[1],
+            label=f"checkpoint at step {step} of policy {policy_key}")
+    shutil.rmtree(saved, ignore_errors=True)
+    return result
+
+
+def curve_suite(cfg):
+    """The suite a learning curve's points are scored on: conf/eval/<algorithm.curve_suite> at the run's scale."""
+    from harness.config.compose import compose
+
+    suite = compose([f"eval={cfg.algorithm.curve_suite}", f"scale={cfg.scale}"]).eval
+    for key in cfg.eval:  # evaluated as the run's own suite is (backend, devices, seed): its regime keys the stages
+        if key not in ("suite", "benchmarks", "batch_size"):
+            suite[key] = cfg.eval[key]
+    return suite
+
+
+def learning_curve(cfg, policy: ModelRef, policy_info: dict, rm, tracker: Tracker) -> dict | None:
+    """Step -> scores on the curve suite of the checkpoints every `algorithm.eval_every` steps and of the final policy,
+    each logged to MLflow as `curve/<metric>` at its step; None without eval_every."""
+    every, final = cfg.algorithm.get("eval_every", 0), policy_info.get("global_step")
+    if not every or not policy.key or not final:
+        return None
+    points = [(step, checkpoint_stage(policy.key, step, cfg.paths.stages)) for step in range(every, final, every)]
+    missing = [step for step, stage in points if not stage.complete]
+    if missing:
+        console.say(f"[harness] WARNING: policy stage {policy_info.get('dir')} was trained without the checkpoints "
+                    f"of algorithm.eval_every={every} (steps {missing}): the curve has the others only; delete the "
+                    "stage and run again to train it with them")
+    suite, curve = curve_suite(cfg), {}
+    for step, stage in [p for p in points if p[0] not in missing] + [(final, None)]:
+        ref = ModelRef(str(stage.dir / "model"), key=stage.key) if stage else policy
+        out = run_suite(suite, ref, policy_identity(ref, cfg, rm), cfg.model, cfg.paths.stages, cfg.paths.mirror)
+        scores = {k: b["score"] for k, b in out.items() if "error" not in b}
+        categories = category_scores(scores, {k: b["category"] for k, b in out.items()})
+        curve[step] = {f"eval/{k}": v for k, v in scores.items()} | {
+            f"category/{c}": v for c, v in categories.items() if v is not None}
+        tracker.log_metrics({f"curve/{k}": v for k, v in curve[step].items()}, step=step)
+    return curve
 
 
 def evaluate(cfg, policy: ModelRef, rm) -> dict:
@@ -86,7 +137,7 @@ def evaluate(cfg, policy: ModelRef, rm) -> dict:
     wrap = algorithms.get(cfg.algorithm).wrap_policy(cfg, rm)
     if wrap is not None:  # best-of-N samples its candidates with eval.backend (vLLM: tensor parallel as configured)
         lm_factory = lambda: wrap(make_lm(cfg.eval.backend, policy, cfg.model, cfg.eval.batch_size,  # noqa: E731
-                                          cfg.eval.tensor_parallel_size, cfg.eval.placement))
+                                          cfg.eval.tensor_parallel_size, cfg.eval.placement, seed=cfg.eval.get("seed")))
     # A wrapper keeps state between its calls (best-of-N: the chats behind rendered prompts), which answers from the
     # generation cache would bypass: its generations are not shared.
     out = run_suite(policy_eval, policy, policy_identity(policy, cfg, rm), cfg.model, cfg.paths.stages,
@@ -98,7 +149,8 @@ def evaluate(cfg, policy: ModelRef, rm) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------- record
-def record(cfg, run_id: str, config_hash: str, stages: dict, benchmarks: dict, tracker: Tracker) -> dict:
+def record(cfg, run_id: str, config_hash: str, stages: dict, benchmarks: dict, tracker: Tracker,
+           curve: dict | None = None) -> dict:
     scores = {k: b.get("score") for k, b in benchmarks.items()}
     categories = category_scores(scores, {k: b["category"] for k, b in benchmarks.items()})
     policy = stages.get("policy", {})
@@ -126,8 +178,12 @@ def record(cfg, run_id: str, config_hash: str, stages: dict, benchmarks: dict, t
         },
         "mlflow_run_id": tracker.run_id if tracker.active else None,
     }
+    if curve:
+        result["curve"] = {str(step): scores for step, scores in curve.items()}
     result["result_path"] = str(Path(cfg.paths.results) / "runs" / run_id / "result.json")
     write_result(Path(cfg.paths.results), result)
+    items = run_items(benchmarks)  # what intervals resample (harness.report.bootstrap)
+    write_items(Path(cfg.paths.results), run_id, items)
     upsert_index(Path(cfg.paths.results), index_row(result))
     tracker.log_metrics({f"eval/{k}": v for k, v in scores.items()} | {f"category/{k}": v for k, v in categories.items()}
                         | {"average": result["average"]}
@@ -136,6 +192,7 @@ def record(cfg, run_id: str, config_hash: str, stages: dict, benchmarks: dict, t
                       "stages_digest": stages_digest(result)})
     tracker.log_dict(result["config"], "config.json")
     tracker.log_dict(result, "result.json")
+    tracker.log_dict(items, "items.json")
     return result
 
 
@@ -182,8 +239,9 @@ def run(cfg: DictConfig) -> dict:
         policy, policy_info = train_policy(cfg, base, inputs, tracker, run_id, rm)
         policy_info |= inputs.extra.get("data_counts", {})
         benchmarks = evaluate(cfg, policy, rm)
+        curve = learning_curve(cfg, policy, policy_info, rm, tracker)
         stages = {"model": base_info | {"path": base.path}, "policy": policy_info} | ({"reward_model": rm.info} if rm else {})
-        result = record(cfg, run_id, config_hash, stages, benchmarks, tracker)
+        result = record(cfg, run_id, config_hash, stages, benchmarks, tracker, curve)
     except BaseException as exc:  # a requeued job (time limit, preemption) exits with SystemExit: KILLED, not FAILED
         tracker.end("KILLED" if isinstance(exc, (SystemExit, KeyboardInterrupt)) else "FAILED")
         raise

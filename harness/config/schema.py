@@ -207,6 +207,13 @@ class DPOConfig(OptimConfig):
     # start and keeps the pair): TRL truncates prompt + completion to max_length (keep_start). true: drop pairs over
     # max_length before training, counted against dataset.max_bad_fraction (what reward models do, protocol).
     drop_overlength: bool = False
+    # Learning curves (not in the paper): every N optimiser steps the policy is saved (a `checkpoint` stage of its own)
+    # and evaluated on the suite `curve_suite` (conf/eval/<name>.yaml at the run's scale), the scores logged as step
+    # metrics `curve/...`; the final policy is also scored on it. 0: no curve. Neither changes the trained weights
+    # (tests/test_curves.py), so neither is part of the recipe (harness.algorithms.NON_DETERMINING). Single-process
+    # training only (the checkpoint is the model of that process).
+    eval_every: int = 0
+    curve_suite: str = "curve"
 
 
 # Which engine samples PPO's and GRPO's rollouts (harness/train/rollout.py).
@@ -506,6 +513,11 @@ class EvalConfig:
     batch_size: int = 8
     # Rescore the saved samples of every benchmark (prompts, outputs, judge verdicts) without loading a model.
     recompute: bool = False
+    # Seed of evaluation sampling (benchmarks generating at temperature > 0: HumanEval+ and MBPP+ at 0.8). null: the
+    # paper's setup, no seed of its own (as before this field). `eval.seed=${seed}` follows the run's seed, so a seed
+    # sweep also measures sampling variance. When set it is part of the stage key and generation cache of every
+    # sampled benchmark (greedy ones are shared by all seeds).
+    seed: Optional[int] = None
     benchmarks: dict[str, BenchmarkConfig] = field(default_factory=dict)
 
 

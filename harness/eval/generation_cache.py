@@ -33,9 +33,11 @@ ANSWERS = "answers.jsonl"
 BARS = {"generate_until": "generating", "loglikelihood": "scoring", "loglikelihood_rolling": "scoring"}
 
 
-def cache_dir(stages_root: str | Path, policy_id: dict) -> Path:
-    """The policy's cache: its identity and the library versions (as in every stage key) name it."""
-    return Path(stages_root) / "generations" / digest({"policy": policy_id, "versions": library_versions()})
+def cache_dir(stages_root: str | Path, policy_id: dict, seed: int | None = None) -> Path:
+    """The policy's cache: its identity and the library versions (as in every stage key) name it, and the sampling
+    seed of a seeded sampled benchmark (eval.seed: another seed, other samples); seed None keeps the unseeded name."""
+    key = {"policy": policy_id, "versions": library_versions()} | ({"seed": seed} if seed is not None else {})
+    return Path(stages_root) / "generations" / digest(key)
 
 
 class CachedLM(LM):

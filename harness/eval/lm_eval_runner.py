@@ -161,6 +161,8 @@ def evaluate(bench, ctx) -> dict:
         log_samples=True,
         bootstrap_iters=0,
         random_seed=bench.subset_seed,
+        # a sampled task under eval.seed samples with it; otherwise lm-eval's default torch seed, as before
+        **({"torch_random_seed": ctx.seed} if getattr(ctx, "seed", None) is not None else {}),
     )
     samples = [_sample_record(s, name) for name in names for s in results["samples"][name]]
     write_jsonl(samples, ctx.dir / "samples.jsonl")

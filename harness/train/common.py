@@ -16,6 +16,9 @@ from harness.train.sharding import accelerate_fsdp_overrides
 
 # Optimiser steps performed by this process (not restored from a checkpoint): a reused stage adds none.
 STEPS_THIS_PROCESS = {"count": 0}
+# Where a policy stage being trained keeps the models saved for its learning curve (algorithm.eval_every):
+# <stage>/curve/step-<N>/, moved into checkpoint stages when training ends (harness.pipeline).
+CURVE_DIR = "curve"
 
 
 class CountSteps(TrainerCallback):
@@ -29,6 +32,27 @@ class CountSteps(TrainerCallback):
         STEPS_THIS_PROCESS["count"] += 1
         if state.is_world_process_zero:
             console.advance()
+
+
+class SaveEvery(TrainerCallback):
+    """Saves the model (weights and tokenizer) every `every` optimiser steps before the last, under `directory`/step-N:
+    the checkpoints of a learning curve. Saving reads the weights only: training goes on unchanged."""
+
+    def __init__(self, every: int, directory: Path):
+        self.every, self.directory = every, Path(directory)
+
+    def on_step_end(self, args, state, control, model=None, processing_class=None, **kwargs):
+        step = state.global_step
+        if step % self.every or step >= state.max_steps or not state.is_world_process_zero:
+            return
+        target = self.directory / f"step-{step}"
+        tmp = target.with_name(target.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        model.save_pretrained(tmp)
+        if processing_class is not None:
+            processing_class.save_pretrained(tmp)
+        shutil.rmtree(target, ignore_errors=True)
+        tmp.rename(target)
 
 
 def whole_run_loss(trainer, result, resume: str | None) -> float:

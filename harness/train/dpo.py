@@ -15,7 +15,8 @@ from trl import DPOConfig, DPOTrainer
 
 from harness.models import TRAINABLE_DTYPE, ModelRef, load_causal_lm, load_tokenizer, torch_dtype
 from harness.records.stages import latest_checkpoint, write_atomic
-from harness.train.common import CountSteps, batch_record, save_trained, trl_config, whole_run_loss
+from harness.train.common import (CURVE_DIR, CountSteps, SaveEvery, batch_record, save_trained, trl_config,
+                                  whole_run_loss)
 from harness.train.dpo_data import LastMessageCollator, LastMessageDPOTrainer
 
 
@@ -54,7 +55,8 @@ def build(alg, base: ModelRef, model_cfg, train_ds: Dataset, eval_ds: Dataset | 
     trainer = LastMessageDPOTrainer(model=base.path, ref_model=ref, args=args, train_dataset=train_ds,
                                     eval_dataset=eval_ds, processing_class=tok,
                                     data_collator=LastMessageCollator(tok.pad_token_id, alg.max_length),
-                                    callbacks=[CountSteps()])
+                                    callbacks=[CountSteps()] + ([SaveEvery(alg.eval_every, out_dir / CURVE_DIR)]
+                                                                if alg.get("eval_every") else []))
     return trainer, tok
 
 
