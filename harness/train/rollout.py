@@ -15,7 +15,8 @@ log-prob itself (the paper's ratio and KL penalty are the trainer's), so nothing
   policy's current weights are pushed into it parameter by parameter (a sharded parameter is gathered whole with
   DTensor.full_tensor(), cast to model.dtype, loaded and dropped: never a second whole model in memory) and its
   prefix cache is reset; it samples all of the process's prompts at once, each request from its own seed (run seed,
-  iteration, prompt), so a resumed run samples what the uninterrupted one did; with `algorithm.vllm_sleep` it then
+  iteration, prompt), so a resumed run, or one on another number of processes, draws the uninterrupted run's random
+  numbers (vLLM's logits may still differ by rounding with what shares a batch); with `algorithm.vllm_sleep` it then
   sleeps (level 2: weights and KV cache freed) while the models train.
 
 Both sample with exactly the recipe's sampler (`Sampling`): temperature, top-k, top-p, at most max_new_tokens, stopping
