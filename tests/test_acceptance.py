@@ -26,6 +26,7 @@ def dry_run(tiny_base, shared_stages, tmp_path_factory):
     return done, json.loads((out / "acceptance.json").read_text()), out
 
 
+@pytest.mark.slow
 def test_the_dry_mode_runs_every_step_and_writes_one_json(dry_run):
     done, report, out = dry_run
     assert done.returncode == 0, done.stderr[-3000:]

@@ -17,6 +17,8 @@ from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM, LlamaForS
 from conftest import torchrun_two
 from harness.sweep import memory
 
+pytestmark = pytest.mark.slow
+
 SHARDINGS = ("none", "fsdp", "fsdp_offload")
 # as tests/memory_worker.py composes PPO: 4 sequences generated at once
 GENERATED_AT_ONCE = 4

@@ -24,16 +24,17 @@ Per process (`components`: elements and bytes each, on the GPU or in host memory
     gathered_policy  rollouts of a sharded policy: gathered whole, once per generation round, in the compute dtype
     kv_cache     rollouts and evaluation: 2 (K, V) x L x kv-width per token, in the compute dtype, for the sequences
                  generated at once x (prompt + new tokens)
-Phases: `training` (weights, gradients, optimizer, frozen, gathered layers, activations) and, for stages that
-generate, `rollout` (weights, optimizer, frozen, gathered layers, the gathered policy, KV cache); the peak is the
-larger. Host memory per node: the offloaded components of its processes, one model read whole while loading (the
+Phases: `training` (weights, gradients, optimizer, frozen, gathered layers or autocast copies, activations) and, for
+stages that generate, `rollout` (weights, optimizer, frozen, gathered layers or autocast copies, the gathered policy,
+KV cache); the peak is the larger. Host memory per node: the offloaded components of its processes, one model read whole while loading (the
 largest: sharded, rank 0 reads it, 4 B per parameter when trained; unsharded, every process reads its own), and
 HOST_GB_PER_PROCESS per process (assumed).
 
 The element counts per process are checked against FSDP2 on 2 CPU processes (tests/test_memory_measured.py:
 parameters, gradients, optimiser states, gathered weights, KV cache of tiny models under none, fsdp, fsdp_offload)
-within 10%; the bytes per GPU against a GPU by `python -m harness.acceptance` (one GPU, peak allocated memory per stage
-within MARGIN). Allocator fragmentation and the CUDA context (~1-2 GB) come on top, hence HEADROOM.
+within 10%. The bytes per GPU are what `python -m harness.acceptance` checks on one GPU (peak allocated memory per
+stage within MARGIN; it has not run on a GPU yet). Allocator fragmentation and the CUDA context (~1-2 GB) come on top,
+hence HEADROOM.
 """
 
 from __future__ import annotations
