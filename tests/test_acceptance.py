@@ -73,22 +73,22 @@ def test_a_peak_off_the_plan_or_a_failed_step_fails_the_command():
 def test_a_step_is_added_by_name_and_a_failing_one_fails_the_command(tiny_base, shared_stages, tmp_path, monkeypatch, capfd):
     ran = []
 
-    def ratio(ctx):  # e.g. a rollout row: vLLM against HF generation on the same prompts
+    def ratio(ctx):  # a made-up row
         ran.append(ctx.base.path)
         return StepOutput(None, None, tokens=100.0, tokens_counted="made up", result={"ratio": 3.0})
 
-    monkeypatch.setitem(acceptance.STEPS, "rollout", ratio)
+    monkeypatch.setitem(acceptance.STEPS, "example", ratio)
     assert acceptance.main(["--device", "cpu", "--out", str(tmp_path), "--stages", str(shared_stages),
-                            "--steps", "rollout"]) == 0
+                            "--steps", "example"]) == 0
     assert ran and json.loads((tmp_path / "acceptance.json").read_text())["steps"][0]["result"] == {"ratio": 3.0}
 
     def broken(ctx):
         raise RuntimeError("no engine")
 
-    monkeypatch.setitem(acceptance.STEPS, "rollout", broken)
+    monkeypatch.setitem(acceptance.STEPS, "example", broken)
     assert acceptance.main(["--device", "cpu", "--out", str(tmp_path), "--stages", str(shared_stages),
-                            "--steps", "rollout"]) == 1
-    assert "FAILED: step rollout failed: RuntimeError: no engine" in capfd.readouterr().err
+                            "--steps", "example"]) == 1
+    assert "FAILED: step example failed: RuntimeError: no engine" in capfd.readouterr().err
     assert acceptance.main(["--steps", "nosuch"]) == 2
     assert "error: unknown step(s) ['nosuch']" in capfd.readouterr().err
     assert acceptance.main(["--device", "cuda", "--model-path", str(tmp_path)]) == 2  # no GPU here

@@ -3,6 +3,7 @@ micro-batches are cut, each micro-batch cut to the columns it fills. The loss no
 minibatch gradient (one token mean over the minibatch) and a GRPO step (TRL's dapo loss) are those of the ungrouped
 micro-batches but for rounding, while the micro-batches compute fewer padded tokens."""
 
+import pytest
 import torch
 from conftest import compose
 
@@ -14,6 +15,7 @@ def padded_tokens(calls: list) -> int:
     return sum(rows * width for rows, width in calls)
 
 
+@pytest.mark.slow
 def test_ppo_grouped_micro_batches_give_the_ungrouped_minibatch_gradient(tiny_base, tiny_reward_model, tmp_path,
                                                                           monkeypatch):
     cfg = compose("algorithm=ppo", "reward_model=tiny", "algorithm.max_steps=1")
@@ -70,6 +72,7 @@ def test_regroup_sorts_every_row_into_trimmed_micro_batches():
     assert first["num_items_in_batch"] == second["num_items_in_batch"] == 10.0  # the step's token count, untouched
 
 
+@pytest.mark.slow
 def test_grpo_grouped_steps_equal_trls_order(tiny_base, tiny_reward_model, tmp_path, monkeypatch):
     cfg = compose("algorithm=grpo", "reward_model=tiny", "algorithm.max_steps=2", "algorithm.per_device_batch_size=8")
     assert cfg.algorithm.loss_type in length_groups.GROUPABLE_LOSSES

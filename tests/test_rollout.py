@@ -70,6 +70,7 @@ def ppo_runs(tiny_base, tiny_reward_model, tmp_path_factory):
     return out, trainers, engine
 
 
+@pytest.mark.slow
 def test_ppo_sampled_by_the_fake_vllm_engine_equals_hf_bit_for_bit(ppo_runs):
     out, trainers, _ = ppo_runs
     hf, engine_run = trainers["hf"].history, trainers["vllm"].history
@@ -80,6 +81,7 @@ def test_ppo_sampled_by_the_fake_vllm_engine_equals_hf_bit_for_bit(ppo_runs):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.slow
 def test_every_parameter_reaches_the_engine_before_every_rollout(ppo_runs):
     _, trainers, engine = ppo_runs
     policy = trainers["vllm"].accelerator.unwrap_model(trainers["vllm"].model).policy
@@ -91,6 +93,7 @@ def test_every_parameter_reaches_the_engine_before_every_rollout(ppo_runs):
     assert steps == [("sleep", 2), *rollout_steps, *rollout_steps]
 
 
+@pytest.mark.slow
 def test_engine_samples_with_exactly_the_recipes_sampler(ppo_runs):
     _, trainers, engine = ppo_runs
     trainer, alg = trainers["vllm"], trainers["vllm"].alg
@@ -116,6 +119,7 @@ def test_engine_samples_with_exactly_the_recipes_sampler(ppo_runs):
             assert (p.ignore_eos, p.stop_token_ids, p.stop, p.detokenize, p.logprobs) == (True, [eos], [], False, None)
 
 
+@pytest.mark.slow
 def test_engine_gets_the_weights_in_model_dtype_and_stays_awake_without_sleep(tiny_base, tiny_reward_model, tmp_path):
     with fake_vllm() as vllm:
         trainer = ppo_trainer(tmp_path, tiny_base, tiny_reward_model, "algorithm.rollout_backend=vllm",
@@ -132,6 +136,7 @@ def test_engine_gets_the_weights_in_model_dtype_and_stays_awake_without_sleep(ti
     assert batch.mask.sum() > 0 and batch.ended.dtype == torch.bool
 
 
+@pytest.mark.slow
 def test_a_sharded_policy_reaches_the_engine_whole_on_two_processes(tiny_base, tiny_reward_model, tmp_path):
     """FSDP2 on 2 gloo processes (tests/rollout_worker.py): each rank's engine gets every parameter gathered whole."""
     env = {"PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests"), str(FAKE_VLLM)])}
@@ -177,6 +182,7 @@ def test_rollout_backend_is_part_of_the_policy_stage_key_and_the_engines_memory_
                "algorithm.vllm_sleep=false") == key("algorithm.rollout_backend=vllm")
 
 
+@pytest.mark.slow
 def test_grpo_samples_through_trls_colocated_vllm_path(tiny_base, tiny_reward_model, tmp_path):
     """TRL binds vLLM's names when it is imported, so this runs in a process with the fake on its path from the start
     (tests/grpo_vllm_worker.py): 2 GRPO steps of the tiny recipe with algorithm.rollout_backend=vllm. Not equal to the
@@ -214,6 +220,7 @@ def test_grpo_samples_through_trls_colocated_vllm_path(tiny_base, tiny_reward_mo
     assert [h["completions/mean_length"] for h in seen["log"]] == [sum(g[3]) / len(g[3]) for g in generates]
 
 
+@pytest.mark.slow
 def test_best_of_n_samples_its_candidates_with_vllm(tiny_base, tiny_reward_model, monkeypatch):
     from lm_eval.api.instance import Instance
 
@@ -241,6 +248,7 @@ def test_best_of_n_samples_its_candidates_with_vllm(tiny_base, tiny_reward_model
     assert picked == [pick["candidates"][max(range(4), key=pick["scores"].__getitem__)]]
 
 
+@pytest.mark.slow
 def test_throughput_times_both_engines_on_the_same_prompts(tiny_base):
     from harness.models import load_tokenizer
 
@@ -256,6 +264,7 @@ def test_throughput_times_both_engines_on_the_same_prompts(tiny_base):
     assert [len(e[1]) for e in engine.events if e[0] == "generate"] == [2, 4]
 
 
+@pytest.mark.slow
 def test_the_acceptance_commands_rollout_row_times_vllm_against_hf(tiny_base, shared_stages, tmp_path, monkeypatch):
     """harness/acceptance.py's rollout step as on a GPU (vLLM timed too), here with the fake engine at tiny sizes."""
     from harness import acceptance
@@ -275,6 +284,7 @@ def test_the_acceptance_commands_rollout_row_times_vllm_against_hf(tiny_base, sh
     assert f"vllm / hf {result['ratio']:.2f}" in acceptance.render([row]) and acceptance.verdict(row) is None
 
 
+@pytest.mark.slow
 def test_the_rollout_benchmark_prints_both_rates_and_says_when_the_ratio_means_nothing(shared_stages, tiny_base):
     """benchmarks/rollout_throughput.py, the command docs/scaling.md shows, with the fake engine on CPU."""
     env = os.environ | {"PYTHONPATH": os.pathsep.join([str(ROOT), str(FAKE_VLLM)])}
