@@ -15,6 +15,9 @@ files read from `--model-path`), in bf16 mixed precision (fp32 weights and AdamW
     eval          20 GSM8k problems (the paper's 8-shot chain-of-thought prompt through lm-eval) on lm-eval's vLLM
                   backend; `--gsm8k-file` reads the real test split from a local JSON-lines file instead of the
                   bundled 20 (harness/assets/benchmarks/gsm8k/acceptance.jsonl, in GSM8k's schema, written here)
+    rollout       PPO's rollout engines on the same prompts, model and sampler: HF generate (in chunks of
+                  algorithm.generation_batch_size) against the colocated vLLM engine (algorithm.rollout_backend=vllm),
+                  response tokens per second of each and their ratio (harness.train.rollout.throughput)
 A step is a function `step(ctx) -> StepOutput` registered with `@step("name")`: a new row (e.g. vLLM against HF
 generation on the same prompts) is one more function. Each training step runs at small sizes (SIZES: minutes, not
 the paper's) into a fresh directory under `--out` (no stage is reused, so every step trains and is measured).
@@ -68,7 +71,11 @@ SIZES = {
              ["algorithm.max_steps=2", "algorithm.effective_batch_size=8", "algorithm.per_device_batch_size=8",
               "algorithm.max_new_tokens=16"]),
     "eval": (["eval.benchmarks.gsm8k.generation.max_new_tokens=256"], ["eval.benchmarks.gsm8k.generation.max_new_tokens=16"]),
+    "rollout": (["algorithm.max_new_tokens=256"], ["algorithm.max_new_tokens=16"]),
 }
+# Prompts each rollout engine samples (one response each), GPU then CPU: a PPO process's share of the paper's rollout
+# batch on 8 GPUs (512 / 8).
+ROLLOUT_PROMPTS = (64, 8)
 GSM8K_FILE = "benchmarks/gsm8k/acceptance.jsonl"
 PROBLEMS = 20
 # vLLM's share of the GPU (weights and KV cache, in its own engine process): this process's CUDA context and cached
@@ -242,6 +249,28 @@ def eval_step(ctx: Context) -> StepOutput:
                       unmeasured=unmeasured)
 
 
+@step("rollout")
+def rollout_step(ctx: Context) -> StepOutput:
+    from harness import data
+    from harness.models import load_tokenizer
+    from harness.train import rollout
+    from harness.train.ppo import keep_short_prompts, prompt_budget
+
+    cfg = ctx.compose("rollout", "algorithm=ppo")
+    tok = load_tokenizer(ctx.base, cfg.model.chat_template)
+    _, ids = keep_short_prompts(data.load_prompts(cfg.prompts), tok, prompt_budget(cfg.algorithm, cfg.prompts.max_prompt_tokens))
+    prompts = (ids * ROLLOUT_PROMPTS[0])[: ROLLOUT_PROMPTS[ctx.device == "cpu"]]
+    with_vllm = ctx.device == "cuda"
+    if not with_vllm:
+        print("[acceptance] rollout: vLLM needs a GPU; on --device cpu only HF generate is timed", flush=True)
+    result = rollout.throughput(ctx.base, cfg.model.dtype, prompts, rollout.Sampling.of(cfg.algorithm, tok.eos_token_id),
+                                tok.pad_token_id, cfg.algorithm.generation_batch_size, VLLM_MEMORY, with_vllm)
+    tokens = result["hf_tokens"] + (result["vllm_tokens"] or 0)
+    return StepOutput(None, cfg, sequence=max(map(len, prompts)) + cfg.algorithm.max_new_tokens, tokens=tokens,
+                      tokens_counted="response tokens sampled by both engines (each one's rate in result)", result=result,
+                      unmeasured="a throughput comparison: two engines one after the other, no single stage to plan")
+
+
 # ------------------------------------------------------------------------------------------------- running
 def free_port() -> int:
     with socket.socket() as s:
@@ -337,6 +366,10 @@ def render(rows: list[dict]) -> str:
         why = verdict(r)
         note = ("MISMATCH" if why else "ok" if r["peak_gb"] is not None and not r["unmeasured"]
                 else f"not compared: {r['unmeasured'] or 'no GPU memory measured on CPU'}")
+        if (r.get("result") or {}).get("hf_tokens_per_s"):  # the rollout row: each engine's rate and the ratio
+            res = r["result"]
+            vllm = "-" if res["ratio"] is None else f"{res['vllm_tokens_per_s']:.1f}; vllm / hf {res['ratio']:.2f}"
+            note += f"; hf {res['hf_tokens_per_s']:.1f} tokens/s, vllm {vllm}"
         lines.append(f"{r['step']:<14} {r['seconds']:>8.1f} {r['tokens_per_s'] or 0:>10.1f} {peak:>8} {plan:>8}  {note}")
     return "\n".join(lines)
 

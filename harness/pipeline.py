@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from harness import algorithms, console
 from harness.algorithms import TrainingData
 from harness.chat import TEMPLATES
-from harness.config.checks import check, check_judge_keys, uses_reward_model
+from harness.config.checks import check, check_judge_keys, check_rollout_engine, uses_reward_model
 from harness.config.errors import ConfigError
 from harness.eval import rewardbench
 from harness.eval.categories import average, category_scores
@@ -135,8 +135,9 @@ def evaluate(cfg, policy: ModelRef, rm) -> dict:
     policy_eval, rm_benchmarks = rewardbench.split_suite(cfg.eval)
     lm_factory = None
     wrap = algorithms.get(cfg.algorithm).wrap_policy(cfg, rm)
-    if wrap is not None:
+    if wrap is not None:  # best-of-N samples its candidates with eval.backend (vLLM: tensor parallel as configured)
         lm_factory = lambda: wrap(make_lm(cfg.eval.backend, policy, cfg.model, cfg.eval.batch_size,  # noqa: E731
+                                          cfg.eval.tensor_parallel_size, cfg.eval.placement, seed=cfg.eval.get("seed"),
                                           load_in_8bit=cfg.eval.load_in_8bit))
     # A wrapper keeps state between its calls (best-of-N: the chats behind rendered prompts), which answers from the
     # generation cache would bypass: its generations are not shared.
@@ -222,7 +223,9 @@ def run(cfg: DictConfig) -> dict:
     config_hash, run_id = identity(cfg)
     common.STEPS_THIS_PROCESS["count"] = 0  # several runs may share one process (a local multirun)
     if not cfg.dry_run and not cfg.eval.recompute:
-        check_judge_keys(planned_stages(cfg))
+        stages = planned_stages(cfg)
+        check_judge_keys(stages)
+        check_rollout_engine(cfg, stages)
     inputs = load_training_data(cfg)
     if cfg.dry_run:
         console.say(f"[harness] dry run {run_id}: axes {axes_of(cfg)}")

@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 from harness import algorithms
 from harness.config.errors import ConfigError
 from harness.config.groups import options
-from harness.config.schema import CATEGORIES
+from harness.config.schema import CATEGORIES, ROLLOUT_BACKENDS
 from harness.train import sharding
 from harness.records.stages import VERIFY_MODES
 
@@ -129,6 +129,9 @@ def check(cfg) -> None:
     if cfg.eval.load_in_8bit and cfg.eval.placement.device_map:
         raise ConfigError("eval.load_in_8bit=true places the policy on the GPUs itself (device_map auto, as "
                           "open-instruct); unset eval.placement.device_map")
+    backend = cfg.algorithm.get("rollout_backend")
+    if backend is not None and backend not in ROLLOUT_BACKENDS:
+        raise ConfigError(f"algorithm.rollout_backend={backend!r}; valid: {list(ROLLOUT_BACKENDS)}")
 
 
 def check_judge_keys(stages) -> None:
@@ -144,3 +147,20 @@ def check_judge_keys(stages) -> None:
                 raise ConfigError(f"benchmark {bench['name']!r}: judge {role!r} ({judge['model']} at {judge['base_url']}) "
                                   f"reads its API key from the environment variable {env}, which is not set; export "
                                   f"{env}=<key>, or use a local judge (eval.benchmarks.<key>.judges.{role}.kind=hf)")
+
+
+def check_rollout_engine(cfg, stages) -> None:
+    """algorithm.rollout_backend=vllm samples with vLLM, which needs the vllm extra and a CUDA GPU where the policy is
+    trained; checked before any stage starts, and only when the policy stage is still to be computed."""
+    if cfg.algorithm.get("rollout_backend") != "vllm" or all(s.complete for s in stages if s.kind == "policy"):
+        return
+    import importlib.util
+
+    import torch
+
+    missing = [what for what, absent in (("vLLM", importlib.util.find_spec("vllm") is None),
+                                         ("a CUDA GPU", not torch.cuda.is_available())) if absent]
+    if missing:
+        raise ConfigError(f"algorithm.rollout_backend=vllm samples rollouts with vLLM, which needs a CUDA GPU and the "
+                          f'vllm extra (pip install -e ".[vllm]"); this machine has no {" and no ".join(missing)}: run '
+                          "on a GPU machine with the extra, or set algorithm.rollout_backend=hf")

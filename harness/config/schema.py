@@ -216,8 +216,34 @@ class DPOConfig(OptimConfig):
     curve_suite: str = "curve"
 
 
+# Which engine samples PPO's and GRPO's rollouts (harness/train/rollout.py).
+ROLLOUT_BACKENDS = ("hf", "vllm")
+
+
 @dataclass
-class PPOConfig(OptimConfig):
+class RolloutConfig:
+    """How an online algorithm (PPO, GRPO) samples its rollouts (harness/train/rollout.py)."""
+
+    # hf (default): transformers `generate` on the policy itself, on CPU and GPU. vllm: a vLLM engine colocated with
+    # each training process (vLLM's external_launcher; TRL's colocate mode for GRPO), asleep while the models train,
+    # the policy's weights pushed into it before every rollout; what verl, OpenRLHF, open-instruct's GRPO and TRL's
+    # `use_vllm` sample with (inferred for this harness: the paper's EasyLM sampled with its own JAX generate). Needs a
+    # CUDA GPU and `pip install -e ".[vllm]"`. Part of the policy stage's key: other kernels and random streams sample
+    # other numbers (and GRPO's vllm path adds TRL's importance-sampling correction).
+    rollout_backend: str = "hf"
+    # rollout_backend=vllm: share of each GPU's memory the engine may take (weights in model.dtype plus KV cache); it
+    # must fit beside what training keeps on the GPU while the engine samples (the 13B policy alone is ~26 GB in bf16,
+    # so PPO at 13B needs the offload profile). Inferred; TRL's GRPO default is 0.3. Memory and speed only
+    # (harness.algorithms.NON_DETERMINING).
+    vllm_gpu_memory_utilization: float = 0.5
+    # rollout_backend=vllm: put the engine to sleep (level 2: weights and KV cache freed; TRL's vllm_enable_sleep_mode)
+    # while the models train, so training gets the memory back. Inferred (colocated engines sleep in verl and
+    # OpenRLHF). Memory and speed only.
+    vllm_sleep: bool = True
+
+
+@dataclass
+class PPOConfig(RolloutConfig, OptimConfig):
     """The project's own PPO (harness.train.ppo); defaults are the paper's (protocol, PPO).
 
     Steps: one PPO *iteration* samples `rollout_batch_size` responses and takes (rollout / minibatch) x ppo_epochs
@@ -292,7 +318,7 @@ GRPO_REWARDS = ("reward_model", "gsm8k", "both")
 
 
 @dataclass
-class GRPOConfig(OptimConfig):
+class GRPOConfig(RolloutConfig, OptimConfig):
     """GRPO through TRL's GRPOTrainer (harness.train.grpo). Not in the paper: an extension run with PPO's budget:
     conf/algorithm/grpo.yaml's epochs (1 / num_generations) give as many completions and optimiser steps as PPO's
     one epoch of one response per prompt at the same 64 per step."""

@@ -11,8 +11,11 @@ field of `PPOConfig` (harness/config/schema.py) with the paper's value as defaul
 code's (hamishivi/EasyLM llama_train_ppo.py), not textbook PPO: raw-logit log-probs (`logprob_logits`), old
 log-probs, values and advantages recomputed and whitened per minibatch (`refresh`), policy and value gradients
 clipped separately (`clip_gradients`). The minibatch loss is one token mean over all its responses across
-micro-batches and processes (`loss_normaliser`). Trained models keep fp32 weights under model.dtype autocast
-(`compute`); frozen ones load in model.dtype.
+micro-batches and processes (`loss_normaliser`), so micro-batches are cut length-grouped, each to its own longest
+response (harness/train/length_groups.py). Trained models keep fp32 weights under model.dtype autocast (`compute`);
+frozen ones load in model.dtype. Rollouts come from `algorithm.rollout_backend` (harness/train/rollout.py):
+transformers generate on the policy, or a vLLM engine colocated with each process, fed the policy's weights before
+every rollout; either way the trainer recomputes every log-prob itself.
 
 `PPOTrainer` runs under accelerate / torch.distributed: one CPU process here, data-parallel processes elsewhere (each
 samples its share of the rollout batch; `effective_batch_size` stays the examples per optimiser step across all of
@@ -47,7 +50,7 @@ from harness.config.errors import ConfigError
 from harness.chat import stripped
 from harness.models import TRAINABLE_DTYPE, ModelRef, autocast, device, load_causal_lm, load_tokenizer, torch_dtype
 from harness.records.stages import latest_checkpoint, write_atomic
-from harness.train import fsdp
+from harness.train import fsdp, length_groups, rollout
 from harness.train.sharding import check_ppo_sharding
 from harness.train.common import STEPS_THIS_PROCESS
 from harness.train.reward import RewardScorer, load_reward_model, token_scores
@@ -145,26 +148,10 @@ def value_loss(values, old_values, returns, mask, clip: float, tokens=None):
     return loss, masked_mean((clipped_err > unclipped_err).float(), mask, tokens)
 
 
-def response_mask(response: torch.Tensor, eos_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mask of the tokens a response really has (through its first EOS), and whether it ended."""
-    is_eos = response == eos_id
-    ended = is_eos.any(1)
-    last = torch.where(ended, is_eos.int().argmax(1), torch.full_like(ended, response.shape[1] - 1, dtype=torch.long))
-    return (torch.arange(response.shape[1], device=response.device)[None] <= last[:, None]).long(), ended
-
-
 def sampling_config(alg, tok) -> GenerationConfig:
-    """The recipe's sampler and nothing else: temperature, top-k, top-p. Every other logits processor is off:
-    explicitly where "off" is a value, and, where it is None (min_p, suppress_tokens, bad_words_ids, ...), because the
-    trainer makes this config the policy's own generation_config (transformers fills fields left None from it: a
-    repetition penalty or n-gram block from the checkpoint's generation_config.json would make the samples
-    off-policy, since the log-probs never apply them)."""
-    return GenerationConfig(do_sample=True, temperature=alg.temperature, top_k=alg.top_k, top_p=alg.top_p,
-                            max_new_tokens=alg.max_new_tokens, min_new_tokens=0, num_beams=1,
-                            typical_p=1.0, epsilon_cutoff=0.0, eta_cutoff=0.0, repetition_penalty=1.0,
-                            encoder_repetition_penalty=1.0, no_repeat_ngram_size=0, encoder_no_repeat_ngram_size=0,
-                            renormalize_logits=False, remove_invalid_values=False,
-                            eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    """The recipe's sampler and nothing else: temperature, top-k, top-p (harness.train.rollout.Sampling, the same for
+    every rollout engine)."""
+    return rollout.Sampling.of(alg, tok.eos_token_id).generation_config(tok.pad_token_id)
 
 
 # ------------------------------------------------------------------------------------------------- models
@@ -208,6 +195,13 @@ class Rollout:
         """The rows `rows` as a rollout of their own (copies)."""
         return Rollout(**{f.name: None if getattr(self, f.name) is None else getattr(self, f.name)[rows]
                           for f in dataclasses.fields(self)})
+
+    def micro(self, rows: torch.Tensor) -> Rollout:
+        """The rows `rows` as a micro-batch of their own, cut to the columns they fill (left of their longest query,
+        right of their longest response: harness.train.length_groups.trim)."""
+        part = self.select(rows)
+        return Rollout(**length_groups.trim({f.name: getattr(part, f.name) for f in dataclasses.fields(part)}, "mask",
+                                            ("query", "query_mask")))
 
     def inputs(self, rows=slice(None)) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         ids = torch.cat([self.query[rows], self.response[rows]], 1)
@@ -296,6 +290,9 @@ class PPOTrainer:
         self.generation = sampling_config(alg, self.tok)
         # the checkpoint's own generation config is set aside while PPO samples, and saved with the trained policy
         self.checkpoint_generation, policy.generation_config = policy.generation_config, self.generation
+        # what samples the rollouts (algorithm.rollout_backend): generate on the policy, or a colocated vLLM engine
+        self.engine = rollout.engine(alg, base, model_cfg.dtype, policy, self.generation, self.accelerator.device,
+                                     self.local_rollout, seed)
         self.iteration, self.global_step, self.history = 0, 0, []
 
     def compute(self):
@@ -350,34 +347,19 @@ class PPOTrainer:
         return rows[acc.process_index :: acc.num_processes]
 
     def left_pad(self, rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-        longest = max(len(r) for r in rows)
-        ids = torch.full((len(rows), longest), self.tok.pad_token_id, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for i, r in enumerate(rows):
-            ids[i, longest - len(r) :] = torch.tensor(r)
-            mask[i, longest - len(r) :] = 1
-        return ids.to(self.accelerator.device), mask.to(self.accelerator.device)
+        return rollout.left_pad(rows, self.tok.pad_token_id, self.accelerator.device)
 
     # --------------------------------------------------------------------------------------------- rollout
     @torch.no_grad()
     def rollout(self, rows: list[int]) -> Rollout:
-        query, query_mask = self.left_pad([self.query_ids[i] for i in rows])
+        prompts = [self.query_ids[i] for i in rows]
+        query, query_mask = self.left_pad(prompts)
         policy = self.accelerator.unwrap_model(self.model).policy
         policy.eval()
-        responses, masks, ended = [], [], []
-        with fsdp.gathered(policy):  # sharded: the policy gathered once for all of generate's forwards
-            for s in range(0, len(rows), self.alg.generation_batch_size):
-                part = slice(s, s + self.alg.generation_batch_size)
-                out = policy.generate(input_ids=query[part], attention_mask=query_mask[part], generation_config=self.generation)
-                response = out[:, query.shape[1] :]
-                mask, end = response_mask(response, self.tok.eos_token_id)
-                responses.append(response.masked_fill(mask == 0, self.tok.pad_token_id))
-                masks.append(mask)
-                ended.append(end)
-        width = max(r.shape[1] for r in responses)
-        pad = lambda t, v: torch.nn.functional.pad(t, (0, width - t.shape[1]), value=v)  # noqa: E731
-        batch = Rollout(query, query_mask, torch.cat([pad(r, self.tok.pad_token_id) for r in responses]),
-                        torch.cat([pad(m, 0) for m in masks]), torch.cat(ended))
+        self.engine.sync(policy)  # the weights of the last update reach the engine (vllm; hf samples the policy itself)
+        responses = self.engine.sample(prompts, rollout.request_seeds(self.seed, self.iteration, rows))
+        batch = Rollout(query, query_mask, *rollout.pad_responses(responses, self.tok.pad_token_id,
+                                                                   self.tok.eos_token_id, query.device))
         self.forward_rollout(batch)
         lengths = batch.mask.sum(1).tolist()
         response_ids = [batch.response[i, : lengths[i]].tolist() for i in range(len(rows))]
@@ -393,21 +375,25 @@ class PPOTrainer:
     @torch.no_grad()
     def forward_rows(self, b: Rollout, index: torch.Tensor, reference: bool = False) -> tuple:
         """Log-probs, values and sampling entropy of rows `index` under the current policy and value model (in
-        micro-batches), and the reference's log-probs when `reference`."""
+        length-grouped micro-batches, harness.train.length_groups), and the reference's log-probs when `reference`.
+        Positions past a row's micro-batch are 0 (outside its mask)."""
         lp, values, entropy, ref_lp = [], [], [], []
-        q = b.query.shape[1]
+        order = length_groups.longest_first(b.mask[index].sum(1))
+        full = lambda t: torch.nn.functional.pad(t, (0, b.response.shape[1] - t.shape[1]))  # noqa: E731
         for s in range(0, len(index), self.batch.per_device):
-            rows = index[s : s + self.batch.per_device]
-            ids, attn, pos = b.inputs(rows)
+            m = b.micro(index[order[s : s + self.batch.per_device]])
+            ids, attn, pos = m.inputs()
+            q = m.query.shape[1]
             logits, vals = self.model(ids, attn, pos)
             logits = response_slice(logits, q).float()
-            lp.append(selective_log_softmax(self.logprob_logits(logits), b.response[rows]))
-            entropy.append(entropy_from_logits(logits / self.alg.temperature))
-            values.append(response_slice(vals, q).float())
+            lp.append(full(selective_log_softmax(self.logprob_logits(logits), m.response)))
+            entropy.append(full(entropy_from_logits(logits / self.alg.temperature)))
+            values.append(full(response_slice(vals, q).float()))
             if reference:
                 ref_logits = self.ref(input_ids=ids, attention_mask=attn, position_ids=pos, use_cache=False).logits
-                ref_lp.append(selective_log_softmax(self.logprob_logits(response_slice(ref_logits, q).float()), b.response[rows]))
-        return torch.cat(lp), torch.cat(values), torch.cat(entropy), torch.cat(ref_lp) if reference else None
+                ref_lp.append(full(selective_log_softmax(self.logprob_logits(response_slice(ref_logits, q).float()), m.response)))
+        back = torch.argsort(order)  # rows in the order of `index`
+        return torch.cat(lp)[back], torch.cat(values)[back], torch.cat(entropy)[back], torch.cat(ref_lp)[back] if reference else None
 
     def logprob_logits(self, logits: torch.Tensor) -> torch.Tensor:
         """The logits PPO's log-probs (ratio, KL penalty) are taken from: raw (the paper's code) or divided by the
@@ -467,8 +453,8 @@ class PPOTrainer:
         (default: per_device_batch_size). Returns the minibatch's loss statistics."""
         alg, acc = self.alg, self.accelerator
         size = micro_size or self.batch.per_device
+        minibatch = minibatch[length_groups.longest_first(b.mask[minibatch].sum(1))]  # length-grouped micro-batches
         micro = [minibatch[i : i + size] for i in range(0, len(minibatch), size)]
-        q = b.query.shape[1]
         tokens = loss_normaliser(b.mask[minibatch], acc)
         totals = {k: torch.zeros(()) for k in STATS}
         for k, rows in enumerate(micro):
@@ -479,14 +465,14 @@ class PPOTrainer:
             last = k == len(micro) - 1
             sync = contextlib.nullcontext() if last or self.sharded else acc.no_sync(self.model)
             with sync:
-                ids, attn, pos = b.inputs(rows)
+                m = b.micro(rows)  # its own longest query and response, not the rollout's
+                ids, attn, pos = m.inputs()
                 with self.compute():
                     logits, vals = self.model(ids, attn, pos)
-                mask = b.mask[rows].float()
-                new_lp = selective_log_softmax(self.logprob_logits(response_slice(logits, q).float()), b.response[rows])
-                pg, clipfrac, approxkl = policy_loss(new_lp, b.logprobs[rows], b.advantages[rows], mask, alg.cliprange,
-                                                     tokens)
-                vf, vclipfrac = value_loss(response_slice(vals, q).float(), b.values[rows], b.returns[rows], mask,
+                q, mask = m.query.shape[1], m.mask.float()
+                new_lp = selective_log_softmax(self.logprob_logits(response_slice(logits, q).float()), m.response)
+                pg, clipfrac, approxkl = policy_loss(new_lp, m.logprobs, m.advantages, mask, alg.cliprange, tokens)
+                vf, vclipfrac = value_loss(response_slice(vals, q).float(), m.values, m.returns, mask,
                                            alg.cliprange_value, tokens)
                 acc.backward(pg + alg.vf_coef * vf)
             for key, v in zip(STATS, (pg, vf, clipfrac, approxkl, vclipfrac)):
