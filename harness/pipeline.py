@@ -17,14 +17,14 @@ from omegaconf import DictConfig, OmegaConf
 from harness import algorithms, console
 from harness.algorithms import TrainingData
 from harness.chat import TEMPLATES
-from harness.checks import check, check_judge_keys, uses_reward_model
+from harness.checks import check, check_judge_keys, check_rollout_engine, uses_reward_model
 from harness.config.errors import ConfigError
 from harness.eval import rewardbench
 from harness.eval.categories import average, beyond_paper, category_scores
 from harness.eval.generation import make_lm
 from harness.eval.items import run_items
 from harness.eval.suite import run_suite
-from harness.models import ModelRef, base_model, check_models, use_mirror
+from harness.models import ModelRef, base_model, check_8bit_support, check_models, use_mirror
 from harness.records.results import (git_commit, index_row, provenance_versions, stages_digest, summary_table,
                                      upsert_index, write_items, write_result)
 from harness.records import stages as stage_records
@@ -34,7 +34,7 @@ from harness.records.tracking import Tracker
 from harness.planning import checkpoint_stage, hub_models, planned_stages, policy_identity, policy_stage
 from harness.report import views
 from harness.report.grid import table_tags
-from harness.train import common, reward
+from harness.train import common, processes, reward
 
 # ------------------------------------------------------------------------------------------------- stages
 def load_training_data(cfg) -> TrainingData:
@@ -55,14 +55,24 @@ def train_in_process(cfg, base: ModelRef, inputs: TrainingData, out_dir: Path, r
                                                log or (lambda metrics, step: None))
 
 
+def obtain_reward_model(cfg, inputs: TrainingData, tracker: Tracker, run_id: str):
+    """The run's reward model, trained (once) on the job's processes like the policy (harness.train.processes)."""
+    if not inputs.reward_model:
+        return None
+    launch = None
+    if processes.several(cfg.launch):
+        launch = lambda base, d, name, mlflow_run_id: processes.train(  # noqa: E731
+            cfg, d, processes.reward_model_job(base, name), mlflow_run_id)
+    return reward.obtain(inputs.reward_model, cfg.paths.stages, tracker, run_id, launch)
+
+
 def train_policy(cfg, base: ModelRef, inputs: TrainingData, tracker: Tracker, run_id: str, rm=None) -> tuple[ModelRef, dict]:
     if not algorithms.get(cfg.algorithm).trains:  # the SFT model is evaluated (best-of-N wraps it at evaluation)
         return base, {"reused": True, "path": base.path}
     stage = policy_stage(cfg, base, rm)
-    if cfg.launch.processes * cfg.launch.nodes > 1:  # torchrun-style: accelerate starts the processes, this one waits and records
-        from harness.train import processes
-
-        work = lambda d: processes.train(cfg, base, rm, d, run_id, tracker.run_id if tracker.active else None)  # noqa: E731
+    if processes.several(cfg.launch):  # torchrun-style: accelerate starts the processes, this one waits and records
+        job = processes.policy_job(base, rm, run_id)
+        work = lambda d: processes.train(cfg, d, job, tracker.run_id if tracker.active else None)  # noqa: E731
     else:
         work = lambda d: train_in_process(cfg, base, inputs, d, rm, tracker.report_to, run_id, tracker.log_metrics)  # noqa: E731
     result, reused = stage.run(lambda d: keep_checkpoints(work(d), d, stage.key, cfg.paths.stages),
@@ -126,8 +136,10 @@ def evaluate(cfg, policy: ModelRef, rm) -> dict:
     policy_eval, rm_benchmarks = rewardbench.split_suite(cfg.eval)
     lm_factory = None
     wrap = algorithms.get(cfg.algorithm).wrap_policy(cfg, rm)
-    if wrap is not None:
-        lm_factory = lambda: wrap(make_lm(cfg.eval.backend, policy, cfg.model, cfg.eval.batch_size))  # noqa: E731
+    if wrap is not None:  # best-of-N samples its candidates with eval.backend (vLLM: tensor parallel as configured)
+        lm_factory = lambda: wrap(make_lm(cfg.eval.backend, policy, cfg.model, cfg.eval.batch_size,  # noqa: E731
+                                          cfg.eval.tensor_parallel_size, cfg.eval.placement, seed=cfg.eval.get("seed"),
+                                          load_in_8bit=cfg.eval.load_in_8bit))
     # A wrapper keeps state between its calls (best-of-N: the chats behind rendered prompts), which answers from the
     # generation cache would bypass: its generations are not shared.
     out = run_suite(policy_eval, policy, policy_identity(policy, cfg, rm), cfg.model, cfg.paths.stages,
@@ -226,6 +238,8 @@ def run(cfg: DictConfig) -> dict:
         raise ConfigError("a run is started once, not by torchrun / accelerate launch: set launch.processes=N and the "
                           "run starts its N training processes itself")
     check(cfg)
+    if cfg.eval.load_in_8bit and not (cfg.dry_run or cfg.eval.recompute):  # a recompute loads no model
+        check_8bit_support()
     writable(cfg.paths)
     stage_records.VERIFY["mode"] = cfg.verify_stages
     stages = planned_stages(cfg)
@@ -235,6 +249,7 @@ def run(cfg: DictConfig) -> dict:
     common.STEPS_THIS_PROCESS["count"] = 0  # several runs may share one process (a local multirun)
     if not cfg.eval.recompute:
         check_judge_keys(stages)
+        check_rollout_engine(cfg, stages)
     inputs = load_training_data(cfg)
     if cfg.dry_run:  # every check above passed, as for a real run: what it would do, and at what cost
         return dry_run(cfg, run_id, config_hash)
@@ -246,7 +261,7 @@ def run(cfg: DictConfig) -> dict:
     try:
         base, base_info = base_model(cfg.model, cfg.paths.stages)
         inputs = fit_training_data(cfg, inputs, base)
-        rm = reward.obtain(inputs.reward_model, cfg.paths.stages, tracker, run_id) if inputs.reward_model else None
+        rm = obtain_reward_model(cfg, inputs, tracker, run_id)
         policy, policy_info = train_policy(cfg, base, inputs, tracker, run_id, rm)
         policy_info |= inputs.extra.get("data_counts", {})
         benchmarks = evaluate(cfg, policy, rm)

@@ -10,6 +10,7 @@ from pathlib import Path
 from omegaconf import OmegaConf, open_dict
 
 from harness import algorithms, data
+from harness.chat import ENCODING
 from harness import models
 from harness.checks import REWARD_MODEL_RUNNERS, uses_reward_model
 from harness.models import HubModel, ModelRef, base_model_stage
@@ -84,7 +85,7 @@ def stage_ref(stage: Stage | None, model_cfg) -> ModelRef:
 
 def policy_spec(cfg, base: ModelRef, rm=None) -> dict:
     spec = {"base": base.key or {"path": base.path, "revision": base.revision}, "model": models.identity(cfg.model),
-            "algorithm": algorithms.recipe(cfg.algorithm), "seed": cfg.seed}
+            "algorithm": algorithms.recipe(cfg.algorithm), "seed": cfg.seed, "encoding": ENCODING}
     if "dataset" in axes_used(cfg):
         spec["dataset"] = data.identity(cfg.dataset)
     if "prompts" in axes_used(cfg):
@@ -105,14 +106,14 @@ def checkpoint_stage(policy_key: str, step: int, root) -> Stage:
 
 
 def policy_identity(policy: ModelRef, cfg=None, rm=None) -> dict:
-    """What evaluation sees as the policy: its weights, how they are run (chat format, dtype, backend) and the
-    algorithm's wrapper (best-of-N); keys its benchmarks and its generation cache."""
+    """What evaluation sees as the policy: its weights, how they are run (chat format, dtype, backend, 8-bit weights)
+    and the algorithm's wrapper (best-of-N); keys its benchmarks and its generation cache."""
     ident = {"stage": policy.key} if policy.key else {"path": policy.path, "revision": policy.revision}
     if cfg is None:
         return ident
     regime = {k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
               for k, v in cfg.eval.items() if k not in (*EVAL_NON_DETERMINING, *EVAL_SAMPLING, "benchmarks")}
-    return ident | {"model": models.identity(cfg.model, evaluation=True), "eval": regime} | \
+    return ident | {"model": models.identity(cfg.model, evaluation=True), "eval": regime, "encoding": ENCODING} | \
         algorithms.get(cfg.algorithm).policy_identity(cfg, rm)
 
 

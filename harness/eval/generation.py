@@ -16,6 +16,7 @@ from pathlib import Path
 from lm_eval.api.instance import Instance
 from lm_eval.api.model import LM, hash_args
 
+from harness.chat import sentencepiece_segments
 from harness.models import ModelRef, load_causal_lm, load_tokenizer
 from harness.records.jsonl import read_jsonl
 
@@ -69,16 +70,22 @@ def input_device(model):
 
 
 def make_lm(backend: str, ref: ModelRef, model_cfg, batch_size: int, tensor_parallel_size: int = 1,
-            placement=None, seed: int | None = None) -> LM:
+            placement=None, seed: int | None = None, load_in_8bit: bool = False, engine: dict | None = None) -> LM:
     """The policy for lm-eval: batched transformers generation (CPU/GPU; `placement` spreads a big policy over
-    devices), or lm-eval's vLLM backend (GPU extra)."""
+    devices; `load_in_8bit`: its weights in 8 bits on the GPUs), or lm-eval's vLLM backend (GPU extra; `engine`: more
+    of its arguments, e.g. gpu_memory_utilization)."""
     if backend == "hf":
         from lm_eval.models.huggingface import HFLM
 
         tok = load_tokenizer(ref, model_cfg.chat_template)
-        if placement is None or not placement.device_map:
+        if load_in_8bit:
+            from harness.models import load_causal_lm_8bit
+
+            model = load_causal_lm_8bit(ref)
+        elif placement is None or not placement.device_map:
             return HFLM(pretrained=load_causal_lm(ref, model_cfg.dtype), tokenizer=tok, batch_size=batch_size)
-        model = load_placed_causal_lm(ref, model_cfg.dtype, placement)
+        else:
+            model = load_placed_causal_lm(ref, model_cfg.dtype, placement)
         lm = HFLM(pretrained=model, tokenizer=tok, batch_size=batch_size)
         lm._device = input_device(model)  # HFLM takes model.device, which is "meta" when the first layer sits on disk
         return lm
@@ -88,7 +95,8 @@ def make_lm(backend: str, ref: ModelRef, model_cfg, batch_size: int, tensor_para
                                "`pip install -e .[vllm]` (it brings its own torch), or use eval.backend=hf")
         from lm_eval.models.vllm_causallms import VLLM
 
-        lm = VLLM(**vllm_kwargs(ref, model_cfg, tensor_parallel_size, seed))
+        lm = VLLM(**vllm_kwargs(ref, model_cfg, tensor_parallel_size, seed) | (engine or {}))
+        sentencepiece_segments(lm.tokenizer)  # lm-eval encodes the prompts with it and sends vLLM the token ids
         template = forced_chat_template(model_cfg)
         if template:  # lm-eval's VLLM renders chats with `hf_chat_template`: the forced template (Tulu), not the model's
             lm.hf_chat_template = lm.tokenizer.chat_template = template

@@ -139,7 +139,7 @@ def run_suite(eval_cfg, policy: ModelRef, policy_id: dict, model_cfg, stages_roo
     eval_seed = eval_cfg.get("seed")
     policy_lm = LazyPolicy(lm_factory or (lambda: make_lm(eval_cfg.backend, policy, model_cfg, eval_cfg.batch_size,
                                                               eval_cfg.tensor_parallel_size, eval_cfg.placement,
-                                                              seed=eval_seed)))
+                                                              seed=eval_seed, load_in_8bit=eval_cfg.load_in_8bit)))
     out = {}
     for key, bench in eval_cfg.benchmarks.items():
         bench = as_evaluated(bench, model_cfg)  # open-instruct's plain-text prompt details for an untuned model

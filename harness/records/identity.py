@@ -46,7 +46,7 @@ def determining_config(cfg) -> dict:
     out["eval"] = {k: v for k, v in out["eval"].items() if k not in ("batch_size", "recompute")}
     table2 = cfg.algorithm.get("table2", False)
     # A reward model naming neither weights nor data is refused by the run's checks, with the message that says why
-    # (harness.config.checks); the identity of such a config is never recorded.
+    # (harness.checks); the identity of such a config is never recorded.
     if "reward_model" in used and (cfg.reward_model.path is not None or cfg.reward_model.dataset or table2):
         rm = reward_plan.plan(cfg, table2, load=False)
         if rm.trained_here:  # its base model and data are entries the config names: what they hold, not their names

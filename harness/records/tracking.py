@@ -183,6 +183,16 @@ class Tracker:
         """What TRL trainers should report to: into this run when it is live."""
         return "mlflow" if self.active and self.run_id else "none"
 
+    @property
+    def current_run_id(self) -> str | None:
+        """The innermost live MLflow run (a child's, inside `child`), where a trainer in another process logs."""
+        if not (self.active and self.run_id):
+            return None
+        import mlflow
+
+        run = mlflow.active_run()
+        return run.info.run_id if run else self.run_id
+
     def log_metrics(self, metrics: dict[str, float | None], step: int | None = None) -> None:
         import mlflow
 

@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from harness.config.groups import CONF_DIR  # noqa: F401  (sweep files: CONF_DIR / "sweep")
 from harness.records.stages import Stage
 from harness.sweep.cost import CostModel, gpu_hours
+from harness.sweep.memory import PHASES
 
 
 @dataclass
@@ -132,7 +133,8 @@ def stage_memory(stage: Stage, run: PlannedRun, profiles: dict[str, dict]) -> di
     except ValueError as exc:
         return {"profile": None, "memory_gb": None, "error": str(exc)}
     est = fits(stage.kind, run.config, profiles[profile], stage.spec)[1]
-    return {"profile": profile, "memory_gb": est and round(est["peak"], 1), "memory": est}
+    phases = {k: round(v, 1) for k, v in est["phases"].items()} if est else {}
+    return {"profile": profile, "memory_gb": est and round(est["peak"], 1), "phases_gb": phases, "memory": est}
 
 
 def report(runs: Sequence[PlannedRun], n_jobs: int, cost: CostModel = CostModel(), name: str = "",
@@ -223,25 +225,32 @@ def render(plan: dict, stages: bool = False, warnings: Sequence[str] = ()) -> st
     if not stages:
         lines.append(f"  the {plan['stages']} stages one by one: --stages")
         return "\n".join(lines)
-    lines += ["", f"  {'kind':<13} {'key':<13} {'state':<9} {'runs':>4} {'GPU-h':>9} {'GB/GPU':>7} {'profile':<17} first run"]
+    lines += ["", "  GB per GPU by phase (harness/sweep/memory.py): training, rollout (generation); peak the larger",
+              f"  {'kind':<13} {'key':<13} {'state':<9} {'runs':>4} {'GPU-h':>9} {'train':>6} {'rollout':>7} "
+              f"{'profile':<17} first run"]
     for r in sorted(plan["stage_rows"], key=lambda r: (r["kind"], -r["gpu_hours"])):
         state = "complete" if r["complete"] else "todo"
-        mem = "-" if r.get("memory_gb") is None else f"{r['memory_gb']:.0f}"
+        mem = phase_gb(r)
         profile = r.get("profile") or ("NO FIT" if r.get("error") else "-")
-        lines.append(f"  {r['kind']:<13} {r['key']:<13} {state:<9} {r['runs']:>4} {r['gpu_hours']:>9.1f} {mem:>7} "
-                     f"{profile:<17} {r['first_run']}")
+        lines.append(f"  {r['kind']:<13} {r['key']:<13} {state:<9} {r['runs']:>4} {r['gpu_hours']:>9.1f} "
+                     f"{mem['training']:>6} {mem['rollout']:>7} {profile:<17} {r['first_run']}")
     return "\n".join(lines)
+
+
+def phase_gb(row: dict) -> dict[str, str]:
+    """A stage row's GB per GPU in each phase, as printed ("-" where the phase has no estimate)."""
+    return {p: "-" if (row.get("phases_gb") or {}).get(p) is None else f"{row['phases_gb'][p]:.0f}" for p in PHASES}
 
 
 def render_stages(plan: dict) -> str:
     """One run's stages in order, what a run would do with each (reuse a complete one, else run it), with GPU-hours
-    and memory per GPU (`python -m harness dry_run=true`)."""
-    lines = [f"  {'stage':<13} {'key':<13} {'would':<6} {'GPU-h':>9} {'GB/GPU':>7} {'profile':<17} what"]
+    and GB per GPU by phase (`python -m harness dry_run=true`)."""
+    lines = [f"  {'stage':<13} {'key':<13} {'would':<6} {'GPU-h':>9} {'train':>6} {'rollout':>7} {'profile':<17} what"]
     for r in plan["stage_rows"]:
-        mem = "-" if r.get("memory_gb") is None else f"{r['memory_gb']:.0f}"
+        mem = phase_gb(r)
         profile = r.get("profile") or ("NO FIT" if r.get("error") else "-")
         lines.append(f"  {r['kind']:<13} {r['key']:<13} {'reuse' if r['complete'] else 'run':<6} {r['gpu_hours']:>9.2f} "
-                     f"{mem:>7} {profile:<17} {r.get('what', '')}")
+                     f"{mem['training']:>6} {mem['rollout']:>7} {profile:<17} {r.get('what', '')}")
     todo = [r for r in plan["stage_rows"] if not r["complete"]]
     lines.append(f"  {len(todo)} stage(s) to run, {len(plan['stage_rows']) - len(todo)} to reuse: "
                  f"{sum(r['gpu_hours'] for r in todo):.3g} GPU-hours")
@@ -249,12 +258,12 @@ def render_stages(plan: dict) -> str:
 
 
 def render_memory(plan: dict) -> list[str]:
-    """Memory per GPU of one training stage per profile, and the stages no profile fits."""
+    """Memory per GPU of one training stage of each kind per profile, and the stages no profile fits."""
     lines = []
-    details = {r["profile"]: r for r in plan["stage_rows"] if r.get("memory") and r["kind"] != "eval"}
+    details = {(r["kind"], r["profile"]): r for r in plan["stage_rows"] if r.get("memory") and r["kind"] != "eval"}
     if details:
         from harness.sweep.memory import describe
 
-        lines += ["", "  memory per GPU (harness/sweep/memory.py; one stage per profile shown):"]
-        lines += [f"    {r['kind']} {r['key']} on {p}: {describe(r['memory'])}" for p, r in details.items()]
+        lines += ["", "  memory per GPU (harness/sweep/memory.py; one stage of each kind per profile shown):"]
+        lines += [f"    {kind} {r['key']} on {p}: {describe(r['memory'])}" for (kind, p), r in sorted(details.items())]
     return lines + [f"  REFUSED: {e}" for e in plan.get("memory_errors", [])]

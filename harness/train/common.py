@@ -12,6 +12,7 @@ from transformers import TrainerCallback
 from harness import console
 from harness.train.batching import plan
 from harness.models import device
+from harness.train.sharding import accelerate_fsdp_overrides
 
 # Optimiser steps performed by this process (not restored from a checkpoint): a reused stage adds none.
 STEPS_THIS_PROCESS = {"count": 0}
@@ -104,6 +105,20 @@ def trainer_kwargs(alg, out_dir: Path, dtype: str, report_to: str, run_name: str
         seed=seed,
         disable_tqdm=False,
     )
+
+
+def trl_config(cls, alg, out_dir: Path, dtype: str, report_to: str, run_name: str, seed: int, **fields):
+    """A TRL config (DPOConfig, RewardConfig, GRPOConfig) from the recipe and the trainer's own `fields`; in a process
+    that `accelerate launch` started with FSDP (launch.sharding=fsdp*), with fp32 gradient reduction and a reduce-scatter
+    every micro-batch (harness.train.sharding.accelerate_fsdp_overrides)."""
+    fsdp = accelerate_fsdp_overrides()
+    if fsdp:
+        fields["accelerator_config"] = {"gradient_accumulation_kwargs": fsdp["gradient_accumulation_kwargs"]}
+    args = cls(**trainer_kwargs(alg, out_dir, dtype, report_to, run_name, seed), **fields)
+    if fsdp:  # the Trainer builds its FSDP plugin from this; TrainingArguments derives it from its own `fsdp` fields,
+        # which an accelerate-launched job leaves empty (its settings are in the environment)
+        args.fsdp_plugin_args = fsdp["fsdp_plugin_args"]
+    return args
 
 
 def batch_record(alg) -> dict:
