@@ -33,7 +33,6 @@ alone), and the evaluation on the HF backend (vLLM needs a GPU; the reason is pr
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import dataclasses
 import gc
@@ -48,6 +47,7 @@ from pathlib import Path
 from typing import Callable
 
 from harness import console
+from harness import cli
 from harness.config.errors import ConfigError
 
 # Sizes per step, GPU then CPU (overrides on top of the step's config): small enough for minutes on one GPU and
@@ -385,8 +385,9 @@ def model_shape(ref):
         return Shape.of(AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(ref.path)))
 
 
+@cli.command("harness.acceptance")
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness.acceptance", description=__doc__.split("\n\n")[0])
+    parser = cli.ArgumentParser(prog="python -m harness.acceptance", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model-path", help="local directory of the ~0.5B model's files (GPU; e.g. Qwen2.5-0.5B-Instruct)")
     parser.add_argument("--device", choices=["cuda", "cpu"], default="cuda",
                         help="cuda: one GPU (the acceptance); cpu: dry mode on the tiny model")

@@ -238,7 +238,7 @@ def run(cfg: DictConfig) -> dict:
         raise ConfigError("a run is started once, not by torchrun / accelerate launch: set launch.processes=N and the "
                           "run starts its N training processes itself")
     check(cfg)
-    if cfg.eval.load_in_8bit and not (cfg.dry_run or cfg.eval.recompute):  # a recompute loads no model
+    if cfg.eval.load_in_8bit and not cfg.eval.recompute:  # a recompute loads no model; a dry run checks as a run does
         check_8bit_support()
     writable(cfg.paths)
     stage_records.VERIFY["mode"] = cfg.verify_stages

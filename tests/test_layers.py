@@ -30,7 +30,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     # commands (prefetch and verify read what whole runs and sweeps read)
     ("runs and commands", ("harness.pipeline", "harness.train.processes", "harness.__main__", "harness.data.__main__",
                            "harness.data.prefetch", "harness.data.verify", "harness.sweep.__main__",
-                           "harness.report.__main__", "harness.compare")),
+                           "harness.report.__main__", "harness.compare", "harness.acceptance")),
 ]
 
 

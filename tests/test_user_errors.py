@@ -86,8 +86,9 @@ def test_an_unknown_run_is_one_line_too(tmp_path):
 
 
 def entry_points() -> list[Path]:
-    """The commands a user types: `python -m harness[.<package>]` and `python -m harness.compare`."""
-    return sorted([*(ROOT / "harness").rglob("__main__.py"), *(ROOT / "harness").glob("compare.py")])
+    """The commands a user types: `python -m harness[.<package>]`, `python -m harness.compare`, `... .acceptance`."""
+    return sorted([*(ROOT / "harness").rglob("__main__.py"), *(ROOT / "harness").glob("compare.py"),
+                   *(ROOT / "harness").glob("acceptance.py")])
 
 
 def main_of(path: Path) -> ast.FunctionDef:
@@ -106,7 +107,7 @@ def test_every_command_goes_through_the_shared_front_door():
     form: tests/test_exit_status.py), so a command added later gets the same errors with one line."""
     assert {p.relative_to(ROOT).as_posix() for p in entry_points()} >= {
         "harness/__main__.py", "harness/data/__main__.py", "harness/sweep/__main__.py", "harness/report/__main__.py",
-        "harness/compare.py"}
+        "harness/compare.py", "harness/acceptance.py"}
     for path in entry_points():
         decorators = [ast.unparse(d) for d in main_of(path).decorator_list]
         if path == ROOT / "harness" / "__main__.py":
