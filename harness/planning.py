@@ -155,7 +155,7 @@ def sampling_seed(bench, seed: int | None) -> int | None:
 def benchmark_stage(bench, policy_id: dict, root: Path, seed: int | None = None) -> Stage:
     """A policy benchmark's stage: keyed by the policy's identity and the whole benchmark config, and the evaluation
     seed when it samples with one (unseeded keys are as before eval.seed existed)."""
-    spec = {"policy": policy_id, "benchmark": OmegaConf.to_container(bench, resolve=True)}
+    spec = {"policy": policy_id, "benchmark": OmegaConf.to_container(bench, resolve=True)} | files_identity(bench)
     seed = sampling_seed(bench, seed)
     return Stage("eval", spec | ({"seed": seed} if seed is not None else {}), Path(root))
 
@@ -163,4 +163,9 @@ def benchmark_stage(bench, policy_id: dict, root: Path, seed: int | None = None)
 def reward_benchmark_stage(bench, reward_model, root, dtype: str) -> Stage:
     """A reward-model benchmark's stage: keyed by the reward model (scored in the run's model.dtype), not a policy."""
     spec = {"reward_model": reward_model.identity, "dtype": dtype, "benchmark": OmegaConf.to_container(bench, resolve=True)}
-    return Stage("eval", spec, Path(root))
+    return Stage("eval", spec | files_identity(bench), Path(root))
+
+
+def files_identity(bench) -> dict:
+    """The bytes of the benchmark's local files, when it reads any (hub data is keyed by its pinned revision)."""
+    return {"files_sha256": data.benchmark_files_sha256(bench)} if bench.get("files") else {}

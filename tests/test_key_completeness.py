@@ -354,3 +354,26 @@ def test_every_declared_field_exists():
         (run_identity.NON_DETERMINING, {f.name for f in dataclasses.fields(schema.Config)}),
     ]:
         assert set(declared) <= cls_fields, set(declared) - cls_fields
+
+
+def test_a_benchmarks_local_file_enters_its_stage_key_by_content(tmp_path):
+    """An edited local benchmark file is a new evaluation stage, not a stale score reused under the same path (the
+    file's bytes, each subset's where the path names one, are part of the key: harness.planning.files_identity)."""
+    from omegaconf import OmegaConf
+
+    from harness.planning import benchmark_stage, reward_benchmark_stage
+    from harness.train.reward_plan import RewardModel
+    from harness.models import ModelRef
+
+    for part in ("a", "b"):
+        (tmp_path / f"test_{part}.jsonl").write_text('{"q": 1}\n')
+    bench = OmegaConf.create({"name": "mine", "files": {"test_{subset}": str(tmp_path / "test_{subset}.jsonl")},
+                              "subsets": ["a", "b"], "split": "test_{subset}", "runner": "lm_eval"})
+    rm = RewardModel(ModelRef("/rm"), None, {})
+    keys = lambda: (benchmark_stage(bench, {"stage": "p"}, tmp_path).key,  # noqa: E731
+                    reward_benchmark_stage(bench, rm, tmp_path, "float32").key)
+    before = keys()
+    assert keys() == before  # the same bytes: the same stage
+    (tmp_path / "test_b.jsonl").write_text('{"q": 2}\n')  # the second subset's file edited, its path unchanged
+    after = keys()
+    assert after[0] != before[0] and after[1] != before[1]

@@ -11,7 +11,7 @@ import importlib
 
 _EXPORTS = {
     "dataset_config": "mixture",
-    "drop_overlength": "preferences", "identity": "assets", "load_preferences": "preferences",
+    "drop_overlength": "preferences", "identity": "assets", "benchmark_files_sha256": "assets", "load_preferences": "preferences",
     "normalize_pair": "preferences", "prepare_preferences": "preferences",
     "load_prompts": "prompts", "prepare_prompts": "prompts",
     "DataError": "validate", "DataReport": "validate", "Prepared": "validate",

