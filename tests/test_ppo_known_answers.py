@@ -1,0 +1,84 @@
+"""PPO's rewards and one update on rollouts built by hand, through the trainer's own methods (harness.train.ppo:
+`PPOTrainer.advantages` wires the EOS trick, the KL penalty and GAE together; `update` takes the optimiser step), on a
+tiny policy and reward model with random weights (tests/conftest.py::random_tiny). The paper's recipe throughout
+(conf/algorithm/ppo.yaml: KL coefficient 0.05, -10 for a response without EOS, gamma 1, lambda 0.95)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from conftest import compose
+from harness import data
+from harness.train import ppo
+
+T = torch.tensor
+
+
+@pytest.fixture(scope="module")
+def trainer(random_tiny, tmp_path_factory):
+    base, rm = random_tiny
+    # one minibatch of 4 (one optimiser step per update), no warmup (a first step at lr 0 moves nothing)
+    cfg = compose("algorithm=ppo", "reward_model=tiny", "algorithm.rollout_batch_size=4", "algorithm.effective_batch_size=4",
+                  "algorithm.per_device_batch_size=4", "algorithm.max_steps=1", "algorithm.warmup_ratio=0")
+    assert (cfg.algorithm.kl_coef, cfg.algorithm.missing_eos_penalty, cfg.algorithm.gamma, cfg.algorithm.lam) == \
+        (0.05, -10.0, 1.0, 0.95)
+    return ppo.PPOTrainer(cfg.algorithm, base, cfg.model, data.load_prompts(cfg.prompts), rm,
+                          tmp_path_factory.mktemp("ppo"), lambda metrics, step: None, cfg.seed)
+
+
+def three_token_rollout(trainer, rows: int = 2) -> ppo.Rollout:
+    """`rows` prompts, each answered by 3 tokens: the first response ends with EOS on its third token, the others never
+    end (cut at max_new_tokens), so they get the EOS trick's -10."""
+    query, query_mask = trainer.left_pad([trainer.query_ids[i] for i in range(rows)])
+    eos = trainer.tok.eos_token_id
+    response = T([[40, 41, eos]] + [[40 + i, 42, 43] for i in range(1, rows)])
+    return ppo.Rollout(query, query_mask, response, torch.ones(rows, 3, dtype=torch.long), T([True] + [False] * (rows - 1)))
+
+
+def test_rewards_of_a_three_token_rollout_by_hand(trainer):
+    b = three_token_rollout(trainer)
+    b.logprobs = T([[-1.0, -2.0, -0.5], [-1.0, -1.0, -1.0]])
+    b.ref_logprobs = T([[-1.5, -2.0, -0.25], [-2.0, -1.0, -3.0]])
+    b.values, b.entropy = torch.zeros(2, 3), torch.zeros(2, 3)
+    b.rm_scores = T([2.0, 3.0])
+    stats = trainer.advantages(b)
+    # per-token KL (log pi - log pi_ref): [0.5, 0, -0.25] and [1, 0, 2]; rewards -0.05 x KL, plus on the last token the
+    # score: 2 for the ended response, -10 (not its 3) for the unfinished one
+    rewards = [[-0.025, 0.0, -0.05 * -0.25 + 2.0], [-0.05, 0.0, -0.05 * 2.0 - 10.0]]
+    # GAE with zero values: A_t = r_t + 0.95 A_{t+1}; returns = A + V = A
+    expected = []
+    for r in rewards:
+        a2 = r[2]
+        a1 = r[1] + 0.95 * a2
+        expected.append([r[0] + 0.95 * a1, a1, a2])
+    assert torch.allclose(b.returns, T(expected), atol=1e-6), (b.returns, expected)
+    assert expected[0] == pytest.approx([1.79128125, 1.911875, 2.0125]) and expected[1] == pytest.approx([-9.16525, -9.595, -10.1])
+    # the advantages are the returns whitened (mean 0), in the same order
+    assert abs(float(b.advantages.mean())) < 1e-5
+    assert torch.equal(b.advantages.flatten().argsort(), b.returns.flatten().argsort())
+    got = {k: float(v) for k, v in stats.items()}
+    assert got["objective/rm_score"] == pytest.approx(2.5) and got["objective/score"] == pytest.approx(-4.0)
+    assert got["objective/kl"] == pytest.approx((0.25 + 3.0) / 2)
+    assert got["objective/non_score_reward"] == pytest.approx(-0.05 * 1.625)
+    assert got["objective/rlhf_reward"] == pytest.approx(((2.0 - 0.05 * 0.25) + (-10.0 - 0.05 * 3.0)) / 2)
+    assert (got["val/eos_fraction"], got["val/response_length"]) == (0.5, 3.0)
+
+
+def test_one_update_moves_the_values_to_the_returns_and_the_policy_along_its_advantages(trainer):
+    b = three_token_rollout(trainer, rows=4)
+    b.rm_scores = T([2.0, 1.0, -1.0, 0.5])
+    with trainer.compute():
+        trainer.forward_rollout(b)
+    trainer.advantages(b)
+    mask = b.mask.float()
+    returns, advantages, old_logprobs = b.returns.clone(), b.advantages.clone(), b.logprobs.clone()
+    value_error = lambda values: float(ppo.masked_mean((values - returns) ** 2, mask))  # noqa: E731
+    before = value_error(b.values)
+    trainer.update(b, 0)
+    assert trainer.global_step == 1
+    logprobs, values, _, _ = trainer.forward_rows(b, torch.arange(4))
+    # the value loss falls: the value model moved toward the returns (a flipped value-loss sign moves it away)
+    assert value_error(values) < before, (before, value_error(values))
+    # the surrogate rises: tokens with positive advantage became likelier, negative ones less likely
+    assert float(ppo.masked_mean(advantages * (logprobs - old_logprobs), mask)) > 0
