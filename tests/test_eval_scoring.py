@@ -101,16 +101,18 @@ def test_bbh_answer_regex_and_case_insensitive_match(tmp_path):
             {"input": "True and not not ( not False ) is", "target": "True"},
             {"input": "not True or ( False and True ) is", "target": "False"}]
     rows.append({"input": "not not True is", "target": "True"})
+    rows.append({"input": "( True ) or False is", "target": "True"})
     ctx = scripted_ctx(tmp_path, {"not ( True )": "not True is False. So the answer is False. Next question",
                                   "True and not": "It is true. So the answer is true.",
                                   "not True or": "the answer is True.",  # open-instruct's regex needs no "So"
-                                  "not not True": "  False\n"})  # no "answer is": the whole output, stripped
+                                  "not not True": "  False\n",  # no "answer is": the whole output, stripped
+                                  "( True ) or": "So the answer is (True)."})  # right but for its punctuation
     bench = tiny_bench("bbh", tmp_path, rows, task="bbh_cot_fewshot_{subset}", subsets=["boolean_expressions"],
                        files={"test": str(tmp_path / "bbh.jsonl")})
     result = lm_eval_runner.run(bench, ctx)
-    assert result["score"] == pytest.approx(50.0)
+    assert result["score"] == pytest.approx(60.0)  # case and punctuation ignored: "true" and "(True)" are right
     samples = [json.loads(line) for line in (ctx.dir / "samples.jsonl").read_text().splitlines()]
-    assert [s["filtered"][0] for s in samples] == ["False", "true", "True", "False"]
+    assert [s["filtered"][0] for s in samples] == ["False", "true", "True", "False", "(True)"]
     # the paper-era stops: "\n\n" only (lm-eval's "Q" would cut a chain of thought naming a "Q...")
     task = yaml.safe_load((ctx.dir / "tasks" / "harness_bbh_cot_fewshot_boolean_expressions.yaml").read_text())
     assert task["generation_kwargs"]["until"] == ["\n\n"]
@@ -315,13 +317,51 @@ def test_alpaca_eval_annotator_prompts_are_alpaca_evals_byte_for_byte(tmp_path, 
         rows = [{"instruction": "Name a colour.", "output": "reference answer", "generator": "reference", "dataset": "x"}]
         judge = {"kind": "openai", "model": "judge", "base_url": base_url, "api_key_env": None, "max_retries": 0}
         options = {"fit_context": False, "lc_glm": None}
-        if key == "alpaca_eval2":
-            options["reference"] = {"files": {"eval": str(tmp_path / f"{key}.jsonl")}}  # the same rows as references
+        if key == "alpaca_eval2":  # the eval split holds text-davinci-003's outputs; the baseline is the reference file's
+            rows[0]["output"] = "davinci answer"
+            reference = tmp_path / "gpt4_turbo.jsonl"
+            reference.write_text(json.dumps({"instruction": "Name a colour.", "output": "reference answer"}) + "\n")
+            options["reference"] = {"files": {"eval": str(reference)}}
         bench = tiny_bench(key, tmp_path, rows, judges={"annotator": judge}, options=options, metric="win_rate")
         alpacaeval.run(bench, scripted_ctx(tmp_path, {"Name a colour.": "policy answer"}))
     golden = (Path(__file__).parent / "golden" / f"{key}_annotator.txt").read_text().partition("\n=====\n")[2]
     swap = lambda t: t.replace("reference answer", "\0").replace("policy answer", "reference answer").replace("\0", "policy answer")  # noqa: E731
     assert len(SEEN) == 1 and SEEN[0] in (json.loads(golden), json.loads(swap(golden)))
+
+
+def test_alpaca_eval2_judges_against_gpt4_turbo_and_its_win_rate_is_the_judges_mean_probability(tmp_path):
+    """AlpacaEval 2's baseline is GPT-4-Turbo's output for each instruction (options.reference, joined by instruction),
+    never the eval split's text-davinci-003 outputs (AlpacaEval 1's); the weighted annotator's preference is the
+    judge's probability of the policy's identifier ("m" or "M", whichever alpaca_eval gave it), so the win rate is
+    100 x their mean: (0.9 + 0.25 + 0.5) / 3 = 55."""
+    p_policy = {"Name a colour.": 0.9, "Name a fruit.": 0.25, "Name a city.": 0.5}
+    rows = [{"instruction": k, "output": f"davinci {k}", "generator": "text_davinci_003", "dataset": "x"} for k in p_policy]
+    turbo = tmp_path / "gpt4_turbo.jsonl"  # another order: joined by instruction, not by position
+    turbo.write_text("".join(json.dumps({"instruction": k, "output": f"turbo {k}", "generator": "gpt4_turbo"}) + "\n"
+                             for k in reversed(p_policy)))
+    shown = []
+
+    def weighted_judge(body: dict) -> dict:
+        text = joined_text(body)
+        instruction = next(k for k in p_policy if f'"""{k}"""' in text)
+        shown.append((instruction, re.findall(r'"output": """(.*?)"""', text)))
+        policy_id = re.search(r'"model_identifier": "(\w)",\s*"output": """policy answer"""', text).group(1)
+        other = "m" if policy_id == "M" else "M"
+        p = p_policy[instruction]
+        top = [{"token": policy_id, "logprob": math.log(p)}, {"token": other, "logprob": math.log(1 - p)}]
+        return {"message": {"role": "assistant", "content": policy_id},
+                "logprobs": {"content": [{"token": policy_id, "top_logprobs": top}]}}
+
+    with openai_endpoint(weighted_judge) as base_url:
+        judge = {"kind": "openai", "model": "gpt-4-1106-preview", "base_url": base_url, "api_key_env": None,
+                 "max_retries": 0, "max_tokens": 1}
+        bench = tiny_bench("alpaca_eval2", tmp_path, rows, judges={"annotator": judge},
+                           options={"fit_context": False, "reference": {"files": {"eval": str(turbo)}}})
+        result = alpacaeval.run(bench, scripted_ctx(tmp_path, {k: "policy answer" for k in p_policy}))
+    assert sorted(i for i, _ in shown) == sorted(p_policy)
+    for instruction, outputs in shown:
+        assert sorted(outputs) == sorted([f"turbo {instruction}", "policy answer"]), outputs
+    assert result["metrics"]["win_rate"] == pytest.approx(100 * sum(p_policy.values()) / 3)
 
 
 def test_alpaca_eval1_replies_go_to_alpaca_evals_own_parser_and_unparseable_ones_are_counted(tmp_path):
