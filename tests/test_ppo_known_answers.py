@@ -75,8 +75,14 @@ def test_one_update_moves_the_values_to_the_returns_and_the_policy_along_its_adv
     returns, advantages, old_logprobs = b.returns.clone(), b.advantages.clone(), b.logprobs.clone()
     value_error = lambda values: float(ppo.masked_mean((values - returns) ** 2, mask))  # noqa: E731
     before = value_error(b.values)
-    trainer.update(b, 0)
-    assert trainer.global_step == 1
+    minibatches, backward = [], trainer.backward_minibatch
+    trainer.backward_minibatch = lambda batch, rows, *a: (minibatches.append(rows.tolist()), backward(batch, rows, *a))[1]
+    try:
+        trainer.update(b, 0)
+    finally:
+        del trainer.backward_minibatch
+    # one PPO epoch: every row once, in minibatches of effective_batch_size, one optimiser step each
+    assert [sorted(m) for m in minibatches] == [[0, 1, 2, 3]] and trainer.global_step == 1
     logprobs, values, _, _ = trainer.forward_rows(b, torch.arange(4))
     # the value loss falls: the value model moved toward the returns (a flipped value-loss sign moves it away)
     assert value_error(values) < before, (before, value_error(values))

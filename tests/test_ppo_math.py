@@ -5,7 +5,8 @@ import math
 import pytest
 import torch
 
-from harness.train.ppo import eos_trick, gae, masked_whiten, per_token_rewards, policy_loss, response_mask, value_loss
+from harness.train.ppo import (eos_trick, gae, loss_normaliser, masked_whiten, per_token_rewards, policy_loss, response_mask,
+                               value_loss)
 
 T = torch.tensor
 
@@ -95,7 +96,35 @@ def test_response_mask_ends_at_the_first_eos():
     mask, ended = response_mask(T([[5, 7, eos, pad], [5, 6, 7, 8]]), eos)
     close(mask, [[1, 1, 1, 0], [1, 1, 1, 1]])
     assert ended.tolist() == [True, False]
+    # each row ends at its own first EOS
+    mask, ended = response_mask(T([[5, eos, pad, pad], [5, 6, eos, pad]]), eos)
+    close(mask, [[1, 1, 0, 0], [1, 1, 1, 0]])
+    assert ended.tolist() == [True, True]
     # a tokenizer whose pad token is EOS (Llama / Tulu 2): generate pads finished rows with EOS
     mask, ended = response_mask(T([[5, eos, eos, eos]]), eos)
     close(mask, [[1, 1, 0, 0]])
     assert ended.tolist() == [True]
+
+
+class TwoProcesses:
+    """accelerate.Accelerator's `reduce` and `num_processes` as one of 2 data-parallel processes sees them: the other
+    process contributes `other` to every reduction."""
+
+    num_processes = 2
+
+    def __init__(self, other: float):
+        self.other = other
+
+    def reduce(self, tensor, reduction="sum"):
+        both = tensor + self.other
+        return {"sum": both, "mean": both / 2}[reduction]
+
+
+def test_loss_normaliser_is_the_minibatch_tokens_of_all_processes_over_their_number():
+    # 3 response tokens here, 5 on the other process: every process divides its token sums by 8 / 2, so the
+    # process-averaged gradient is that of one mean over the 8 tokens
+    mask = T([[1, 1, 0], [1, 0, 0]])
+    assert float(loss_normaliser(mask, TwoProcesses(other=5.0))) == pytest.approx(4.0)
+    # at least one token: a minibatch of empty responses divides by 1, not 0
+    assert float(loss_normaliser(torch.zeros(2, 3), TwoProcesses(other=0.0))) == pytest.approx(0.5)
+    assert float(loss_normaliser(T([[1, 0, 0]]), TwoProcesses(other=0.0))) == pytest.approx(0.5)
