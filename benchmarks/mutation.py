@@ -18,6 +18,7 @@ survived, equivalent and not reached by any mapped test, and lists every survivi
 from __future__ import annotations
 
 import argparse
+import ast
 import fnmatch
 import json
 import os
@@ -63,6 +64,23 @@ MODULES: dict[str, tuple[list[str], list[str] | None]] = {
 }
 
 
+# Fixtures that train or build a model (minutes on 2 cores, again in every mutant's test run): tests that use them,
+# directly or through a fixture of their file, are left out of the mutants' tests.
+SLOW_FIXTURES = {"tiny_base", "tiny_reward_model", "shared_stages", "run_config"}
+
+
+def slow_tests(test_file: str) -> list[str]:
+    """Node ids of the tests of `test_file` that use a slow fixture."""
+    tree = ast.parse((ROOT / test_file).read_text())
+    functions = {n.name: n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
+    params = {name: {a.arg for a in f.args.args} for name, f in functions.items()}
+
+    def slow(name: str, seen: frozenset = frozenset()) -> bool:
+        return any(p in SLOW_FIXTURES or (p in params and p not in seen and slow(p, seen | {p})) for p in params[name])
+
+    return [f"{test_file}::{name}" for name in params if name.startswith("test_") and slow(name)]
+
+
 def mutant_patterns(module: str, functions: list[str] | None) -> list[str]:
     """mutmut's names of the mutants of `functions` (Class.method or function) of `module`."""
     dotted = module.removesuffix(".py").replace("/", ".").removesuffix(".__init__")
@@ -98,7 +116,8 @@ def scratch_copy(module: str) -> Path:
             shutil.copy2(src, dst)
     config = {
         "source_paths": ["harness"], "only_mutate": [module], "also_copy": ["conf", "sweeps", "hydra_plugins"],
-        "pytest_add_cli_args_test_selection": MODULES[module][0],
+        "pytest_add_cli_args_test_selection": [*MODULES[module][0],
+                                               *(f"--deselect={t}" for f in MODULES[module][0] for t in slow_tests(f))],
         "pytest_add_cli_args": ["-p", "no:cacheprovider", "-q", "-x"],
         # torch is not fork-safe: workers fork from a server that imported nothing but the test runner
         "process_isolation": "forkserver",
