@@ -88,3 +88,59 @@ def test_one_update_moves_the_values_to_the_returns_and_the_policy_along_its_adv
     assert value_error(values) < before, (before, value_error(values))
     # the surrogate rises: tokens with positive advantage became likelier, negative ones less likely
     assert float(ppo.masked_mean(advantages * (logprobs - old_logprobs), mask)) > 0
+
+
+def test_a_minibatchs_gradient_is_that_of_its_one_loss_whatever_the_micro_batches(trainer):
+    """backward_minibatch accumulates micro-batches (each divided by the minibatch's token count): the sum is the
+    gradient of one loss, policy + vf_coef x value, a token mean over the whole minibatch, taken here in one pass."""
+    b = three_token_rollout(trainer, rows=4)
+    b.mask = T([[1, 1, 1], [1, 1, 0], [1, 0, 0], [1, 1, 1]])  # lengths differ: per-row and per-token means differ
+    b.rm_scores = T([2.0, 1.0, -1.0, 0.5])
+    with trainer.compute():
+        trainer.forward_rollout(b)
+    trainer.advantages(b)
+    rows, mask, q = torch.arange(4), b.mask.float(), b.query.shape[1]
+    params = [p for p in trainer.model.parameters() if p.requires_grad]
+
+    def gradient(micro_size=None) -> torch.Tensor:
+        trainer.optimizer.zero_grad()
+        if micro_size is None:  # the one loss, by hand
+            with trainer.compute():
+                logits, values = trainer.model(*b.inputs(rows))
+            logprobs = torch.log_softmax(ppo.response_slice(logits, q).float(), -1).gather(-1, b.response[:, :, None])[..., 0]
+            pg, _, _ = ppo.policy_loss(logprobs, b.logprobs, b.advantages, mask, trainer.alg.cliprange)
+            vf, _ = ppo.value_loss(ppo.response_slice(values, q).float(), b.values, b.returns, mask, trainer.alg.cliprange_value)
+            (pg + trainer.alg.vf_coef * vf).backward()
+        else:
+            trainer.backward_minibatch(b, rows, micro_size)
+        grad = torch.cat([p.grad.flatten() for p in params if p.grad is not None])
+        trainer.optimizer.zero_grad()
+        return grad
+
+    whole = gradient()
+    assert whole.abs().max() > 0
+    for size in (1, 2, 4):
+        assert torch.allclose(gradient(size), whole, rtol=1e-4, atol=1e-7), size
+
+
+def test_the_minibatch_order_depends_on_the_seed_and_iteration_only(trainer):
+    """A resumed run draws the same minibatches as an uninterrupted one: their order comes from (seed, iteration),
+    not from the global random state."""
+    b = three_token_rollout(trainer, rows=4)
+    b.rm_scores = T([2.0, 1.0, -1.0, 0.5])
+    with trainer.compute():
+        trainer.forward_rollout(b)
+    trainer.advantages(b)
+
+    def order(iteration: int, global_seed: int) -> list[int]:
+        seen, backward = [], trainer.backward_minibatch
+        trainer.backward_minibatch = lambda batch, rows, *a: (seen.append(rows.tolist()), backward(batch, rows, *a))[1]
+        torch.manual_seed(global_seed)
+        try:
+            trainer.update(b, iteration)
+        finally:
+            del trainer.backward_minibatch
+        return seen[0]
+
+    assert order(0, global_seed=1) == order(0, global_seed=2)
+    assert order(1, global_seed=1) == order(1, global_seed=3)
