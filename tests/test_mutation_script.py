@@ -50,14 +50,18 @@ def test_the_report_counts_killed_survived_and_equivalent_mutants(tmp_path, monk
         "tests": ["tests/test_sweep_cost.py"], "functions": None, "commit": "abc",
         "counts": {"killed": 7, "timeout": 1, "survived": 2},
         "survivors": {"harness.sweep.cost.x_gpu_hours__mutmut_1": {"status": "survived", "diff": diff},
-                      "harness.sweep.cost.x_gpu_hours__mutmut_2": {"status": "survived", "diff": diff.replace("1.0", "2.0")}}}}
+                      "harness.sweep.cost.x_gpu_hours__mutmut_2": {"status": "survived", "diff": diff.replace("1.0", "2.0")},
+                      "harness.sweep.cost.x_gpu_hours__mutmut_3": {"status": "survived", "diff": diff.replace("1.0", "3.0")}}}}
+    results["harness/sweep/cost.py"]["counts"]["survived"] = 3
     (tmp_path / "results.json").write_text(json.dumps(results))
-    (tmp_path / "equivalent.toml").write_text('[[equivalent]]\nfunction = "harness.sweep.cost.x_gpu_hours"\n'
-                                              'mutated = "return 2.0"\nreason = "never read"\n')
+    (tmp_path / "equivalent.toml").write_text(
+        '[[equivalent]]\nfunction = "harness.sweep.cost.x_gpu_hours"\nmutated = "return 2.0"\nreason = "never read"\n'
+        '[[equivalent]]\nfunction = "harness.sweep.cost.x_gpu_hours"\nmutated = "return 3.0"\nkilled_by = "tests/x.py"\n')
     for name, file in (("RESULTS", "results.json"), ("REPORT", "report.md"), ("EQUIVALENT", "equivalent.toml")):
         monkeypatch.setattr(mutation, name, tmp_path / file)
     assert mutation.main(["--report"]) == 0
     report = (tmp_path / "report.md").read_text()
-    # 8 killed (a timeout kills), 1 survived, 1 equivalent: 8 / 9 of the non-equivalent
-    assert "| `harness/sweep/cost.py` | 10 | 8 | 1 | 0 | 1 | 89% |" in report
+    # 9 killed (a timeout, and one by a slow test), 1 survived, 1 equivalent: 9 / 10 of the non-equivalent
+    assert "| `harness/sweep/cost.py` | 11 | 9 | 1 | 0 | 1 | 90% |" in report
     assert "x_gpu_hours__mutmut_1" in report and "equivalent `harness.sweep.cost.x_gpu_hours__mutmut_2`" in report
+    assert "killed by a slow test, checked by hand: `harness.sweep.cost.x_gpu_hours__mutmut_3`" in report
