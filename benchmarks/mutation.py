@@ -121,6 +121,9 @@ def scratch_copy(module: str) -> Path:
         "pytest_add_cli_args": ["-p", "no:cacheprovider", "-q", "-x"],
         # torch is not fork-safe: workers fork from a server that imported nothing but the test runner
         "process_isolation": "forkserver",
+        # what a log line or a console line says changes no number
+        "do_not_mutate_patterns": [r"^\s*(log|logger|logging)\.(debug|info|warning|error|exception)\(", r"^\s*print\(",
+                                   r"^\s*console\.\w+\("],
     }
     lines = ["", "[tool.mutmut]"] + [f"{k} = {json.dumps(v)}" for k, v in config.items()]
     with open(where / "pyproject.toml", "a") as f:
@@ -234,13 +237,14 @@ def main(argv: list[str] | None = None) -> int:
                         "not only those MODULES lists")
     parser.add_argument("--report", action="store_true", help="only rewrite the report from the results kept")
     args = parser.parse_args(argv)
-    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    load = lambda: json.loads(RESULTS.read_text()) if RESULTS.exists() else {}  # noqa: E731
     if not args.report:
         modules = changed_since(args.changed) if args.changed else pick(args.paths) if args.paths else list(MODULES)
         for module in modules:
-            results[module] = run_module(module, args.jobs, args.all_functions)
+            result = run_module(module, args.jobs, args.all_functions)
+            results = load() | {module: result}  # read again: another run may have written other modules meanwhile
             RESULTS.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
-            write_report(results)
+    results = load()
     write_report(results)
     print(REPORT.read_text().split("## Survivors")[0])
     return 0
