@@ -222,6 +222,14 @@ def test_paper_suite_maps_eleven_benchmarks_onto_six_categories():
     assert average(cats) != pytest.approx(sum(scores.values()) / 11)  # categories first, then their mean
 
 
+def test_a_category_with_a_failed_or_absent_benchmark_has_no_score_and_no_average_follows():
+    category_of = {"gsm8k": "reasoning", "bbh": "reasoning", "ifeval": "inst_following", "mmlu": "factuality"}
+    cats = category_scores({"gsm8k": 50.0, "bbh": None, "ifeval": 70.0}, category_of)  # bbh failed, mmlu absent
+    assert cats == {"factuality": None, "reasoning": None, "coding": None, "truthfulness": None, "safety": None,
+                    "inst_following": 70.0}
+    assert average(cats) is None
+
+
 def test_bon_suite_is_the_papers_best_of_n_subset():
     benches = compose("eval=bon").eval.benchmarks
     assert set(benches) == {"gsm8k", "bbh", "humaneval_plus", "ifeval", "alpaca_eval1", "alpaca_eval2", "xstest"}
