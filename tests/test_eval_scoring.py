@@ -209,6 +209,20 @@ def test_length_control_discounts_wins_that_come_from_longer_outputs():
     assert 0.0 <= metrics["length_controlled_winrate"] <= 100.0
 
 
+def test_length_controlled_win_rate_by_hand_at_equal_lengths_and_on_symmetric_data():
+    """The GLM predicts the win rate at zero length difference: with every pair of equal length there is no length
+    effect, so it is the plain win rate, (5 wins + 1/2 a draw) / 8 = 68.75 (alpaca_eval's 0.0 is a draw; a row's other
+    empty fields drop nothing); with wins that follow length symmetrically (the longer output wins 3 of 4 either way)
+    the policy is even at equal length: 50."""
+    equal = [{"preference": p, "output_1": "r" * 40, "output_2": "m" * 40, "price_per_example": None if p == 1 else 0.01}
+             for p in [2.0] * 5 + [1.0] * 2 + [0.0]]
+    assert alpacaeval.win_rates(equal, None, 0)["win_rate"] == pytest.approx(68.75)
+    assert alpacaeval.length_controlled_minimal(equal, 0) == pytest.approx(68.75, abs=0.5)
+    symmetric = [{"preference": p, "output_1": "r" * 50, "output_2": "m" * (70 if longer else 30)}
+                 for longer, p in [(True, 2.0)] * 3 + [(True, 1.0)] + [(False, 1.0)] * 3 + [(False, 2.0)]]
+    assert alpacaeval.length_controlled_minimal(symmetric, 0) == pytest.approx(50.0, abs=0.01)
+
+
 # ------------------------------------------------------------------------------------------------ aggregation
 def test_paper_suite_maps_eleven_benchmarks_onto_six_categories():
     benches = compose("eval=paper").eval.benchmarks
