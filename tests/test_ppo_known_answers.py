@@ -142,5 +142,7 @@ def test_the_minibatch_order_depends_on_the_seed_and_iteration_only(trainer):
             del trainer.backward_minibatch
         return seen[0]
 
+    steps = trainer.global_step
     assert order(0, global_seed=1) == order(0, global_seed=2)
     assert order(1, global_seed=1) == order(1, global_seed=3)
+    assert trainer.global_step == steps + 4  # one optimiser step per update (one minibatch each)
