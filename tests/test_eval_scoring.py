@@ -386,6 +386,17 @@ def test_alpaca_eval2_judges_against_gpt4_turbo_and_its_win_rate_is_the_judges_m
     assert result["metrics"]["win_rate"] == pytest.approx(100 * sum(p_policy.values()) / 3)
 
 
+def test_an_annotator_config_is_alpaca_evals_own_without_its_completion_function(tmp_path):
+    path, cfg = alpacaeval.annotator_config("alpaca_eval_gpt4", tmp_path)
+    assert "fn_completions" not in cfg and "completions_kwargs" not in cfg and cfg["batch_size"] == 1
+    assert alpacaeval.annotator_config("alpaca_eval_gpt4", tmp_path)[0] == path  # written again (a recompute)
+    with pytest.raises(ValueError, match="alpaca_eval has no annotator 'no_such_annotator'; e.g. alpaca_eval_gpt4"):
+        alpacaeval.annotator_config("no_such_annotator", tmp_path)
+    with pytest.raises(ValueError, match="annotator 'lmsys_gpt4' uses parser 'lmsys_parser'; the harness's judges "
+                                         "answer ranking_parser and logprob_parser annotators"):
+        alpacaeval.annotator_config("lmsys_gpt4", tmp_path)
+
+
 def test_alpaca_eval1_replies_go_to_alpaca_evals_own_parser_and_unparseable_ones_are_counted(tmp_path):
     from alpaca_eval.completion_parsers import ranking_parser
 
