@@ -48,6 +48,14 @@ def test_advantage_whitening_by_hand():
     close(masked_whiten(T([1.0, 2.0, 3.0, 100.0]), T([1.0, 1.0, 1.0, 0.0]), shift_mean=False), [1.0, 2.0, 3.0, 0.0], 1e-4)
 
 
+def test_whitening_two_values_one_value_and_equal_values():
+    # two values: mean 2, unbiased variance (1 + 1) / (2 - 1) = 2, so +-1 / sqrt(2)
+    close(masked_whiten(T([1.0, 3.0, 7.0]), T([1.0, 1.0, 0.0])), [-(0.5 ** 0.5), 0.5 ** 0.5, 0.0], 1e-4)
+    # one value, or values all equal: nothing to scale, zeros (never NaN from a zero or undefined variance)
+    close(masked_whiten(T([5.0, 7.0]), T([1.0, 0.0])), [0.0, 0.0])
+    close(masked_whiten(T([2.0, 2.0, 2.0]), T([1.0, 1.0, 1.0])), [0.0, 0.0, 0.0])
+
+
 def test_eos_trick_replaces_the_score_of_unfinished_responses():
     scores, ended = T([1.5, 2.0, -3.0]), T([True, False, True])
     close(eos_trick(scores, ended, -10.0), [1.5, -10.0, -3.0])
