@@ -20,6 +20,7 @@ from omegaconf import OmegaConf
 from conftest import compose
 from fake_openai import joined_text, openai_endpoint
 from harness.eval import alpacaeval, code, lm_eval_runner, toxigen, xstest
+from harness.eval.alpacaeval import RANKINGS
 from harness.eval.categories import average, category_scores
 from harness.eval.sources import data_path, load_rows
 from harness.eval.suite import EvalContext, LazyPolicy
@@ -352,15 +353,21 @@ def test_alpaca_eval_annotator_prompts_are_alpaca_evals_byte_for_byte(tmp_path, 
 
 
 def test_alpaca_eval2_judges_against_gpt4_turbo_and_its_win_rate_is_the_judges_mean_probability(tmp_path):
-    """AlpacaEval 2's baseline is GPT-4-Turbo's output for each instruction (options.reference, joined by instruction),
-    never the eval split's text-davinci-003 outputs (AlpacaEval 1's); the weighted annotator's preference is the
-    judge's probability of the policy's identifier ("m" or "M", whichever alpaca_eval gave it), so the win rate is
-    100 x their mean: (0.9 + 0.25 + 0.5) / 3 = 55."""
-    p_policy = {"Name a colour.": 0.9, "Name a fruit.": 0.25, "Name a city.": 0.5}
+    """The paper's AlpacaEval 2, its rows and references read from the offline mirror: the baseline is GPT-4-Turbo's
+    output for each instruction (options.reference: the hub set's `alpaca_eval_gpt4_baseline` config, joined by
+    instruction), never the eval split's text-davinci-003 outputs (AlpacaEval 1's); the weighted annotator's preference
+    is the judge's probability of the policy's identifier ("m" or "M", whichever alpaca_eval gave it; a judge naming
+    only one token gives it probability 1), so the win rate is 100 x their mean: (0.9 + 0.25 + 1) / 3 = 75."""
+    from datasets import Dataset
+
+    from harness.data.mirror import add_to_mirror
+
+    p_policy = {"Name a colour.": 0.9, "Name a fruit.": 0.25, "Name a city.": 1.0}
+    rev, mirror = "0123456789abcdef0123456789abcdef01234567", tmp_path / "mirror"
     rows = [{"instruction": k, "output": f"davinci {k}", "generator": "text_davinci_003", "dataset": "x"} for k in p_policy]
-    turbo = tmp_path / "gpt4_turbo.jsonl"  # another order: joined by instruction, not by position
-    turbo.write_text("".join(json.dumps({"instruction": k, "output": f"turbo {k}", "generator": "gpt4_turbo"}) + "\n"
-                             for k in reversed(p_policy)))
+    turbo = [{"instruction": k, "output": f"turbo {k}", "generator": "gpt4_turbo", "dataset": "x"} for k in reversed(p_policy)]
+    add_to_mirror(mirror, "tatsu-lab/alpaca_eval", "alpaca_eval", "eval", rev, Dataset.from_list(rows))
+    add_to_mirror(mirror, "tatsu-lab/alpaca_eval", "alpaca_eval_gpt4_baseline", "eval", rev, Dataset.from_list(turbo))
     shown = []
 
     def weighted_judge(body: dict) -> dict:
@@ -368,22 +375,53 @@ def test_alpaca_eval2_judges_against_gpt4_turbo_and_its_win_rate_is_the_judges_m
         instruction = next(k for k in p_policy if f'"""{k}"""' in text)
         shown.append((instruction, re.findall(r'"output": """(.*?)"""', text)))
         policy_id = re.search(r'"model_identifier": "(\w)",\s*"output": """policy answer"""', text).group(1)
-        other = "m" if policy_id == "M" else "M"
-        p = p_policy[instruction]
-        top = [{"token": policy_id, "logprob": math.log(p)}, {"token": other, "logprob": math.log(1 - p)}]
+        other, p = ("m" if policy_id == "M" else "M"), p_policy[instruction]
+        top = [{"token": policy_id, "logprob": math.log(p)}] + ([{"token": other, "logprob": math.log(1 - p)}] if p < 1 else [])
         return {"message": {"role": "assistant", "content": policy_id},
                 "logprobs": {"content": [{"token": policy_id, "top_logprobs": top}]}}
 
     with openai_endpoint(weighted_judge) as base_url:
         judge = {"kind": "openai", "model": "gpt-4-1106-preview", "base_url": base_url, "api_key_env": None,
                  "max_retries": 0, "max_tokens": 1}
-        bench = tiny_bench("alpaca_eval2", tmp_path, rows, judges={"annotator": judge},
-                           options={"fit_context": False, "reference": {"files": {"eval": str(turbo)}}})
-        result = alpacaeval.run(bench, scripted_ctx(tmp_path, {k: "policy answer" for k in p_policy}))
+        bench = OmegaConf.merge(compose("eval=paper").eval.benchmarks.alpaca_eval2,
+                                {"revision": rev, "judges": {"annotator": judge}, "metric": "win_rate",
+                                 "options": {"fit_context": False, "lc_glm": None}})
+        ctx = EvalContext(tmp_path / "stage", LazyPolicy(lambda: ScriptedLM({k: "policy answer" for k in p_policy})),
+                          batch_size=1, mirror=str(mirror))
+        result = alpacaeval.run(bench, ctx)
     assert sorted(i for i, _ in shown) == sorted(p_policy)
     for instruction, outputs in shown:
         assert sorted(outputs) == sorted([f"turbo {instruction}", "policy answer"]), outputs
     assert result["metrics"]["win_rate"] == pytest.approx(100 * sum(p_policy.values()) / 3)
+
+
+class ScriptedChooser:
+    """A judge as the runners see it (harness.eval.judges.Verdicts: `kind`, `choose(prompts, options)`), answering
+    with scripted verdicts, one per prompt in order."""
+
+    kind = "hf"
+
+    def __init__(self, verdicts: list[dict[str, float]]):
+        self.verdicts = verdicts
+
+    def choose(self, prompts, options):
+        assert all(set(v) <= set(options) for v in self.verdicts)
+        return self.verdicts[: len(prompts)]
+
+
+def test_a_local_judges_verdicts_become_alpaca_evals_completions(tmp_path):
+    # ranking annotator: the likelier ranking's text (RANKINGS[1] would win a string comparison), "[]" without a verdict
+    _, ranking = alpacaeval.annotator_config("alpaca_eval_gpt4", tmp_path / "ranking")
+    fn = alpacaeval.completion_fn(ScriptedChooser([{RANKINGS[1]: 0.7, RANKINGS[2]: 0.3}, {}]), ranking)
+    prompts = ["<|im_start|>user\nfirst\n<|im_end|>", "<|im_start|>user\nsecond\n<|im_end|>"]  # alpaca_eval's ChatML
+    assert fn(prompts) == {"completions": [RANKINGS[1], "[]"]}
+    # weighted annotator: the likelier token ("m" would win a string comparison) and every option's log-probability,
+    # an option of probability 0 left out (log 0)
+    _, weighted = alpacaeval.annotator_config("weighted_alpaca_eval_gpt4_turbo", tmp_path / "weighted")
+    out = alpacaeval.completion_fn(ScriptedChooser([{"m": 0.25, "M": 0.75}, {"m": 1.0, "M": 0.0}]), weighted)(prompts)
+    assert out["completions"] == ["M", "m"]
+    assert [c["logprobs"]["content"][0]["top_logprobs"] for c in out["completions_all"]] == [
+        [{"token": "m", "logprob": math.log(0.25)}, {"token": "M", "logprob": math.log(0.75)}], [{"token": "m", "logprob": 0.0}]]
 
 
 def test_an_annotator_config_is_alpaca_evals_own_without_its_completion_function(tmp_path):
