@@ -31,6 +31,20 @@ def test_gae_and_returns_by_hand():
     close(adv, [[1.0, 0.0, 0.5]])
 
 
+def test_gae_of_one_token_responses():
+    # a batch of one-token responses: the advantage is the reward minus the value, the return the reward
+    adv, ret = gae(T([[1.0], [-2.0]]), T([[0.5], [0.0]]), T([[1.0], [1.0]]), gamma=1.0, lam=0.95)
+    close(adv, [[0.5], [-2.0]])
+    close(ret, [[1.0], [-2.0]])
+
+
+def test_masked_mean_of_one_entry_and_over_a_given_count():
+    from harness.train.ppo import masked_mean
+
+    assert float(masked_mean(T([3.0, 9.0]), T([1.0, 0.0]))) == pytest.approx(3.0)
+    assert float(masked_mean(T([3.0, 9.0]), T([1.0, 1.0]), tokens=4)) == pytest.approx(3.0)  # a share of 4 tokens
+
+
 def test_gae_ignores_padding_after_the_response():
     # The padded position's value (9.9) must not leak: the value after the last real token is 0.
     adv, ret = gae(T([[1.0, 2.0, 0.0]]), T([[0.5, 1.0, 9.9]]), T([[1.0, 1.0, 0.0]]), gamma=1.0, lam=0.95)
@@ -97,6 +111,12 @@ def test_clipped_value_loss_by_hand():
     loss, clipfrac = value_loss(values, old, returns, torch.ones(3), clip=0.2)
     assert loss.item() == pytest.approx(0.5 * (0.64 + 0.81 + 0.64) / 3, abs=1e-6)
     assert clipfrac.item() == pytest.approx(2 / 3)
+    # the clip is around the old values: from 1.0, 1.5 is clipped to 1.2 (error 0.64 > 0.25); 0.9 is within it
+    loss, clipfrac = value_loss(T([1.5, 0.9]), T([1.0, 1.0]), T([2.0, 0.0]), torch.ones(2), clip=0.2)
+    assert loss.item() == pytest.approx(0.5 * (0.64 + 0.81) / 2, abs=1e-6) and clipfrac.item() == pytest.approx(0.5)
+    # a micro-batch's share of a minibatch of 4 tokens (loss_normaliser): its sums over 4, clip fraction included
+    loss, clipfrac = value_loss(T([1.5, 0.9]), T([1.0, 1.0]), T([2.0, 0.0]), torch.ones(2), clip=0.2, tokens=4)
+    assert loss.item() == pytest.approx(0.5 * (0.64 + 0.81) / 4, abs=1e-6) and clipfrac.item() == pytest.approx(0.25)
 
 
 def test_response_mask_ends_at_the_first_eos():
