@@ -6,6 +6,7 @@ benchmarks/mutation-equivalent.toml). Not in CI: a module takes minutes to hours
     python benchmarks/mutation.py                           # every module of MODULES, in order
     python benchmarks/mutation.py harness/train/ppo.py      # just these modules (paths or prefixes: harness/eval)
     python benchmarks/mutation.py --changed main            # the modules a change touched (git diff main)
+    python benchmarks/mutation.py --survivors harness/eval  # only the mutants that survived last time (tests added)
     python benchmarks/mutation.py --report                  # only rewrite the report from the results kept
 
 Each module runs in a fresh scratch copy of the working tree (.mutation/<module>/, git-ignored), against the tests
@@ -135,10 +136,14 @@ STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests"
           -24: "timeout", 152: "timeout", 255: "timeout", -9: "timeout", -11: "segfault", None: "not checked"}
 
 
-def run_module(module: str, jobs: int, every_function: bool) -> dict:
+def run_module(module: str, jobs: int, every_function: bool, previous: dict | None = None) -> dict:
+    """Every mutant of the module's functions, or with `previous` (its last result) only the mutants that survived it
+    (after tests were added), the rest of its counts kept."""
     tests, functions = MODULES[module]
     functions = None if every_function else functions
     patterns = mutant_patterns(module, functions)
+    if previous is not None:
+        functions, patterns = previous.get("functions"), sorted(previous["survivors"])
     where = scratch_copy(module)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"OMP_NUM_THREADS": "1"}
     print(f"[mutation] {module}: {', '.join(functions) if functions else 'every function'}; tests {tests} "
@@ -154,6 +159,10 @@ def run_module(module: str, jobs: int, every_function: bool) -> dict:
     codes = {name: code for name, code in json.loads(meta.read_text())["exit_code_by_key"].items()
              if not patterns or any(fnmatch.fnmatch(name, p) for p in patterns)}
     survivors, counts = {}, {}
+    if previous is not None:  # the previous counts, less the survivors tested again
+        counts = dict(previous["counts"])
+        for name, old in previous["survivors"].items():
+            counts[old["status"]] -= 1
     for name, code in sorted(codes.items()):
         status = STATUS.get(code, "suspicious")
         counts[status] = counts.get(status, 0) + 1
@@ -235,13 +244,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=1, help="mutants tested at once (default 1)")
     parser.add_argument("--all-functions", action="store_true", help="mutate every function of the modules named, "
                         "not only those MODULES lists")
+    parser.add_argument("--survivors", action="store_true", help="test again only the mutants that survived the "
+                        "last run of each module (after adding tests), keeping its other counts")
     parser.add_argument("--report", action="store_true", help="only rewrite the report from the results kept")
     args = parser.parse_args(argv)
     load = lambda: json.loads(RESULTS.read_text()) if RESULTS.exists() else {}  # noqa: E731
     if not args.report:
         modules = changed_since(args.changed) if args.changed else pick(args.paths) if args.paths else list(MODULES)
         for module in modules:
-            result = run_module(module, args.jobs, args.all_functions)
+            previous = load().get(module) if args.survivors else None
+            if args.survivors and not (previous and previous["survivors"]):
+                continue
+            result = run_module(module, args.jobs, args.all_functions, previous)
             results = load() | {module: result}  # read again: another run may have written other modules meanwhile
             RESULTS.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
     results = load()
