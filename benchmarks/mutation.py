@@ -65,6 +65,9 @@ MODULES: dict[str, tuple[list[str], list[str] | None]] = {
 }
 
 
+# Modules whose functions also run at import (grid.py builds the tables from row()/mean_difference()): their mutants'
+# tests import everything afresh with the mutant switched on (slower), instead of forking a process that imported them.
+IMPORT_TIME = {"harness/report/grid.py"}
 # Fixtures that train or build a model (minutes on 2 cores, again in every mutant's test run): tests that use them,
 # directly or through a fixture of their file, are left out of the mutants' tests.
 SLOW_FIXTURES = {"tiny_base", "tiny_reward_model", "shared_stages", "run_config"}
@@ -122,6 +125,7 @@ def scratch_copy(module: str) -> Path:
         "pytest_add_cli_args": ["-p", "no:cacheprovider", "-q", "-x"],
         # torch is not fork-safe: workers fork from a server that imported nothing but the test runner
         "process_isolation": "forkserver",
+        "forkserver_warmup": "none" if module in IMPORT_TIME else "collect",
         # what a log line or a console line says changes no number
         "do_not_mutate_patterns": [r"^\s*(log|logger|logging)\.(debug|info|warning|error|exception)\(", r"^\s*print\(",
                                    r"^\s*console\.\w+\("],
