@@ -435,6 +435,46 @@ def test_an_annotator_config_is_alpaca_evals_own_without_its_completion_function
         alpacaeval.annotator_config("lmsys_gpt4", tmp_path)
 
 
+class ContextLM(ScriptedLM):
+    """A scripted policy with a context of 64 tokens (a word each) that records each request's max_gen_toks."""
+
+    max_length = 64
+
+    def __init__(self, responses: dict[str, str]):
+        super().__init__(responses)
+        self.max_gen_toks = []
+
+    def tok_encode(self, text: str) -> list[str]:
+        return text.split()
+
+    def generate_until(self, requests):
+        self.max_gen_toks += [r.args[1]["max_gen_toks"] for r in requests]
+        return super().generate_until(requests)
+
+
+def test_alpaca_eval_asks_for_what_the_context_leaves_and_keeps_the_cap_with_the_generation_cache(tmp_path):
+    """options.fit_context: open-instruct's 8192 new tokens capped at the context (64) minus the longest prompt (its
+    rendered words in the scripted chat format), the cap also kept in the policy's generation
+    cache (a recompute or another benchmark then needs no tokenizer)."""
+    rows = [{"instruction": k, "output": "reference answer", "generator": "text_davinci_003", "dataset": "x"}
+            for k in ("Name a colour.", "Name a fruit.")]
+    policy = ContextLM({k["instruction"]: "policy answer" for k in rows})
+    ctx = EvalContext(tmp_path / "stage", LazyPolicy(lambda: policy), batch_size=1, generations=tmp_path / "generations",
+                      name="alpaca_eval1")
+    judge = {"kind": "openai", "model": "gpt-4", "base_url": "http://127.0.0.1:9/v1", "api_key_env": None}
+    bench = tiny_bench("alpaca_eval1", tmp_path, rows, judges={"annotator": judge}, options={"fit_context": True},
+                       generation={"max_new_tokens": 8192})
+    with openai_endpoint(lambda body: {"message": {"role": "assistant", "content": RANKED_2_FIRST}}) as base_url:
+        bench.judges.annotator.base_url = base_url
+        alpacaeval.run(bench, ctx)
+    from harness.eval.generation import chat_prompt
+
+    longest = max(len(chat_prompt(policy, r["instruction"]).split()) for r in rows)
+    assert policy.max_gen_toks == [64 - longest] * 2
+    [cap] = (tmp_path / "generations").glob("context_cap-*.json")
+    assert json.loads(cap.read_text())["max_new_tokens"] == 64 - longest
+
+
 def test_alpaca_eval1_replies_go_to_alpaca_evals_own_parser_and_unparseable_ones_are_counted(tmp_path):
     from alpaca_eval.completion_parsers import ranking_parser
 
