@@ -55,7 +55,7 @@ MODULES: dict[str, tuple[list[str], list[str] | None]] = {
     "harness/eval/lm_eval_runner.py": (["tests/test_eval_known_answers.py", "tests/test_eval_scoring.py"], None),
     "harness/eval/openinstruct.py": (["tests/test_eval_scoring.py"], None),
     "harness/report/grid.py": (["tests/test_report_truth.py", "tests/test_report_models.py"], None),
-    "harness/records/identity.py": (["tests/test_key_completeness.py"], None),
+    "harness/records/identity.py": (["tests/test_identity.py", "tests/test_key_completeness.py"], None),
     "harness/algorithms/__init__.py": (["tests/test_key_completeness.py"], None),
     "harness/train/reward_plan.py": (["tests/test_key_completeness.py"], None),
     "harness/records/stages.py": (["tests/test_stages.py"], None),
