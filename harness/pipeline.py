@@ -190,15 +190,30 @@ def record(cfg, run_id: str, config_hash: str, stages: dict, benchmarks: dict, t
     items = run_items(benchmarks)  # what intervals resample (harness.report.bootstrap)
     write_items(Path(cfg.paths.results), run_id, items)
     upsert_index(Path(cfg.paths.results), index_row(result))
-    tracker.log_metrics({f"eval/{k}": v for k, v in scores.items()} | {f"category/{k}": v for k, v in categories.items()}
-                        | {"average": result["average"]}
-                        | {f"train/{k}": v for k, v in result["training"].items() if isinstance(v, (int, float))})
-    tracker.set_tags({"recorded_at": result["recorded_at"], "git_commit": result["provenance"]["git_commit"],
-                      "stages_digest": stages_digest(result)})
-    tracker.log_dict(result["config"], "config.json")
-    tracker.log_dict(result, "result.json")
-    tracker.log_dict(items, "items.json")
+    log_record(tracker, result, items)
     return result
+
+
+def tracking_tags(axes: dict, config_hash: str, seed: int, run_id: str, sweep: str | None = None) -> dict[str, str]:
+    """The tags a run's MLflow run starts with: its axes, its identity and the tables it fills (reports filter on them)."""
+    tags = axes | {"config_hash": config_hash, "seed": seed, "run_id": run_id} | ({"sweep": sweep} if sweep else {})
+    return {k: str(v) for k, v in (tags | table_tags(axes)).items()}
+
+
+def log_record(tracker: Tracker, result: dict, items: dict | None = None) -> None:
+    """A run's record on its MLflow run: scores, categories, Average and training numbers as metrics, provenance tags,
+    the record itself as an artifact (the MLflow source of `harness.report` reads these)."""
+    scores = {k: b.get("score") for k, b in result["benchmarks"].items()}
+    tracker.log_metrics({f"eval/{k}": v for k, v in scores.items()}
+                        | {f"category/{k}": v for k, v in result["categories"].items()} | {"average": result["average"]}
+                        | {f"train/{k}": v for k, v in result.get("training", {}).items() if isinstance(v, (int, float))})
+    tags = {"recorded_at": result["recorded_at"], "git_commit": result["provenance"]["git_commit"],
+            "stages_digest": stages_digest(result)}
+    tracker.set_tags({k: v for k, v in tags.items() if v is not None})
+    tracker.log_dict(result.get("config", {}), "config.json")
+    tracker.log_dict(result, "result.json")
+    if items is not None:
+        tracker.log_dict(items, "items.json")
 
 
 def writable(paths) -> None:
@@ -254,9 +269,7 @@ def run(cfg: DictConfig) -> dict:
     if cfg.dry_run:  # every check above passed, as for a real run: what it would do, and at what cost
         return dry_run(cfg, run_id, config_hash)
     tracker = Tracker(cfg.tracking, experiment_tags=views.experiment_tags())
-    tags = axes_of(cfg) | {"config_hash": config_hash, "seed": cfg.seed, "run_id": run_id} | ({"sweep": cfg.sweep} if cfg.sweep else {})
-    tags |= table_tags(axes_of(cfg))
-    tracker.start(run_id, params=determining_config(cfg), tags={k: str(v) for k, v in tags.items()},
+    tracker.start(run_id, params=determining_config(cfg), tags=tracking_tags(axes_of(cfg), config_hash, cfg.seed, run_id, cfg.sweep),
                   sweep=cfg.sweep, lock_dir=cfg.paths.results)
     try:
         base, base_info = base_model(cfg.model, cfg.paths.stages)

@@ -94,3 +94,29 @@ def tiny_reward_model(shared_stages, tiny_base):
 
     cfg = compose(f"paths.stages={shared_stages}", "algorithm=ppo", "reward_model=tiny", "tracking=none")
     return reward.obtain(reward.plan(cfg), cfg.paths.stages, Tracker(cfg.tracking), "tests")
+
+
+@pytest.fixture(scope="session")
+def random_tiny(tmp_path_factory):
+    """A tiny policy and reward model with random weights (the tiny architecture and tokenizer, no SFT: built in a
+    second), saved as checkpoints: for known answers computed from the weights themselves, not from training.
+    Returns (policy ModelRef, harness.train.reward_plan.RewardModel)."""
+    import torch
+    from transformers import LlamaForSequenceClassification
+
+    from harness.config.schema import TinyModelSpec
+    from harness.models import ModelRef
+    from harness.tiny.model import build_model, build_tokenizer
+    from harness.train.reward_plan import RewardModel
+
+    root = tmp_path_factory.mktemp("random_tiny")
+    spec = TinyModelSpec()
+    tok = build_tokenizer(spec)
+    policy = build_model(spec, tok)
+    policy.save_pretrained(root / "policy")
+    tok.save_pretrained(root / "policy")
+    torch.manual_seed(1)
+    rm = LlamaForSequenceClassification(policy.config.__class__(**{**policy.config.to_dict(), "num_labels": 1}))
+    rm.save_pretrained(root / "reward_model")
+    tok.save_pretrained(root / "reward_model")
+    return ModelRef(str(root / "policy")), RewardModel(ModelRef(str(root / "reward_model")), "tulu", {})

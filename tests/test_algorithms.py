@@ -113,9 +113,43 @@ def test_ipo_trains_with_its_own_loss_and_moves_the_margin(run_config):
     assert result["axes"]["algorithm"] == "ipo" and result["config"]["algorithm"]["loss_type"] == "ipo"
     training = result["training"]
     assert training["heldout_after_rewards/margins"] > training["heldout_before_rewards/margins"]
-    # a different loss on the same data and recipe trains a different policy stage than DPO
-    dpo = run(run_config("algorithm=dpo", "eval=smoke", "tracking=none", "algorithm.epochs=2"))
-    assert dpo["stages"]["policy"]["key"] != result["stages"]["policy"]["key"]
+    # (that another loss is another policy stage: tests/test_key_completeness.py, every recipe field in its key)
+
+
+def test_ipo_loss_is_the_squared_distance_of_the_margin_from_its_target(random_tiny, tmp_path):
+    """The trainer algorithm=ipo builds computes, on one batch, mean((m - 1/(2 beta))^2), where m is the per-token mean
+    log-ratio (policy over reference) of the chosen side's last message minus the rejected side's (TRL's IPO, length
+    normalised; Azar et al. 2023 Eq. 17), the log-probs taken here from plain forward passes of both models. DPO's
+    sigmoid loss would give -log sigmoid(beta x summed margin) instead."""
+    import torch
+
+    from harness import data
+    from harness.train import dpo
+
+    base, _ = random_tiny
+    cfg = compose("algorithm=ipo", "algorithm.precompute_ref_log_probs=false")
+    pairs = data.load_preferences(cfg.dataset).select(range(3))
+    trainer, _ = dpo.build(cfg.algorithm, base, cfg.model, pairs, None, tmp_path, "none", "ipo-loss", cfg.seed)
+    with torch.no_grad():  # move the policy off the reference, so that the margins are not 0
+        torch.manual_seed(0)
+        for p in trainer.model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(3)])
+    loss = trainer.compute_loss(trainer.model, batch)
+
+    def mean_logprob(model) -> torch.Tensor:  # per sequence: mean log-prob of its completion tokens
+        with torch.no_grad():
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
+        logp = torch.log_softmax(logits.float(), -1).gather(-1, batch["input_ids"][:, 1:, None]).squeeze(-1)
+        mask = batch["completion_mask"][:, 1:].float()
+        return (logp * mask).sum(1) / mask.sum(1)
+
+    ratio = mean_logprob(trainer.model) - mean_logprob(trainer.ref_model)
+    chosen, rejected = ratio.chunk(2)
+    margin = chosen - rejected
+    beta = cfg.algorithm.beta
+    assert margin.abs().min() > 1e-3
+    assert float(loss.detach()) == pytest.approx(float(((margin - 1 / (2 * beta)) ** 2).mean()), rel=1e-4)
 
 
 def test_ipo_refuses_another_loss_type(run_config):

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -31,22 +31,19 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
 # (the runs table renders only the columns inside the window: a wide one shows every column of a view)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_healthy(url: str, server: subprocess.Popen, timeout: float = 240) -> None:
+def wait_healthy(log: Path, server: subprocess.Popen, timeout: float = 240) -> str:
+    """The URL of the server started on port 0 (the port its own socket got, as uvicorn logs it), once healthy."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert server.poll() is None, f"mlflow server exited with {server.returncode}"
+        bound = re.search(r"Uvicorn running on (http://127\.0\.0\.1:\d+)", log.read_text(errors="replace"))
         try:
-            if urllib.request.urlopen(url + "/health", timeout=5).read().strip() == b"OK":
-                return
+            if bound and urllib.request.urlopen(bound[1] + "/health", timeout=5).read().strip() == b"OK":
+                return bound[1]
         except OSError:
-            time.sleep(1)
-    raise AssertionError(f"mlflow server at {url} not healthy after {timeout} s")
+            pass
+        time.sleep(1)
+    raise AssertionError(f"mlflow server not healthy after {timeout} s; its log: {log}")
 
 
 @pytest.fixture(scope="module")
@@ -62,26 +59,15 @@ def harness_runs(tmp_path_factory, shared_stages):
     (home / "results").mkdir()
     MlflowClient(uri).search_experiments()  # the store's schema exists before the server and the runs open it
 
-    def start() -> tuple[subprocess.Popen, str]:
-        port = free_port()
-        server = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--host",
-                                   "127.0.0.1", "--port", str(port), "--workers", "1"], cwd=home,
-                                  stdout=subprocess.DEVNULL, stderr=open(home / "server.log", "a"), start_new_session=True)
-        return server, f"http://127.0.0.1:{port}"
-
-    server, url = start()
+    # port 0: the server's socket gets a free port itself (no port chosen here, closed, then raced for)
+    log = home / "server.log"
+    server = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--host",
+                               "127.0.0.1", "--port", "0", "--workers", "1"], cwd=home,
+                              stdout=subprocess.DEVNULL, stderr=open(log, "a"), start_new_session=True)
     try:
         results = [run(compose(*overrides, "algorithm=none")),
                    run(compose(*overrides, "algorithm.max_steps=2"))]
-        for attempt in range(3):  # the free port may have been taken between choosing it and the server binding it
-            try:
-                wait_healthy(url, server)
-                break
-            except AssertionError:
-                if attempt == 2 or server.poll() is None:
-                    raise
-                server, url = start()
-        yield home, results, uri, url
+        yield home, results, uri, wait_healthy(log, server)
     finally:
         os.killpg(server.pid, signal.SIGTERM)  # the server and the workers it started
         server.wait(timeout=30)

@@ -20,6 +20,7 @@ from omegaconf import OmegaConf
 from conftest import compose
 from fake_openai import joined_text, openai_endpoint
 from harness.eval import alpacaeval, code, lm_eval_runner, toxigen, xstest
+from harness.eval.alpacaeval import RANKINGS
 from harness.eval.categories import average, category_scores
 from harness.eval.sources import data_path, load_rows
 from harness.eval.suite import EvalContext, LazyPolicy
@@ -101,16 +102,18 @@ def test_bbh_answer_regex_and_case_insensitive_match(tmp_path):
             {"input": "True and not not ( not False ) is", "target": "True"},
             {"input": "not True or ( False and True ) is", "target": "False"}]
     rows.append({"input": "not not True is", "target": "True"})
+    rows.append({"input": "( True ) or False is", "target": "True"})
     ctx = scripted_ctx(tmp_path, {"not ( True )": "not True is False. So the answer is False. Next question",
                                   "True and not": "It is true. So the answer is true.",
                                   "not True or": "the answer is True.",  # open-instruct's regex needs no "So"
-                                  "not not True": "  False\n"})  # no "answer is": the whole output, stripped
+                                  "not not True": "  False\n",  # no "answer is": the whole output, stripped
+                                  "( True ) or": "So the answer is (True)."})  # right but for its punctuation
     bench = tiny_bench("bbh", tmp_path, rows, task="bbh_cot_fewshot_{subset}", subsets=["boolean_expressions"],
                        files={"test": str(tmp_path / "bbh.jsonl")})
     result = lm_eval_runner.run(bench, ctx)
-    assert result["score"] == pytest.approx(50.0)
+    assert result["score"] == pytest.approx(60.0)  # case and punctuation ignored: "true" and "(True)" are right
     samples = [json.loads(line) for line in (ctx.dir / "samples.jsonl").read_text().splitlines()]
-    assert [s["filtered"][0] for s in samples] == ["False", "true", "True", "False"]
+    assert [s["filtered"][0] for s in samples] == ["False", "true", "True", "False", "(True)"]
     # the paper-era stops: "\n\n" only (lm-eval's "Q" would cut a chain of thought naming a "Q...")
     task = yaml.safe_load((ctx.dir / "tasks" / "harness_bbh_cot_fewshot_boolean_expressions.yaml").read_text())
     assert task["generation_kwargs"]["until"] == ["\n\n"]
@@ -207,6 +210,20 @@ def test_length_control_discounts_wins_that_come_from_longer_outputs():
     assert 0.0 <= metrics["length_controlled_winrate"] <= 100.0
 
 
+def test_length_controlled_win_rate_by_hand_at_equal_lengths_and_on_symmetric_data():
+    """The GLM predicts the win rate at zero length difference: with every pair of equal length there is no length
+    effect, so it is the plain win rate, (5 wins + 1/2 a draw) / 8 = 68.75 (alpaca_eval's 0.0 is a draw; a row's other
+    empty fields drop nothing); with wins that follow length symmetrically (the longer output wins 3 of 4 either way)
+    the policy is even at equal length: 50."""
+    equal = [{"preference": p, "output_1": "r" * 40, "output_2": "m" * 40, "price_per_example": None if p == 1 else 0.01}
+             for p in [2.0] * 5 + [1.0] * 2 + [0.0]]
+    assert alpacaeval.win_rates(equal, None, 0)["win_rate"] == pytest.approx(68.75)
+    assert alpacaeval.length_controlled_minimal(equal, 0) == pytest.approx(68.75, abs=0.5)
+    symmetric = [{"preference": p, "output_1": "r" * 50, "output_2": "m" * (70 if longer else 30)}
+                 for longer, p in [(True, 2.0)] * 3 + [(True, 1.0)] + [(False, 1.0)] * 3 + [(False, 2.0)]]
+    assert alpacaeval.length_controlled_minimal(symmetric, 0) == pytest.approx(50.0, abs=0.01)
+
+
 # ------------------------------------------------------------------------------------------------ aggregation
 def test_paper_suite_maps_eleven_benchmarks_onto_six_categories():
     benches = compose("eval=paper").eval.benchmarks
@@ -218,6 +235,14 @@ def test_paper_suite_maps_eleven_benchmarks_onto_six_categories():
     assert cats["inst_following"] == (scores["alpaca_eval1"] + scores["alpaca_eval2"] + scores["ifeval"]) / 3
     assert average(cats) == pytest.approx(sum(cats.values()) / 6)
     assert average(cats) != pytest.approx(sum(scores.values()) / 11)  # categories first, then their mean
+
+
+def test_a_category_with_a_failed_or_absent_benchmark_has_no_score_and_no_average_follows():
+    category_of = {"gsm8k": "reasoning", "bbh": "reasoning", "ifeval": "inst_following", "mmlu": "factuality"}
+    cats = category_scores({"gsm8k": 50.0, "bbh": None, "ifeval": 70.0}, category_of)  # bbh failed, mmlu absent
+    assert cats == {"factuality": None, "reasoning": None, "coding": None, "truthfulness": None, "safety": None,
+                    "inst_following": 70.0}
+    assert average(cats) is None
 
 
 def test_bon_suite_is_the_papers_best_of_n_subset():
@@ -315,13 +340,139 @@ def test_alpaca_eval_annotator_prompts_are_alpaca_evals_byte_for_byte(tmp_path, 
         rows = [{"instruction": "Name a colour.", "output": "reference answer", "generator": "reference", "dataset": "x"}]
         judge = {"kind": "openai", "model": "judge", "base_url": base_url, "api_key_env": None, "max_retries": 0}
         options = {"fit_context": False, "lc_glm": None}
-        if key == "alpaca_eval2":
-            options["reference"] = {"files": {"eval": str(tmp_path / f"{key}.jsonl")}}  # the same rows as references
+        if key == "alpaca_eval2":  # the eval split holds text-davinci-003's outputs; the baseline is the reference file's
+            rows[0]["output"] = "davinci answer"
+            reference = tmp_path / "gpt4_turbo.jsonl"
+            reference.write_text(json.dumps({"instruction": "Name a colour.", "output": "reference answer"}) + "\n")
+            options["reference"] = {"files": {"eval": str(reference)}}
         bench = tiny_bench(key, tmp_path, rows, judges={"annotator": judge}, options=options, metric="win_rate")
         alpacaeval.run(bench, scripted_ctx(tmp_path, {"Name a colour.": "policy answer"}))
     golden = (Path(__file__).parent / "golden" / f"{key}_annotator.txt").read_text().partition("\n=====\n")[2]
     swap = lambda t: t.replace("reference answer", "\0").replace("policy answer", "reference answer").replace("\0", "policy answer")  # noqa: E731
     assert len(SEEN) == 1 and SEEN[0] in (json.loads(golden), json.loads(swap(golden)))
+
+
+def test_alpaca_eval2_judges_against_gpt4_turbo_and_its_win_rate_is_the_judges_mean_probability(tmp_path):
+    """The paper's AlpacaEval 2, its rows and references read from the offline mirror: the baseline is GPT-4-Turbo's
+    output for each instruction (options.reference: the hub set's `alpaca_eval_gpt4_baseline` config, joined by
+    instruction), never the eval split's text-davinci-003 outputs (AlpacaEval 1's); the weighted annotator's preference
+    is the judge's probability of the policy's identifier ("m" or "M", whichever alpaca_eval gave it; a judge naming
+    only one token gives it probability 1), so the win rate is 100 x their mean: (0.9 + 0.25 + 1) / 3 = 75."""
+    from datasets import Dataset
+
+    from harness.data.mirror import add_to_mirror
+
+    p_policy = {"Name a colour.": 0.9, "Name a fruit.": 0.25, "Name a city.": 1.0}
+    rev, mirror = "0123456789abcdef0123456789abcdef01234567", tmp_path / "mirror"
+    rows = [{"instruction": k, "output": f"davinci {k}", "generator": "text_davinci_003", "dataset": "x"} for k in p_policy]
+    turbo = [{"instruction": k, "output": f"turbo {k}", "generator": "gpt4_turbo", "dataset": "x"} for k in reversed(p_policy)]
+    add_to_mirror(mirror, "tatsu-lab/alpaca_eval", "alpaca_eval", "eval", rev, Dataset.from_list(rows))
+    add_to_mirror(mirror, "tatsu-lab/alpaca_eval", "alpaca_eval_gpt4_baseline", "eval", rev, Dataset.from_list(turbo))
+    shown = []
+
+    def weighted_judge(body: dict) -> dict:
+        text = joined_text(body)
+        instruction = next(k for k in p_policy if f'"""{k}"""' in text)
+        shown.append((instruction, re.findall(r'"output": """(.*?)"""', text)))
+        policy_id = re.search(r'"model_identifier": "(\w)",\s*"output": """policy answer"""', text).group(1)
+        other, p = ("m" if policy_id == "M" else "M"), p_policy[instruction]
+        top = [{"token": policy_id, "logprob": math.log(p)}] + ([{"token": other, "logprob": math.log(1 - p)}] if p < 1 else [])
+        return {"message": {"role": "assistant", "content": policy_id},
+                "logprobs": {"content": [{"token": policy_id, "top_logprobs": top}]}}
+
+    with openai_endpoint(weighted_judge) as base_url:
+        judge = {"kind": "openai", "model": "gpt-4-1106-preview", "base_url": base_url, "api_key_env": None,
+                 "max_retries": 0, "max_tokens": 1}
+        bench = OmegaConf.merge(compose("eval=paper").eval.benchmarks.alpaca_eval2,
+                                {"revision": rev, "judges": {"annotator": judge}, "metric": "win_rate",
+                                 "options": {"fit_context": False, "lc_glm": None}})
+        ctx = EvalContext(tmp_path / "stage", LazyPolicy(lambda: ScriptedLM({k: "policy answer" for k in p_policy})),
+                          batch_size=1, mirror=str(mirror))
+        result = alpacaeval.run(bench, ctx)
+    assert sorted(i for i, _ in shown) == sorted(p_policy)
+    for instruction, outputs in shown:
+        assert sorted(outputs) == sorted([f"turbo {instruction}", "policy answer"]), outputs
+    assert result["metrics"]["win_rate"] == pytest.approx(100 * sum(p_policy.values()) / 3)
+
+
+class ScriptedChooser:
+    """A judge as the runners see it (harness.eval.judges.Verdicts: `kind`, `choose(prompts, options)`), answering
+    with scripted verdicts, one per prompt in order."""
+
+    kind = "hf"
+
+    def __init__(self, verdicts: list[dict[str, float]]):
+        self.verdicts = verdicts
+
+    def choose(self, prompts, options):
+        assert all(set(v) <= set(options) for v in self.verdicts)
+        return self.verdicts[: len(prompts)]
+
+
+def test_a_local_judges_verdicts_become_alpaca_evals_completions(tmp_path):
+    # ranking annotator: the likelier ranking's text (RANKINGS[1] would win a string comparison), "[]" without a verdict
+    _, ranking = alpacaeval.annotator_config("alpaca_eval_gpt4", tmp_path / "ranking")
+    fn = alpacaeval.completion_fn(ScriptedChooser([{RANKINGS[1]: 0.7, RANKINGS[2]: 0.3}, {}]), ranking)
+    prompts = ["<|im_start|>user\nfirst\n<|im_end|>", "<|im_start|>user\nsecond\n<|im_end|>"]  # alpaca_eval's ChatML
+    assert fn(prompts) == {"completions": [RANKINGS[1], "[]"]}
+    # weighted annotator: the likelier token ("m" would win a string comparison) and every option's log-probability,
+    # an option of probability 0 left out (log 0)
+    _, weighted = alpacaeval.annotator_config("weighted_alpaca_eval_gpt4_turbo", tmp_path / "weighted")
+    out = alpacaeval.completion_fn(ScriptedChooser([{"m": 0.25, "M": 0.75}, {"m": 1.0, "M": 0.0}]), weighted)(prompts)
+    assert out["completions"] == ["M", "m"]
+    assert [c["logprobs"]["content"][0]["top_logprobs"] for c in out["completions_all"]] == [
+        [{"token": "m", "logprob": math.log(0.25)}, {"token": "M", "logprob": math.log(0.75)}], [{"token": "m", "logprob": 0.0}]]
+
+
+def test_an_annotator_config_is_alpaca_evals_own_without_its_completion_function(tmp_path):
+    path, cfg = alpacaeval.annotator_config("alpaca_eval_gpt4", tmp_path)
+    assert "fn_completions" not in cfg and "completions_kwargs" not in cfg and cfg["batch_size"] == 1
+    assert alpacaeval.annotator_config("alpaca_eval_gpt4", tmp_path)[0] == path  # written again (a recompute)
+    with pytest.raises(ValueError, match="alpaca_eval has no annotator 'no_such_annotator'; e.g. alpaca_eval_gpt4"):
+        alpacaeval.annotator_config("no_such_annotator", tmp_path)
+    with pytest.raises(ValueError, match="annotator 'lmsys_gpt4' uses parser 'lmsys_parser'; the harness's judges "
+                                         "answer ranking_parser and logprob_parser annotators"):
+        alpacaeval.annotator_config("lmsys_gpt4", tmp_path)
+
+
+class ContextLM(ScriptedLM):
+    """A scripted policy with a context of 64 tokens (a word each) that records each request's max_gen_toks."""
+
+    max_length = 64
+
+    def __init__(self, responses: dict[str, str]):
+        super().__init__(responses)
+        self.max_gen_toks = []
+
+    def tok_encode(self, text: str) -> list[str]:
+        return text.split()
+
+    def generate_until(self, requests):
+        self.max_gen_toks += [r.args[1]["max_gen_toks"] for r in requests]
+        return super().generate_until(requests)
+
+
+def test_alpaca_eval_asks_for_what_the_context_leaves_and_keeps_the_cap_with_the_generation_cache(tmp_path):
+    """options.fit_context: open-instruct's 8192 new tokens capped at the context (64) minus the longest prompt (its
+    rendered words in the scripted chat format), the cap also kept in the policy's generation
+    cache (a recompute or another benchmark then needs no tokenizer)."""
+    rows = [{"instruction": k, "output": "reference answer", "generator": "text_davinci_003", "dataset": "x"}
+            for k in ("Name a colour.", "Name a fruit.")]
+    policy = ContextLM({k["instruction"]: "policy answer" for k in rows})
+    ctx = EvalContext(tmp_path / "stage", LazyPolicy(lambda: policy), batch_size=1, generations=tmp_path / "generations",
+                      name="alpaca_eval1")
+    judge = {"kind": "openai", "model": "gpt-4", "base_url": "http://127.0.0.1:9/v1", "api_key_env": None}
+    bench = tiny_bench("alpaca_eval1", tmp_path, rows, judges={"annotator": judge}, options={"fit_context": True},
+                       generation={"max_new_tokens": 8192})
+    with openai_endpoint(lambda body: {"message": {"role": "assistant", "content": RANKED_2_FIRST}}) as base_url:
+        bench.judges.annotator.base_url = base_url
+        alpacaeval.run(bench, ctx)
+    from harness.eval.generation import chat_prompt
+
+    longest = max(len(chat_prompt(policy, r["instruction"]).split()) for r in rows)
+    assert policy.max_gen_toks == [64 - longest] * 2
+    [cap] = (tmp_path / "generations").glob("context_cap-*.json")
+    assert json.loads(cap.read_text())["max_new_tokens"] == 64 - longest
 
 
 def test_alpaca_eval1_replies_go_to_alpaca_evals_own_parser_and_unparseable_ones_are_counted(tmp_path):

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from harness.train.ppo import eos_trick, gae, masked_whiten, per_token_rewards, policy_loss, value_loss
+from harness.train.ppo import eos_trick, gae, loss_normaliser, masked_whiten, per_token_rewards, policy_loss, value_loss
 from harness.train.rollout import pad_responses, through_eos
 
 T = torch.tensor
@@ -31,6 +31,20 @@ def test_gae_and_returns_by_hand():
     close(adv, [[1.0, 0.0, 0.5]])
 
 
+def test_gae_of_one_token_responses():
+    # a batch of one-token responses: the advantage is the reward minus the value, the return the reward
+    adv, ret = gae(T([[1.0], [-2.0]]), T([[0.5], [0.0]]), T([[1.0], [1.0]]), gamma=1.0, lam=0.95)
+    close(adv, [[0.5], [-2.0]])
+    close(ret, [[1.0], [-2.0]])
+
+
+def test_masked_mean_of_one_entry_and_over_a_given_count():
+    from harness.train.ppo import masked_mean
+
+    assert float(masked_mean(T([3.0, 9.0]), T([1.0, 0.0]))) == pytest.approx(3.0)
+    assert float(masked_mean(T([3.0, 9.0]), T([1.0, 1.0]), tokens=4)) == pytest.approx(3.0)  # a share of 4 tokens
+
+
 def test_gae_ignores_padding_after_the_response():
     # The padded position's value (9.9) must not leak: the value after the last real token is 0.
     adv, ret = gae(T([[1.0, 2.0, 0.0]]), T([[0.5, 1.0, 9.9]]), T([[1.0, 1.0, 0.0]]), gamma=1.0, lam=0.95)
@@ -46,6 +60,14 @@ def test_advantage_whitening_by_hand():
     # masked entry (100) ignored: mean 2, variance 1; shift_mean=False keeps the mean
     close(masked_whiten(T([1.0, 2.0, 3.0, 100.0]), T([1.0, 1.0, 1.0, 0.0])), [-1.0, 0.0, 1.0, 0.0], 1e-4)
     close(masked_whiten(T([1.0, 2.0, 3.0, 100.0]), T([1.0, 1.0, 1.0, 0.0]), shift_mean=False), [1.0, 2.0, 3.0, 0.0], 1e-4)
+
+
+def test_whitening_two_values_one_value_and_equal_values():
+    # two values: mean 2, unbiased variance (1 + 1) / (2 - 1) = 2, so +-1 / sqrt(2)
+    close(masked_whiten(T([1.0, 3.0, 7.0]), T([1.0, 1.0, 0.0])), [-(0.5 ** 0.5), 0.5 ** 0.5, 0.0], 1e-4)
+    # one value, or values all equal: nothing to scale, zeros (never NaN from a zero or undefined variance)
+    close(masked_whiten(T([5.0, 7.0]), T([1.0, 0.0])), [0.0, 0.0])
+    close(masked_whiten(T([2.0, 2.0, 2.0]), T([1.0, 1.0, 1.0])), [0.0, 0.0, 0.0])
 
 
 def test_eos_trick_replaces_the_score_of_unfinished_responses():
@@ -89,6 +111,12 @@ def test_clipped_value_loss_by_hand():
     loss, clipfrac = value_loss(values, old, returns, torch.ones(3), clip=0.2)
     assert loss.item() == pytest.approx(0.5 * (0.64 + 0.81 + 0.64) / 3, abs=1e-6)
     assert clipfrac.item() == pytest.approx(2 / 3)
+    # the clip is around the old values: from 1.0, 1.5 is clipped to 1.2 (error 0.64 > 0.25); 0.9 is within it
+    loss, clipfrac = value_loss(T([1.5, 0.9]), T([1.0, 1.0]), T([2.0, 0.0]), torch.ones(2), clip=0.2)
+    assert loss.item() == pytest.approx(0.5 * (0.64 + 0.81) / 2, abs=1e-6) and clipfrac.item() == pytest.approx(0.5)
+    # a micro-batch's share of a minibatch of 4 tokens (loss_normaliser): its sums over 4, clip fraction included
+    loss, clipfrac = value_loss(T([1.5, 0.9]), T([1.0, 1.0]), T([2.0, 0.0]), torch.ones(2), clip=0.2, tokens=4)
+    assert loss.item() == pytest.approx(0.5 * (0.64 + 0.81) / 4, abs=1e-6) and clipfrac.item() == pytest.approx(0.25)
 
 
 def test_response_mask_ends_at_the_first_eos():
@@ -101,3 +129,31 @@ def test_response_mask_ends_at_the_first_eos():
     ids, mask, ended = pad_responses([through_eos([5, eos, eos, eos], eos), [5, 6, 7]], eos, eos, "cpu")
     close(mask, [[1, 1, 0], [1, 1, 1]])
     assert ended.tolist() == [True, False]
+    # each row ends at its own first EOS
+    ids, mask, ended = pad_responses([through_eos(r, eos) for r in ([5, eos, pad, pad], [5, 6, eos, pad])], pad, eos, "cpu")
+    close(mask, [[1, 1, 0], [1, 1, 1]])
+    assert ended.tolist() == [True, True]
+
+
+class TwoProcesses:
+    """accelerate.Accelerator's `reduce` and `num_processes` as one of 2 data-parallel processes sees them: the other
+    process contributes `other` to every reduction."""
+
+    num_processes = 2
+
+    def __init__(self, other: float):
+        self.other = other
+
+    def reduce(self, tensor, reduction="sum"):
+        both = tensor + self.other
+        return {"sum": both, "mean": both / 2}[reduction]
+
+
+def test_loss_normaliser_is_the_minibatch_tokens_of_all_processes_over_their_number():
+    # 3 response tokens here, 5 on the other process: every process divides its token sums by 8 / 2, so the
+    # process-averaged gradient is that of one mean over the 8 tokens
+    mask = T([[1, 1, 0], [1, 0, 0]])
+    assert float(loss_normaliser(mask, TwoProcesses(other=5.0))) == pytest.approx(4.0)
+    # at least one token: a minibatch of empty responses divides by 1, not 0
+    assert float(loss_normaliser(torch.zeros(2, 3), TwoProcesses(other=0.0))) == pytest.approx(0.5)
+    assert float(loss_normaliser(T([[1, 0, 0]]), TwoProcesses(other=0.0))) == pytest.approx(0.5)

@@ -106,17 +106,13 @@ def test_table_tags_name_every_table_a_run_fills():
 
 
 # ------------------------------------------------------------------------------------------------- tables
-def test_the_papers_numbers_as_runs_give_the_papers_tables():
+def test_rendered_cells_show_the_value_the_paper_and_the_difference():
+    """How cells render (which run a row means is tests/test_report_truth.py's, checked against a hand-written truth)."""
     tables = built(RUNS)
     for table in grid.TABLES:
         for (key, col), f in tables[table.name].items():
             if f[f"{col}_paper"] == render.NOT_IN_PAPER:  # Llama 2 base has no instruction following, no Average
                 assert f[col] == render.MISSING and f[f"{col}_n"] == "0", (table.name, key, col)
-            elif col == "best_of_n_delta_over_sft":
-                # The paper's gains imply SFT baselines of 50.8-51.1 (rounding): equal within 0.25, not to the digit.
-                assert abs(float(f[col]) - float(f[f"{col}_paper"])) <= 0.25, (key, f)
-            else:
-                assert (f[col], f[f"{col}_diff"]) == (f[f"{col}_paper"], "+0.0"), (table.name, key, col, f)
     t2_delta = tables["table2"][(("Avg. delta PPO - DPO", ""), "reasoning")]
     assert (t2_delta["reasoning"], t2_delta["reasoning_n"]) == ("+1.3", "10")
     # Figure 1 shows Table 4's GSM8k and Table 5's Average beside the reproduced ones
@@ -207,24 +203,29 @@ def test_figures_are_written_and_drawn(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------- disk and MLflow
+def result_of(run: RunRecord, results: Path) -> dict:
+    """A synthetic run's record, shaped as harness.pipeline.record writes it."""
+    scores = {k.removeprefix("eval/"): {"score": v} for k, v in run.metrics.items() if k.startswith("eval/")}
+    return {"run_id": run.run_id, "config_hash": run.config_hash, "recorded_at": run.recorded_at, "axes": run.axes,
+            "benchmarks": scores, "categories": {c: run.metrics.get(f"category/{c}") for c in CATEGORIES},
+            "average": run.metrics.get("average"), "result_path": str(results / "runs" / run.run_id),
+            "provenance": {"git_commit": run.git_commit, "seed": run.seed, "versions": {}, "chat_template": "tulu"}}
+
+
 def write_disk(results: Path, runs: list[RunRecord]) -> None:
     for run in runs:
-        scores = {k.removeprefix("eval/"): {"score": v} for k, v in run.metrics.items() if k.startswith("eval/")}
-        result = {"run_id": run.run_id, "config_hash": run.config_hash, "recorded_at": run.recorded_at, "axes": run.axes,
-                  "benchmarks": scores, "categories": {c: run.metrics.get(f"category/{c}") for c in CATEGORIES},
-                  "average": run.metrics.get("average"), "result_path": str(results / "runs" / run.run_id),
-                  "provenance": {"git_commit": run.git_commit, "seed": run.seed, "versions": {}, "chat_template": "tulu"}}
-        upsert_index(results, index_row(result))
+        upsert_index(results, index_row(result_of(run, results)))
 
 
 def log_mlflow(tracking, run: RunRecord, lock_dir: Path, sweep: str | None = None) -> str:
-    """As harness.pipeline.run and record log a run: axis and table tags at start, scores and provenance at the end."""
+    """Logged by the pipeline's own functions (harness.pipeline: the starting tags, then the record)."""
+    from harness import pipeline
+
     tracker = Tracker(tracking)
-    tags = run.axes | {"config_hash": run.config_hash, "seed": run.seed, "run_id": run.run_id} | grid.table_tags(run.axes)
-    tracker.start(run.run_id, params={"seed": run.seed}, tags={k: str(v) for k, v in tags.items()}, sweep=sweep,
+    tracker.start(run.run_id, params={"seed": run.seed},
+                  tags=pipeline.tracking_tags(run.axes, run.config_hash, run.seed, run.run_id, sweep), sweep=sweep,
                   lock_dir=str(lock_dir))
-    tracker.log_metrics(run.metrics)
-    tracker.set_tags({"recorded_at": run.recorded_at, "git_commit": run.git_commit})
+    pipeline.log_record(tracker, result_of(run, lock_dir))
     tracker.end()
     assert tracker.active, "MLflow logging failed"
     return tracker.run_id

@@ -23,7 +23,16 @@ def test_reward_model_learns_the_toy_preference_on_heldout_pairs(tiny_reward_mod
     accuracy = float((margins > 0).float().mean())
     assert len(margins) == 64
     assert accuracy >= 0.9
-    assert tiny_reward_model.info["heldout_accuracy"] == pytest.approx(accuracy)
+    # the recorded held-out accuracy is the saved model's, each side scored by transformers' own forward pass
+    import torch
+
+    def plain_score(conversation) -> float:
+        ids = scorer.tok(scorer.render(conversation), add_special_tokens=False, return_tensors="pt")["input_ids"]
+        with torch.no_grad():
+            return float(scorer.model(input_ids=ids.to(scorer.model.device)).logits[0, 0])
+
+    wins = [plain_score(r["prompt"] + r["chosen"]) > plain_score(r["prompt"] + r["rejected"]) for r in heldout]
+    assert tiny_reward_model.info["heldout_accuracy"] == pytest.approx(sum(wins) / len(wins))
     # the recipe's schedule: linear decay from the peak to the floor (final_learning_rate), not to 0
     rm = compose("reward_model=tiny").reward_model
     lrs = [h["learning_rate"] for h in _history(tiny_reward_model) if "learning_rate" in h]
@@ -36,6 +45,29 @@ def _history(rm):
     from pathlib import Path
 
     return json.loads((Path(rm.info["dir"]) / "log_history.json").read_text())
+
+
+def test_a_score_is_the_score_head_at_the_eos_token_of_a_plain_forward_pass(random_tiny):
+    """RewardScorer reads the score head at each conversation's last token, its EOS: transformers' own
+    sequence-classification forward (which pools at the last non-pad token; the tiny tokenizer's pad is not EOS) gives
+    the same number, with or without padding in the batch. Random weights score every position differently, so the
+    token before EOS would not do."""
+    import torch
+
+    _, rm = random_tiny
+    scorer = RewardScorer.load(rm.ref, rm.chat_template)
+    user = {"role": "user", "content": "What is 3 + 4?"}
+    conversations = [[user, {"role": "assistant", "content": "7."}],
+                     [user, {"role": "assistant", "content": "Sure! 3 + 4 = 7, since 3 + 3 = 6."}]]
+    scores = scorer.score_conversations(conversations)  # one batch: the shorter one is padded
+    for conversation, score in zip(conversations, scores):
+        ids = scorer.tok(scorer.render(conversation), add_special_tokens=False, return_tensors="pt")["input_ids"]
+        assert ids[0, -1] == scorer.tok.eos_token_id != scorer.tok.pad_token_id
+        with torch.no_grad():
+            at_eos = float(scorer.model(input_ids=ids).logits[0, 0])
+            before_eos = float(scorer.model(input_ids=ids[:, :-1]).logits[0, 0])
+        assert float(score) == pytest.approx(at_eos, abs=1e-5)
+        assert float(score) != pytest.approx(before_eos, abs=1e-3)
 
 
 def test_same_tokenizer_scores_policy_ids_exactly_as_the_rendered_conversation(scorer):

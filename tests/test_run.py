@@ -148,13 +148,6 @@ def test_dataset_missing_columns_is_named_before_training(run_config, tmp_path):
     assert trained() == stages_before  # nothing built, trained or evaluated
 
 
-def test_cli_unknown_option_lists_the_valid_ones(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "harness", "dataset=no_such_dataset", f"paths.home={tmp_path}"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert out.returncode != 0
-    assert "Could not find 'dataset/no_such_dataset'" in out.stderr and "tiny" in out.stderr
-
-
 # ----------------------------------------------------------------------------------------------- kill and resume
 def test_killed_training_is_not_complete_and_resumes_from_its_checkpoint(tmp_path, shared_stages, tiny_base):
     overrides = [f"paths.home={tmp_path}", f"paths.stages={shared_stages}", "algorithm.epochs=2",

@@ -63,7 +63,9 @@ def test_complete_records_each_output_file_with_size_and_hash(tmp_path):
     stage.run(work)
     files = json.loads((stage.dir / MARKER).read_text())["files"]
     weights = (stage.dir / "model" / "model.safetensors").read_bytes()
-    assert files["model/model.safetensors"] == {"size": len(weights), "sha256": hashlib.sha256(weights).hexdigest()}
+    path = stage.dir / "model" / "model.safetensors"
+    assert files["model/model.safetensors"] == {"size": len(weights), "sha256": hashlib.sha256(weights).hexdigest(),
+                                                 "mtime_ns": path.stat().st_mtime_ns}
     assert "files" not in stage.result()  # the manifest is the stage's, not part of its result
 
 
@@ -79,14 +81,37 @@ def test_a_truncated_output_is_found_and_the_stage_rebuilt(tmp_path, capsys):
     assert len(path.read_bytes()) == 256 * 64
 
 
-def test_same_size_corruption_is_found_by_the_full_check_only(tmp_path, monkeypatch):
+def test_a_grown_output_is_found_and_the_stage_rebuilt(tmp_path):
+    stage, work, calls = _weights_stage(tmp_path)
+    stage.run(work)
+    path = stage.dir / "model" / "model.safetensors"
+    with open(path, "ab") as f:  # e.g. a second writer appended to it
+        f.write(b"\0" * 16)
+    result, reused = stage.run(work)
+    assert not reused and len(calls) == 2 and len(path.read_bytes()) == 256 * 64
+
+
+def test_an_output_rewritten_at_the_same_size_is_found_by_its_hash(tmp_path):
+    stage, work, calls = _weights_stage(tmp_path)
+    stage.run(work)
+    path = stage.dir / "model" / "model.safetensors"
+    path.write_bytes(b"\xff" * len(path.read_bytes()))  # e.g. NaN-filled weights written over it: size kept
+    result, reused = stage.run(work)  # the default check hashes a file written since the stage completed
+    assert not reused and len(calls) == 2 and path.read_bytes() == bytes(range(256)) * 64
+
+
+def test_same_size_corruption_in_place_is_found_by_the_full_check_only(tmp_path, monkeypatch):
+    import os
+
     from harness.records import stages
 
     stage, work, calls = _weights_stage(tmp_path)
     stage.run(work)
     path = stage.dir / "model" / "model.safetensors"
-    path.write_bytes(b"\xff" * len(path.read_bytes()))  # e.g. NaN-filled weights: size kept
-    assert stage.run(work)[1] is True  # the default check compares sizes only (fast at 13B)
+    written = path.stat()
+    path.write_bytes(b"\xff" * written.st_size)  # size and modification time kept: bits flipped on the disk
+    os.utime(path, ns=(written.st_atime_ns, written.st_mtime_ns))
+    assert stage.run(work)[1] is True  # the default check reads no unchanged file (fast at 13B)
     monkeypatch.setattr(stages, "VERIFY", {"mode": "full"})
     result, reused = stage.run(work)
     assert not reused and len(calls) == 2

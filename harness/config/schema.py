@@ -606,7 +606,8 @@ class Config:
     # paper | tiny (conf/scale/): tiny plays every paper entry by a bundled stand-in under its name (the tiny grid).
     scale: str = "paper"
     # How complete stages are checked before reuse (harness.records.stages): size (every output file is there with
-    # its recorded size; fast) or full (also its sha256; reads every byte, e.g. after a disk or copy error).
+    # its recorded size, and any file written since has its recorded sha256; fast) or full (every file's sha256;
+    # reads every byte, e.g. after a disk or copy error).
     verify_stages: str = "size"
 
 

@@ -4,15 +4,17 @@
         spec.json        what the key was computed from (config subset, upstream keys, library versions)
         ...              the stage's outputs and checkpoints
         COMPLETE         written last, atomically: its presence means the outputs are whole. It holds the stage's
-                         result and its manifest: every output file with its size and sha256
+                         result and its manifest: every output file with its size, sha256 and modification time
 
 A complete stage is reused and never recomputed; an incomplete one (killed half-way) is resumed by its trainer from
 the last checkpoint in its directory, or redone. A file lock makes two processes that need the same stage at the same
 time train it once: the second waits, then reuses.
 
-Before a complete stage is reused its outputs are checked against the manifest: sizes by default (fast, catches a
-truncated or missing file), sha256 too with `verify_stages=full` (catches same-size corruption, e.g. NaN-filled
-weights; reads every byte). A stage that fails the check is deleted and rebuilt, with a message naming it.
+Before a complete stage is reused its outputs are checked against the manifest: by default every file's size (a
+missing, truncated or grown file) and the sha256 of any file written since (a same-size rewrite, e.g. NaN-filled
+weights), reading no unchanged file; with `verify_stages=full` the sha256 of every file (also bits changed in place,
+e.g. a disk or copy error; reads every byte). A stage that fails the check is deleted and rebuilt, with a message
+naming it.
 """
 
 from __future__ import annotations
@@ -62,7 +64,8 @@ def manifest(stage_dir: Path) -> dict[str, dict]:
         rel = path.relative_to(stage_dir)
         if not path.is_file() or rel.parts[0] in UNRECORDED_DIRS or rel.name == MARKER or ".tmp" in rel.name:
             continue
-        files[rel.as_posix()] = {"size": path.stat().st_size, "sha256": _sha256(path)}
+        stat = path.stat()
+        files[rel.as_posix()] = {"size": stat.st_size, "sha256": _sha256(path), "mtime_ns": stat.st_mtime_ns}
     return files
 
 
@@ -72,10 +75,11 @@ def verify(stage_dir: Path, files: dict[str, dict], full: bool) -> str | None:
         path = Path(stage_dir) / rel
         if not path.is_file():
             return f"{rel} is missing"
-        size = path.stat().st_size
-        if size != want["size"]:
-            return f"{rel} has {size} bytes, {want['size']} when the stage completed"
-        if full and _sha256(path) != want["sha256"]:
+        stat = path.stat()
+        if stat.st_size != want["size"]:
+            return f"{rel} has {stat.st_size} bytes, {want['size']} when the stage completed"
+        written = stat.st_mtime_ns != want.get("mtime_ns", stat.st_mtime_ns)  # manifests before mtimes: not known
+        if (full or written) and _sha256(path) != want["sha256"]:
             return f"{rel} has a different sha256 than when the stage completed"
     return None
 

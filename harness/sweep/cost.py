@@ -1,9 +1,11 @@
 """GPU-hours of a stage from a stated cost model (printed with every plan, and in the README).
 
     training       6 x parameters x tokens (forward + backward) for each model being trained
-    frozen models  2 x parameters x tokens for each model only run forward (DPO's and PPO's reference, the reward
-                   model, PPO's value model when scoring rollouts); DPO's reference runs once over the data when its
-                   log-probs are precomputed (algorithm.precompute_ref_log_probs), else in every epoch
+    forward only   2 x parameters x tokens for each forward pass without a backward: DPO's reference (once over the
+                   data when its log-probs are precomputed, algorithm.precompute_ref_log_probs, else in every epoch);
+                   PPO's policy and value model on the rollout (old log-probs, values), again before each step when
+                   they are recomputed per minibatch (algorithm.recompute_per_minibatch), its reference and reward
+                   model; GRPO's reference (beta > 0) and reward model (unless on the GSM8k reward alone)
     generation     2 x parameters x generated tokens, at a much lower utilisation (decoding is memory-bound)
     GPU-hours      FLOPs / (peak FLOP/s x utilisation) / 3600
 
@@ -38,7 +40,7 @@ class CostModel:
     eval_examples: int = 1_000
 
     def describe(self) -> str:
-        return (f"cost model: training 6 x params x tokens, frozen forward passes 2 x params x tokens, generation 2 x "
+        return (f"cost model: training 6 x params x tokens, forward-only passes 2 x params x tokens, generation 2 x "
                 f"params x tokens; {self.peak_tflops:g} TFLOP/s peak per GPU (A100 bf16) at {self.train_utilisation:.0%} "
                 f"utilisation (training) and {self.generation_utilisation:.0%} (generation); assumed "
                 f"{self.tokens_per_sequence} tokens per sequence, {self.prompt_tokens}-token prompts, "
@@ -77,7 +79,7 @@ def gpu_hours(kind: str, cfg, stage_spec: dict, model: CostModel, generated: set
         tokens = PAPER_ROWS * rm.epochs * 2 * model.tokens_per_sequence
         # Table 2 trains its reward model from the run's own SFT model (reward_model=none, params_b 0)
         return model.hours(6 * (_params(rm.params_b) or n) * tokens)
-    if kind == "policy" and alg.name == "dpo":
+    if kind == "policy" and alg.name in ("dpo", "ipo"):  # IPO: DPO's trainer with another loss
         rows = cfg.dataset.max_samples or cfg.dataset.paper_rows or PAPER_ROWS
         tokens = rows * 2 * model.tokens_per_sequence  # one epoch, chosen and rejected
         precomputed = alg.get("precompute_ref_log_probs", False) and cfg.launch.processes == 1  # harness.train.dpo
@@ -85,12 +87,18 @@ def gpu_hours(kind: str, cfg, stage_spec: dict, model: CostModel, generated: set
         return model.hours((6 * alg.epochs + 2 * reference_passes) * n * tokens)  # policy trained, reference forward
     if kind == "policy" and alg.name in ("ppo", "grpo"):
         prompts = (cfg.prompts.max_samples or PAPER_ROWS) * alg.epochs
-        samples = prompts * getattr(alg, "num_generations", 1)
+        samples = prompts * alg.get("num_generations", 1)
         seq = model.prompt_tokens + model.response_tokens
         n_rm = _params(cfg.reward_model.params_b) or n
-        scored = 2 * (n + n_rm + n_rm) * seq  # reference, reward model, value model (initialised from the RM)
-        trained = 6 * (n + n_rm) * seq * getattr(alg, "ppo_epochs", 1)
-        return model.hours(samples * (scored + trained), samples * 2 * n * model.response_tokens)
+        if alg.name == "ppo":  # harness.train.ppo
+            n_value = n_rm if alg.value_from_reward_model else n
+            epochs = alg.ppo_epochs
+            forward = n + n_value + n + n_rm + (n + n_value) * epochs * alg.recompute_per_minibatch
+            trained = (n + n_value) * epochs
+        else:  # TRL's GRPOTrainer, one iteration per batch: the sampling policy is the trained one
+            forward = n * (alg.beta > 0) + n_rm * (alg.reward in ("reward_model", "both"))
+            trained = n
+        return model.hours(samples * (2 * forward + 6 * trained) * seq, samples * 2 * n * model.response_tokens)
     if kind == "eval":
         if generated is not None:
             key = generation_key(stage_spec)
