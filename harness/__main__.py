@@ -19,12 +19,13 @@ import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
 from harness.config import schema  # noqa: E402,F401  (registers the config schemas)
-from harness.config.errors import BenchmarksFailed, ConfigError  # noqa: E402
+from harness.config.errors import BenchmarksFailed, ConfigError, disk_full  # noqa: E402
 
-# Exit status of a single run: 2 a mistake the user can fix (config, data, offline mirror), found before any work;
-# 3 the run finished and was recorded but some benchmark failed. In a sweep (-m) the error is the job's, and the
-# sweep exits non-zero.
-USER_ERROR, BENCHMARK_FAILED = 2, 3
+# Exit status of a single run: 2 a mistake the user can fix (config, data, offline mirror), found before any work, or
+# a full disk; 3 the run finished and was recorded but some benchmark failed; 130 interrupted (SIGINT, as shells
+# count it). In a sweep (-m) the error is the job's, and the sweep exits non-zero.
+USER_ERROR, BENCHMARK_FAILED, INTERRUPTED = 2, 3, 130
+RESUMES = "rerunning the same command resumes: complete stages are kept"
 
 
 def user_errors() -> tuple[type[BaseException], ...]:
@@ -51,9 +52,11 @@ def main(cfg: DictConfig) -> float | None:
     from hydra.types import RunMode
 
     from harness.records.fastpath import finished, report_finished
+    from harness.records.tracking import log_pending
 
     done = finished(cfg)  # a recorded run answers before torch & co. are imported
     if done is not None:
+        log_pending(cfg.tracking, cfg.paths.results, done)  # its own logging had failed: logged now
         report_finished(done)
         return done.get("average")
     from harness import console
@@ -63,7 +66,7 @@ def main(cfg: DictConfig) -> float | None:
     try:
         log_path = run_log_path(cfg)
         # the terminal: a line per stage; the rest: the run's log (the traceback of any failure too)
-        with console.capture(log_path, cfg.verbose, reported=(*user_errors(), BenchmarksFailed)):
+        with console.capture(log_path, cfg.verbose, reported=(*user_errors(), BenchmarksFailed, KeyboardInterrupt)):
             from harness.pipeline import run
 
             result = run(cfg)
@@ -76,13 +79,31 @@ def main(cfg: DictConfig) -> float | None:
         to_log_file(f"error: {exc}", None)
         if HydraConfig.get().mode == RunMode.MULTIRUN:
             raise  # the sweep's launcher records it as the job's error
-        print(f"error: {exc}" + (f"  (log: {log_path})" if log_path and log_path.exists() else ""), file=sys.stderr,
-              flush=True)
-        sys.exit(BENCHMARK_FAILED if isinstance(exc, BenchmarksFailed) else USER_ERROR)
+        fail(f"error: {exc}" + (f"  (log: {log_path})" if log_path and log_path.exists() else ""),
+             BENCHMARK_FAILED if isinstance(exc, BenchmarksFailed) else USER_ERROR)
+    except KeyboardInterrupt:
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise
+        fail(f"error: interrupted; {RESUMES}, an interrupted one continues" + (f"  (log: {log_path})" if log_path else ""),
+             INTERRUPTED)
     except Exception as exc:
-        to_log_file(f"run failed: {type(exc).__name__}: {exc}", exc)
-        raise
+        full = disk_full(exc)
+        if full is None:
+            to_log_file(f"run failed: {type(exc).__name__}: {exc}", exc)
+            raise
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise
+        where = getattr(full, "filename", None) or cfg.paths.results
+        fail(f"error: no space left on the disk holding {where} ({type(full).__name__}: "
+             f"{str(full).splitlines()[0][:200]}); free space there or set paths.results / paths.stages to another "
+             f"disk, then {RESUMES}", USER_ERROR)
     return result.get("average")
+
+
+def fail(line: str, status: int) -> None:
+    """One line on stderr and the exit status: the traceback, if any, is in the run's log."""
+    print(line, file=sys.stderr, flush=True)
+    sys.exit(status)
 
 
 if __name__ == "__main__":

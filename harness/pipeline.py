@@ -23,8 +23,8 @@ from harness.eval.categories import average, category_scores
 from harness.eval.generation import make_lm
 from harness.eval.suite import run_suite
 from harness.models import ModelRef, base_model
-from harness.records.results import (git_commit, index_row, provenance_versions, stages_digest, summary_table,
-                                     upsert_index, write_result)
+from harness.records.results import (git_commit, index_row, provenance_versions, summary_table, upsert_index,
+                                     write_result)
 from harness.records import stages as stage_records
 from harness.records.identity import AXES, NON_DETERMINING, axes_of, axes_used, determining_config, identity, run_id_of  # noqa: F401
 from harness.records.stages import digest
@@ -118,13 +118,7 @@ def record(cfg, run_id: str, config_hash: str, stages: dict, benchmarks: dict, t
     result["result_path"] = str(Path(cfg.paths.results) / "runs" / run_id / "result.json")
     write_result(Path(cfg.paths.results), result)
     upsert_index(Path(cfg.paths.results), index_row(result))
-    tracker.log_metrics({f"eval/{k}": v for k, v in scores.items()} | {f"category/{k}": v for k, v in categories.items()}
-                        | {"average": result["average"]}
-                        | {f"train/{k}": v for k, v in result["training"].items() if isinstance(v, (int, float))})
-    tracker.set_tags({"recorded_at": result["recorded_at"], "git_commit": result["provenance"]["git_commit"],
-                      "stages_digest": stages_digest(result)})
-    tracker.log_dict(result["config"], "config.json")
-    tracker.log_dict(result, "result.json")
+    tracker.log_result(result)
     return result
 
 
@@ -175,5 +169,6 @@ def run(cfg: DictConfig) -> dict:
         tracker.end("KILLED" if isinstance(exc, (SystemExit, KeyboardInterrupt)) else "FAILED")
         raise
     tracker.end("FINISHED")
+    tracker.settle(Path(result["result_path"]).parent)  # a run that could not be logged is logged by the next invocation
     console.say(summary_table(result))
     return result

@@ -65,17 +65,25 @@ def from_mlflow_run(run) -> RunRecord:
     )
 
 
+# Tags a run's record needs (harness.pipeline: set at its start and when it recorded results).
+RECORD_TAGS = ("run_id", "recorded_at", "config_hash", "seed")
+
+
 def read_mlflow(uri: str, experiment: str) -> list[RunRecord]:
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(uri)
-    exp = client.get_experiment_by_name(experiment)
+    try:
+        client = MlflowClient(uri)
+        exp = client.get_experiment_by_name(experiment)
+        names = None if exp is not None else sorted(e.name for e in client.search_experiments())
+    except Exception as exc:  # noqa: BLE001  (whatever the store's client raises: named in one line)
+        raise ConfigError(f"cannot read the MLflow store at {uri}: {type(exc).__name__}: "
+                          f"{(str(exc).strip().splitlines() or [''])[0][:300]}") from None
     if exp is None:
-        names = sorted(e.name for e in client.search_experiments())
         raise ConfigError(f"no MLflow experiment {experiment!r} at {uri}; experiments there: {names}")
     latest: dict[str, RunRecord] = {}
     for run in _all_runs(client, exp.experiment_id):
-        if "recorded_at" not in run.data.tags or "run_id" not in run.data.tags:
+        if any(tag not in run.data.tags for tag in RECORD_TAGS):
             continue  # a sweep's parent, a nested reward-model run, or a run that never recorded results
         rec = from_mlflow_run(run)
         if rec.run_id not in latest or rec.recorded_at >= latest[rec.run_id].recorded_at:  # runs come oldest first
