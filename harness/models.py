@@ -23,6 +23,14 @@ if TYPE_CHECKING:
     import torch
 
 
+# ModelConfig fields that change no number: names for runs and tables, the planner's size.
+NOT_IDENTITY = ("name", "label", "params_b")
+# Fields evaluation reads and training does not.
+EVAL_ONLY = ("eval_chat_template",)
+# Fields that locate the weights: keyed through the model's ModelRef (the tiny model's stage key, or path and revision).
+WEIGHTS = ("path", "revision", "tiny")
+
+
 @dataclass
 class ModelRef:
     """Where a model's weights and tokenizer are, and the key of the stage that made them (if any)."""
@@ -30,6 +38,13 @@ class ModelRef:
     path: str
     revision: str | None = None
     key: str | None = None
+
+
+def identity(model_cfg, evaluation: bool = False) -> dict:
+    """How a stage that trains from (or, with `evaluation`, evaluates) this model reads it beyond its weights: the chat
+    format, the compute dtype, and any field added later unless declared above."""
+    skip = NOT_IDENTITY + WEIGHTS + (() if evaluation else EVAL_ONLY)
+    return {k: v for k, v in OmegaConf.to_container(model_cfg, resolve=True).items() if k not in skip}
 
 
 def device() -> str:

@@ -7,14 +7,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from omegaconf import OmegaConf
+from omegaconf import OmegaConf, open_dict
 
 from harness import algorithms, data
 from harness.config.checks import REWARD_MODEL_RUNNERS, uses_reward_model
+from harness import models
 from harness.models import ModelRef, base_model_stage
 from harness.records.identity import axes_used
 from harness.records.stages import Stage
 from harness.train import reward_plan
+
+# EvalConfig fields that change no benchmark's number: the suite's name; how many prompts one forward pass holds (the
+# same requests, padded: the run identity says the same, records/identity.py); rescoring saved samples in place; which
+# devices hold a big policy's layers (each layer runs the same kernels wherever it is placed). The rest (the backend,
+# vLLM's tensor parallelism, any field added later) keys every policy benchmark; `benchmarks` are keyed one by one.
+EVAL_NON_DETERMINING = ("suite", "batch_size", "recompute", "placement")
 
 
 def planned_stages(cfg) -> list[Stage]:
@@ -39,8 +46,8 @@ def planned_stages(cfg) -> list[Stage]:
         policy = stage_ref(stages[-1], cfg.model)
     benchmarks = cfg.eval.benchmarks.values()
     policy_id = policy_identity(policy, cfg, rm)
-    stages += [benchmark_stage(b, policy_id, root) for b in benchmarks if not scores_reward_model(b)]
-    return stages + [reward_benchmark_stage(b, rm, root) for b in benchmarks if scores_reward_model(b)]
+    stages += [benchmark_stage(as_evaluated(b, cfg.model), policy_id, root) for b in benchmarks if not scores_reward_model(b)]
+    return stages + [reward_benchmark_stage(b, rm, root, cfg.model.dtype) for b in benchmarks if scores_reward_model(b)]
 
 
 def stage_ref(stage: Stage | None, model_cfg) -> ModelRef:
@@ -49,7 +56,7 @@ def stage_ref(stage: Stage | None, model_cfg) -> ModelRef:
 
 
 def policy_spec(cfg, base: ModelRef, rm=None) -> dict:
-    spec = {"base": base.key or {"path": base.path, "revision": base.revision}, "chat_template": cfg.model.chat_template,
+    spec = {"base": base.key or {"path": base.path, "revision": base.revision}, "model": models.identity(cfg.model),
             "algorithm": algorithms.recipe(cfg.algorithm), "seed": cfg.seed}
     if "dataset" in axes_used(cfg):
         spec["dataset"] = data.identity(cfg.dataset)
@@ -65,8 +72,15 @@ def policy_stage(cfg, base: ModelRef, rm=None) -> Stage:
 
 
 def policy_identity(policy: ModelRef, cfg=None, rm=None) -> dict:
+    """What evaluation sees as the policy: its weights, how they are run (chat format, dtype, backend) and the
+    algorithm's wrapper (best-of-N); keys its benchmarks and its generation cache."""
     ident = {"stage": policy.key} if policy.key else {"path": policy.path, "revision": policy.revision}
-    return ident | (algorithms.get(cfg.algorithm).policy_identity(cfg, rm) if cfg is not None else {})
+    if cfg is None:
+        return ident
+    regime = {k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
+              for k, v in cfg.eval.items() if k not in EVAL_NON_DETERMINING and k != "benchmarks"}
+    return ident | {"model": models.identity(cfg.model, evaluation=True), "eval": regime} | \
+        algorithms.get(cfg.algorithm).policy_identity(cfg, rm)
 
 
 def scores_reward_model(bench) -> bool:
@@ -74,12 +88,32 @@ def scores_reward_model(bench) -> bool:
     return bench.runner in REWARD_MODEL_RUNNERS
 
 
+def eval_model(model_cfg):
+    """The model config evaluation renders prompts with (`eval_chat_template` over `chat_template`), and whether
+    that is open-instruct's plain format for untuned models."""
+    template = model_cfg.get("eval_chat_template") or model_cfg.chat_template
+    if template == model_cfg.chat_template:
+        return model_cfg, template == "plain"
+    return OmegaConf.merge(model_cfg, {"chat_template": template}), template == "plain"
+
+
+def as_evaluated(bench, model_cfg):
+    """The benchmark as the suite runs it for this model: with its `options.plain` merged in (keys it does not have
+    yet included) when the model is evaluated in the plain format."""
+    if not (eval_model(model_cfg)[1] and bench.options.get("plain")):
+        return bench
+    out = OmegaConf.merge(bench, {})
+    with open_dict(out):
+        out.merge_with(bench.options.plain)
+    return out
+
+
 def benchmark_stage(bench, policy_id: dict, root: Path) -> Stage:
     """A policy benchmark's stage: keyed by the policy's identity and the whole benchmark config."""
     return Stage("eval", {"policy": policy_id, "benchmark": OmegaConf.to_container(bench, resolve=True)}, Path(root))
 
 
-def reward_benchmark_stage(bench, reward_model, root) -> Stage:
-    """A reward-model benchmark's stage: keyed by the reward model, not a policy."""
-    spec = {"reward_model": reward_model.identity, "benchmark": OmegaConf.to_container(bench, resolve=True)}
+def reward_benchmark_stage(bench, reward_model, root, dtype: str) -> Stage:
+    """A reward-model benchmark's stage: keyed by the reward model (scored in the run's model.dtype), not a policy."""
+    spec = {"reward_model": reward_model.identity, "dtype": dtype, "benchmark": OmegaConf.to_container(bench, resolve=True)}
     return Stage("eval", spec, Path(root))

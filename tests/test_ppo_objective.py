@@ -4,6 +4,7 @@ micro-batching; sampling is exactly the recipe's; log-probs come from the raw lo
 advantages are recomputed per minibatch; policy and value gradients are clipped separately. The textbook variants
 are options."""
 
+import pytest
 import torch
 from conftest import compose
 
@@ -130,9 +131,14 @@ def test_policy_and_value_gradients_are_clipped_separately(tiny_base, tiny_rewar
         small, large = sorted([(norm(model.policy), "policy"), (norm(model.value), "value")])
         limit = (small[0] + large[0]) / 2  # between the two: separately, only the larger one is clipped
         trainer.alg.max_grad_norm, trainer.alg.separate_grad_clipping = limit, separate
-        trainer.clip_gradients()
+        reported = trainer.clip_gradients()  # the norms before clipping, logged per iteration
         small_after, large_after = norm(getattr(model, small[1])), norm(getattr(model, large[1]))
+        before = {name: n for n, name in (small, large)}
         if separate:
             assert small_after == small[0] and abs(large_after - limit) < 1e-4 * limit
+            assert reported.keys() == {"policy/grad_norm", "val/grad_norm"}
+            assert float(reported["policy/grad_norm"]) == pytest.approx(before["policy"], rel=1e-4)
+            assert float(reported["val/grad_norm"]) == pytest.approx(before["value"], rel=1e-4)
         else:  # one joint norm shrinks both
             assert small_after < small[0] and abs((small_after**2 + large_after**2) ** 0.5 - limit) < 1e-4 * limit
+            assert float(reported["grad_norm"]) == pytest.approx((small[0] ** 2 + large[0] ** 2) ** 0.5, rel=1e-4)

@@ -160,7 +160,7 @@ def evaluate(benchmarks: dict, reward_model, stages_root: str, batch_size: int, 
 
     out = {}
     for key, bench in benchmarks.items():
-        stage = reward_benchmark_stage(bench, reward_model, stages_root)
+        stage = reward_benchmark_stage(bench, reward_model, stages_root, dtype)
         out[key] = outcome(key, bench, stage, lambda b=bench, st=stage: st.run(lambda d: work(d, b),
                                                                               label=f"benchmark {key} ({b.name})"))
     return out

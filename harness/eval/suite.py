@@ -15,13 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from omegaconf import OmegaConf, open_dict
-
 from harness.eval import alpacaeval, code, generation_cache, lm_eval_runner, toxigen, truthfulqa, xstest
 from harness.eval.generation import REQUESTS_FILE, RecordingLM, ReplayLM, make_lm
 from harness.eval.generation_cache import CachedLM
 from harness.models import ModelRef, stage_content, verify_weights
-from harness.planning import benchmark_stage
+from harness.planning import as_evaluated, benchmark_stage, eval_model
 from harness.records.stages import Stage
 
 log = logging.getLogger(__name__)
@@ -125,23 +123,6 @@ def outcome(key: str, bench, stage: Stage, attempt: Callable[[], tuple[dict, boo
     return {**result, "category": bench.category, "name": bench.name, "dir": str(stage.dir), "reused": reused}
 
 
-def eval_model(model_cfg):
-    """The model config evaluation renders prompts with (`eval_chat_template` over `chat_template`), and whether
-    that is open-instruct's plain format for untuned models."""
-    template = model_cfg.get("eval_chat_template") or model_cfg.chat_template
-    if template == model_cfg.chat_template:
-        return model_cfg, template == "plain"
-    return OmegaConf.merge(model_cfg, {"chat_template": template}), template == "plain"
-
-
-def with_plain(bench):
-    """The benchmark with its `options.plain` merged in (keys it does not have yet included)."""
-    out = OmegaConf.merge(bench, {})
-    with open_dict(out):
-        out.merge_with(bench.options.plain)
-    return out
-
-
 def run_suite(eval_cfg, policy: ModelRef, policy_id: dict, model_cfg, stages_root: str, mirror: str | None = None,
               lm_factory: Callable[[], Any] | None = None, share_generations: bool = True) -> dict[str, dict]:
     """Benchmark key -> {score, metrics, n, samples, dir, reused} or {error} when it failed.
@@ -150,15 +131,14 @@ def run_suite(eval_cfg, policy: ModelRef, policy_id: dict, model_cfg, stages_roo
     such as best-of-N passes its own. `share_generations`: answer requests already sent to the same policy (by
     another benchmark, run or recompute) from its generation cache (harness.eval.generation_cache).
     """
-    model_cfg, plain = eval_model(model_cfg)
+    model_cfg = eval_model(model_cfg)[0]
     build = lm_factory or (lambda: make_lm(eval_cfg.backend, policy, model_cfg, eval_cfg.batch_size,
                                            eval_cfg.tensor_parallel_size, eval_cfg.placement))
     policy_lm = LazyPolicy(lambda: (verify_weights(policy), build())[1])
     content = stage_content(policy)  # what the policy's files hold: its generations and scores belong to it
     out = {}
     for key, bench in eval_cfg.benchmarks.items():
-        if plain and bench.options.get("plain"):  # open-instruct's plain-text prompt details for an untuned model
-            bench = with_plain(bench)
+        bench = as_evaluated(bench, model_cfg)  # open-instruct's plain-text prompt details for an untuned model
         stage = benchmark_stage(bench, policy_id, Path(stages_root))
         generations = generation_cache.cache_dir(stages_root, policy_id, content) if share_generations else None
         ctx = EvalContext(stage.dir, policy_lm, eval_cfg.batch_size, mirror, Path(stages_root), eval_cfg.recompute,

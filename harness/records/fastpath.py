@@ -56,9 +56,9 @@ def finished(cfg) -> dict | None:
 
     try:
         check(cfg)
+        config_hash, run_id = identity(cfg)
     except ConfigError:
         return None  # the full path reports it
-    config_hash, run_id = identity(cfg)
     return complete_result(Path(cfg.paths.results), run_id, config_hash, cfg.get("verify_stages") == "full")
 
 

@@ -1,6 +1,6 @@
 """A run's identity, computed from its composed config alone: which axes it reads, the configuration that determines
-its numbers, its config hash and run id. Import-light (omegaconf and harness.algorithms, whose modules import no ML
-library), so a finished run can be recognised before torch loads (harness.records.fastpath).
+its numbers, its config hash and run id. Import-light (omegaconf, harness.algorithms and harness.train.reward_plan, which
+import no ML library), so a finished run can be recognised before torch loads (harness.records.fastpath).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from omegaconf import OmegaConf
 from harness import algorithms
 from harness.config.checks import uses_reward_model
 from harness.records.stages import digest
+from harness.train import reward_plan
 
 # Config keys that never change what a run computes (where things go, how they are logged, how big a micro-batch is;
 # `scale` only selects entries, whose values are in the config).
@@ -23,6 +24,8 @@ def axes_used(cfg) -> tuple[str, ...]:
     """The axes whose entry changes what the run computes: the algorithm's, plus the reward model when the run reads
     one (e.g. to evaluate it) and minus it when it does not (e.g. GRPO on the verifiable GSM8k reward alone)."""
     used = algorithms.get(cfg.algorithm).axes_read(cfg.algorithm)
+    if "prompts" in used and "dataset" not in used and cfg.prompts.source == "from_dataset":
+        used = (*used, "dataset")  # the prompts are the dataset's (harness.data.prompts)
     if not uses_reward_model(cfg):
         return tuple(a for a in used if a != "reward_model")
     return used if "reward_model" in used else (*used, "reward_model")
@@ -41,6 +44,11 @@ def determining_config(cfg) -> dict:
     out = {k: v for k, v in full.items() if k not in NON_DETERMINING and (k not in AXES or k in used)}
     out["algorithm"] = algorithms.recipe(cfg.algorithm)
     out["eval"] = {k: v for k, v in out["eval"].items() if k not in ("batch_size", "recompute")}
+    if "reward_model" in used:
+        rm = reward_plan.plan(cfg, cfg.algorithm.get("table2", False), load=False)
+        if rm.trained_here:  # its base model and data are entries the config names: what they hold, not their names
+            out["reward_model_inputs"] = {"model": OmegaConf.to_container(rm.model, resolve=True),
+                                          "dataset": OmegaConf.to_container(rm.dataset, resolve=True)}
     return out
 
 

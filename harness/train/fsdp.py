@@ -12,14 +12,21 @@ Rules found by running it (shared/notes/conformance/scale.md, Q2):
 - A sequence-classification model (value, reward model) is called as backbone, then score head
   (harness.train.reward.token_scores); both are their own FSDP roots, so each call gathers its own parameters.
 - Rollouts: `gathered(policy)` all-gathers the policy once and keeps it whole while `generate` runs its many small
-  forwards (each rank may generate a different number of tokens, no collectives inside), then frees it.
+  forwards (each rank may generate a different number of tokens, no collectives inside), then frees it. GRPO's
+  generation under accelerate's FSDP2 uses it too (harness.train.grpo.GatherOnceGRPOTrainer).
+- Gradient accumulation: every micro-batch's backward reduce-scatters (PPOTrainer.backward_minibatch); FSDP2 adds the
+  shards into the sharded gradient. Skipping the sync (set_requires_gradient_sync(False)) would keep every rank's
+  whole unsharded gradient, upcast to fp32, until the last micro-batch (tests/test_fsdp_scale.py measures it).
+- Offload (`launch.sharding=fsdp_offload`): parameters, gradients and optimiser states live in CPU memory, pinned on
+  GPUs only (pinning needs an accelerator); their collectives (clipping's norm) need the gloo half of PPO's
+  `cuda:nccl,cpu:gloo` process group (harness.train.ppo.process_group).
 - Loading: rank 0 reads each checkpoint into CPU memory; the other ranks build the model empty on the meta device
   and receive their shards (one whole copy per job while loading, not one per process).
 - Checkpoints are sharded (torch.distributed.checkpoint, one file per rank) and resume exactly; the final model is a
   full HF state dict written by rank 0.
 
-Tested on CPU with 2 processes on gloo (tests/test_fsdp.py). On GPUs the same code runs on NCCL with a CUDA mesh; a gloo
-group on a machine with GPUs is known to crash in fully_shard (pytorch/pytorch#132471).
+Tested on CPU with 2 processes on gloo (tests/test_fsdp.py, tests/test_fsdp_scale.py). On GPUs the same code runs on
+NCCL with a CUDA mesh; a gloo group on a machine with GPUs is known to crash in fully_shard (pytorch/pytorch#132471).
 """
 
 from __future__ import annotations
@@ -58,7 +65,9 @@ def shard(model: torch.nn.Module, param_dtype: torch.dtype | None = None, offloa
     parameters (bf16 on GPUs), gradients reduced in fp32. `offload`: parameters and optimiser states in CPU memory.
     `frozen`: a model only run forward, whose roots free their gathered parameters after each forward too (FSDP2 keeps
     a root's until backward)."""
-    kwargs = {"mesh": mesh(), "offload_policy": CPUOffloadPolicy() if offload else OffloadPolicy(),
+    # pinned host memory needs an accelerator; on CPU (the tests) offloaded shards are plain CPU tensors
+    offload_policy = CPUOffloadPolicy(pin_memory=torch.cuda.is_available()) if offload else OffloadPolicy()
+    kwargs = {"mesh": mesh(), "offload_policy": offload_policy,
               "mp_policy": MixedPrecisionPolicy(param_dtype=param_dtype, reduce_dtype=torch.float32 if param_dtype else None)}
     for layer in decoder_layers(model):
         fully_shard(layer, **kwargs)
@@ -108,34 +117,33 @@ def is_sharded(model: torch.nn.Module) -> bool:
     return any(isinstance(m, FSDPModule) for m in model.modules())
 
 
+def reshards_after_forward(unit: FSDPModule) -> bool:
+    """Whether the unit frees its gathered parameters after each forward (FSDP2's reshard_after_forward, as it is set
+    now; a root left at fully_shard's default resolves to False at its lazy init). FSDP2 has no getter: this reads
+    its parameter groups (torch 2.13 _fsdp_param_group.py, post_forward_mesh_info)."""
+    return any(group.post_forward_mesh_info is not None for group in unit._get_fsdp_state()._fsdp_param_groups)
+
+
 @contextlib.contextmanager
 def gathered(model: torch.nn.Module):
-    """The model's parameters all-gathered once and kept whole until the block ends (rollout generation); a no-op for
-    a model that is not sharded."""
+    """The model's parameters all-gathered once and kept whole until the block ends (generation: each of its many
+    small forwards would otherwise all-gather every unit that reshards after forward, i.e. every layer per token),
+    then freed; each unit's reshard_after_forward is restored as it was (PPO's own sharding: layers True, root False;
+    accelerate's FSDP2: layers and embedding True, final norm and head False). `model` is an FSDP root (a causal LM
+    sharded by `shard` or by accelerate); a no-op for a model that is not sharded. Every process must enter it."""
     units = [m for m in model.modules() if isinstance(m, FSDPModule)]
+    if isinstance(model, FSDPModule):
+        model._get_fsdp_state()._lazy_init()  # settles the root's default (what its first forward would do)
+    before = [reshards_after_forward(unit) for unit in units]
     for unit in units:
         unit.unshard()
         unit.set_reshard_after_forward(False, recurse=False)
     try:
         yield model
     finally:
-        for unit in units:
-            if unit is not model:  # the root keeps its parameters after forward anyway (FSDP2 default)
-                unit.set_reshard_after_forward(True, recurse=False)
+        for unit, reshards in zip(units, before):
+            unit.set_reshard_after_forward(reshards, recurse=False)
             unit.reshard()
-
-
-@contextlib.contextmanager
-def no_sync(*roots: torch.nn.Module):
-    """Accumulate gradients locally (no reduce-scatter) in all but the last micro-batch of an optimiser step."""
-    units = [m for r in roots for m in r.modules() if isinstance(m, FSDPModule)]
-    for unit in units:
-        unit.set_requires_gradient_sync(False, recurse=False)
-    try:
-        yield
-    finally:
-        for unit in units:
-            unit.set_requires_gradient_sync(True, recurse=False)
 
 
 def full_state_dict(model: torch.nn.Module, dtype: torch.dtype | None = None) -> dict:

@@ -24,6 +24,7 @@ from harness.data.preferences import asset_path
 from harness.config.errors import ConfigError
 from harness.models import TRAINABLE_DTYPE, ModelRef, load_tokenizer, torch_dtype
 from harness.records.stages import latest_checkpoint
+from harness.train import fsdp
 from harness.train.common import CountSteps, batch_record, save_trained, trainer_kwargs, whole_run_loss
 from harness.train.ppo import eos_trick, keep_short_prompts, prompt_budget
 from harness.train.reward import RewardScorer, load_reward_model
@@ -116,8 +117,22 @@ def load_problems(alg, mirror: str | None) -> list[dict]:
 
 
 # ------------------------------------------------------------------------------------------------- training
+class GatherOnceGRPOTrainer(GRPOTrainer):
+    """TRL's GRPOTrainer whose transformers generation all-gathers an FSDP2-sharded policy once per generation round
+    and frees it after (harness.train.fsdp.gathered), as PPO's rollouts do. TRL 1.16 gathers only FSDP1 models
+    (trl/distributed.py summon_full_params is a no-op for FSDP2) and accelerate's FSDP2 reshards every layer after
+    each forward (conf/accelerate/fsdp.yaml), so each decoded token would all-gather every layer again. Costs the
+    whole policy in the compute dtype on each GPU while generating. vLLM generation has weights of its own."""
+
+    def _generate_single_turn(self, *args, **kwargs):
+        if self.use_vllm:
+            return super()._generate_single_turn(*args, **kwargs)
+        with fsdp.gathered(self.model):
+            return super()._generate_single_turn(*args, **kwargs)
+
+
 def build(alg, base: ModelRef, model_cfg, prompts: Dataset, reward_model, out_dir: Path, report_to: str, run_name: str,
-          seed: int, max_prompt_tokens: int, mirror: str | None = None) -> tuple[GRPOTrainer, object, Dataset]:
+          seed: int, max_prompt_tokens: int, mirror: str | None = None) -> tuple[GatherOnceGRPOTrainer, object, Dataset]:
     """The GRPOTrainer, tokenizer and kept prompts: models are loaded after GRPOConfig has set this process's device."""
     if alg.reward not in GRPO_REWARDS:
         raise ConfigError(f"algorithm.reward={alg.reward!r}; valid: {list(GRPO_REWARDS)}")
@@ -145,8 +160,8 @@ def build(alg, base: ModelRef, model_cfg, prompts: Dataset, reward_model, out_di
         prompts = with_answers(alg, prompts, mirror)
         funcs.append(gsm8k_reward)
         processing.append(None)
-    trainer = GRPOTrainer(model=base.path, reward_funcs=funcs, args=args, train_dataset=prompts, processing_class=tok,
-                          reward_processing_classes=processing, callbacks=[CountSteps()])
+    trainer = GatherOnceGRPOTrainer(model=base.path, reward_funcs=funcs, args=args, train_dataset=prompts,
+                                    processing_class=tok, reward_processing_classes=processing, callbacks=[CountSteps()])
     return trainer, tok, prompts
 
 

@@ -28,14 +28,16 @@ import contextlib
 import dataclasses
 import json
 import math
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import torch
-from accelerate import Accelerator
+from accelerate import Accelerator, InitProcessGroupKwargs
 from datasets import Dataset
+from torch.distributed.tensor import DTensor
 from transformers import AutoModelForSequenceClassification, GenerationConfig, get_scheduler
 from trl.trainer.utils import entropy_from_logits, selective_log_softmax
 
@@ -49,7 +51,8 @@ from harness.train.common import STEPS_THIS_PROCESS
 from harness.train.reward import RewardScorer, load_reward_model, token_scores
 
 KEEP_CHECKPOINTS = 2
-# Loss statistics of each minibatch, logged per iteration (their mean over the iteration's minibatches).
+# Loss statistics of each minibatch, logged per iteration (their mean over the iteration's minibatches), beside the
+# gradient norms before clipping (PPOTrainer.clip_gradients).
 STATS = ("loss/policy", "loss/value", "policy/clipfrac", "policy/approxkl", "val/clipfrac")
 
 
@@ -163,10 +166,6 @@ class PolicyAndValue(torch.nn.Module):
         logits = self.policy(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False).logits
         return logits, token_scores(self.value, input_ids, attention_mask, position_ids)
 
-    def no_sync(self):
-        """Gradient accumulation under FSDP (accelerate's no_sync calls this; DDP wraps the module instead)."""
-        return fsdp.no_sync(self.policy, self.value)
-
 
 def no_dropout(model) -> None:
     for module in model.modules():
@@ -209,12 +208,24 @@ def response_slice(out: torch.Tensor, query_len: int) -> torch.Tensor:
 
 
 # ------------------------------------------------------------------------------------------------- training
+def process_group() -> list:
+    """accelerate's process-group settings. On GPUs, NCCL for CUDA tensors and gloo for CPU ones: with
+    launch.sharding=fsdp_offload the gradients that clipping all-reduces are CPU tensors, as are the logged loss
+    statistics, and a plain NCCL group refuses them ("No backend type associated with device type cpu",
+    pytorch/pytorch#148532; accelerate adds gloo only for its own FSDP plugin with offload). On CPU accelerate
+    starts gloo itself; a process no launcher started (no LOCAL_RANK, as accelerate decides) starts no group, and
+    a backend named there would make accelerate ask for one that does not exist."""
+    launched = int(os.environ.get("LOCAL_RANK", -1)) != -1
+    return [InitProcessGroupKwargs(backend="cuda:nccl,cpu:gloo")] if device() == "cuda" and launched else []
+
+
 class PPOTrainer:
     def __init__(self, alg, base: ModelRef, model_cfg, prompts: Dataset, reward_model, out_dir: Path,
                  log: Callable[[dict, int], None], seed: int, max_prompt_tokens: int = 1024, sharding: str = "none"):
         self.alg, self.out_dir, self.log, self.seed, self.model_dtype = alg, Path(out_dir), log, seed, model_cfg.dtype
         check_ppo_sharding(sharding)
-        self.accelerator = Accelerator(cpu=device() == "cpu")  # cpu=True: several CPU processes form a gloo group
+        # cpu=True: several CPU processes form a gloo group; on GPUs NCCL with gloo for CPU tensors (process_group)
+        self.accelerator = Accelerator(cpu=device() == "cpu", kwargs_handlers=process_group())
         self.sharded = sharding != "none"
         if self.sharded and self.accelerator.num_processes == 1:
             raise ConfigError(f"launch.sharding={sharding} shards over several processes, but this run has one; set "
@@ -416,9 +427,8 @@ class PPOTrainer:
                 minibatch = perm[start : start + self.local_minibatch]
                 if alg.recompute_per_minibatch:
                     self.refresh(b, minibatch)
-                for key, v in self.backward_minibatch(b, minibatch).items():
-                    stats[key].append(v)
-                self.step()
+                for key, v in (self.backward_minibatch(b, minibatch) | self.step()).items():
+                    stats.setdefault(key, []).append(v)
         return {k: torch.stack(v).mean() for k, v in stats.items()}
 
     def refresh(self, b: Rollout, minibatch: torch.Tensor) -> None:
@@ -442,7 +452,12 @@ class PPOTrainer:
         tokens = loss_normaliser(b.mask[minibatch], acc)
         totals = {k: torch.zeros(()) for k in STATS}
         for k, rows in enumerate(micro):
-            sync = contextlib.nullcontext() if k == len(micro) - 1 else acc.no_sync(self.model)
+            # DDP all-reduces once, after the last micro-batch. Sharded, every micro-batch reduce-scatters into the
+            # sharded gradient: under set_requires_gradient_sync(False) FSDP2 would hold every rank's whole
+            # unsharded gradient, in fp32, until the last (torch 2.13 fsdp/_fully_shard/_fsdp_param_group.py
+            # post_backward). Sums of per-micro-batch averages are the average of the sums: the same gradient.
+            last = k == len(micro) - 1
+            sync = contextlib.nullcontext() if last or self.sharded else acc.no_sync(self.model)
             with sync:
                 ids, attn, pos = b.inputs(rows)
                 with self.compute():
@@ -458,23 +473,26 @@ class PPOTrainer:
                 totals[key] = totals[key] + v.detach().cpu()
         return totals  # this process's share; train() averages over processes
 
-    def clip_gradients(self) -> None:
+    def clip_gradients(self) -> dict:
         """Policy and value gradients clipped to max_grad_norm each (the paper's code: two optimisers, each with
         clip_by_global_norm, EasyLM llama_train_ppo.py + optimizers.py), or as one vector
-        (algorithm.separate_grad_clipping=false, TRL)."""
+        (algorithm.separate_grad_clipping=false, TRL). Returns each group's norm before clipping (logged)."""
         model = self.accelerator.unwrap_model(self.model)
-        groups = [model.policy.parameters(), model.value.parameters()] if self.alg.separate_grad_clipping else [self.model.parameters()]
-        for params in groups:
-            self.accelerator.clip_grad_norm_(params, self.alg.max_grad_norm)
+        groups = ({"policy/grad_norm": model.policy.parameters(), "val/grad_norm": model.value.parameters()}
+                  if self.alg.separate_grad_clipping else {"grad_norm": self.model.parameters()})
+        norms = {name: self.accelerator.clip_grad_norm_(params, self.alg.max_grad_norm) for name, params in groups.items()}
+        # sharded: a DTensor; full_tensor() is the whole gradient's norm, on every rank
+        return {name: (n.full_tensor() if isinstance(n, DTensor) else n).detach().float().cpu() for name, n in norms.items()}
 
-    def step(self) -> None:
-        """One optimiser step on the accumulated gradients."""
-        self.clip_gradients()
+    def step(self) -> dict:
+        """One optimiser step on the accumulated gradients; returns the gradient norms before clipping."""
+        norms = self.clip_gradients()
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad()
         self.global_step += 1
         STEPS_THIS_PROCESS["count"] += 1
+        return norms
 
     # --------------------------------------------------------------------------------------------- loop
     def train(self) -> dict:

@@ -24,7 +24,7 @@ from harness.chat import through_final_eos
 from harness.models import TRAINABLE_DTYPE, ModelRef, base_model, device, load_tokenizer, torch_dtype
 from harness.records.stages import Stage, latest_checkpoint
 from harness.train.common import CountSteps, batch_record, save_trained, trainer_kwargs, whole_run_loss
-from harness.train.reward_plan import RECIPE, RewardModel, RewardModelPlan, plan, stage_spec  # noqa: F401  (callers say reward.plan ...)
+from harness.train.reward_plan import RewardModel, RewardModelPlan, plan, stage_spec  # noqa: F401  (callers say reward.plan ...)
 
 
 def obtain(p: RewardModelPlan, stages_root: str, tracker, run_id: str) -> RewardModel:

@@ -7,16 +7,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from harness import data
+from omegaconf import OmegaConf
+
+from harness import data, models
 from harness.config.errors import ConfigError
 from harness.models import ModelRef
 
 if TYPE_CHECKING:
     from datasets import Dataset
 
-# The recipe fields of RewardModelConfig that determine a trained reward model (not its name, label or logging).
-RECIPE = ("learning_rate", "final_learning_rate", "lr_scheduler", "warmup_ratio", "epochs", "max_steps",
-          "effective_batch_size", "max_length", "adam_beta1", "adam_beta2", "weight_decay", "max_grad_norm", "seed")
+# Fields of RewardModelConfig that change no number: names, a field nothing reads (module), memory (micro-batch size,
+# activation checkpointing: the effective batch is kept, harness.train.batching), logging, checkpoints, the planner's
+# size.
+NON_DETERMINING = ("name", "module", "label", "per_device_batch_size", "activation_checkpointing", "logging_steps",
+                   "save_steps", "params_b")
+# Fields that name an existing reward model (its identity, RewardModel.identity); a trained one never reads them (it
+# reads its base model's chat template).
+EXISTING = ("path", "revision", "chat_template")
+# Fields that name a trained one's base model and data: keyed by what they resolve to (stage_spec's base, model, data).
+INPUTS = ("base_model", "dataset")
 
 
 @dataclass
@@ -58,10 +67,17 @@ def plan(cfg, table2: bool = False, load: bool = True) -> RewardModelPlan:
     return RewardModelPlan(rm, model_cfg, dataset_cfg, train, heldout)
 
 
+def recipe(rm) -> dict:
+    """The fields of a trained reward model's config that determine it: all but those declared above (so a field
+    added later is keyed until declared)."""
+    skip = NON_DETERMINING + EXISTING + INPUTS
+    return {k: v for k, v in OmegaConf.to_container(rm, resolve=True).items() if k not in skip}
+
+
 def stage_spec(p: RewardModelPlan, base: ModelRef) -> dict:
     """What a trained reward model's stage key is computed from."""
-    return {"base": base.key or {"path": base.path, "revision": base.revision}, "chat_template": p.model.chat_template,
-            "data": data.identity(p.dataset), "recipe": {k: p.cfg[k] for k in RECIPE}, "sequences_end": "eos"}
+    return {"base": base.key or {"path": base.path, "revision": base.revision}, "model": models.identity(p.model),
+            "data": data.identity(p.dataset), "recipe": recipe(p.cfg), "sequences_end": "eos"}
 
 
 @dataclass
