@@ -121,3 +121,41 @@ def test_a_full_disk_fails_the_run_in_one_line(tmp_path):
     assert len(out.stderr.strip().splitlines()) == 1, out.stderr
     assert out.stderr.startswith(f"error: no space left on the disk holding {results}"), out.stderr
     assert "rerunning the same command resumes" in out.stderr and not out.stdout.strip()
+
+
+def test_a_run_that_could_not_log_is_logged_by_the_next_invocation_even_on_the_fast_path(tmp_path, shared_stages):
+    """Probe 10: with mlflow.db locked the run warned, and its rerun took the fast path, so it never reached MLflow.
+    The run is marked (mlflow_pending.json beside result.json, with what to log) and the next `python -m harness` of the
+    same command, answered from its record, logs it."""
+    import json
+    import os
+
+    from conftest import compose
+    from harness.pipeline import run
+    from harness.records.tracking import PENDING, create_store
+    from harness.report.runs import read_mlflow
+
+    db = tmp_path / "results" / "mlflow.db"
+    uri = f"sqlite:///{db}"
+    db.parent.mkdir(parents=True)
+    create_store(uri)
+    overrides = (f"paths.home={tmp_path}", f"paths.stages={shared_stages}", "algorithm=none", "eval=smoke",
+                 "tracking=mlflow", f"tracking.uri={uri}")
+    locker = sqlite3.connect(db, isolation_level=None)
+    locker.execute("BEGIN EXCLUSIVE")  # another process holds the store
+    try:
+        result = run(compose(*overrides))
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+    marker = Path(result["result_path"]).parent / PENDING
+    assert "locked" in json.loads(marker.read_text())["reason"]
+
+    out = subprocess.run([sys.executable, "-m", "harness", *overrides], cwd=ROOT, capture_output=True, text=True,
+                         timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert f"logged run {result['run_id']} to MLflow" in out.stdout and "is complete" in out.stdout
+    assert not marker.exists()
+    (record,) = read_mlflow(uri, "harness")
+    assert record.run_id == result["run_id"] and record.metrics["eval/gsm8k"] == result["benchmarks"]["gsm8k"]["score"]
+    assert json.loads(Path(result["result_path"]).read_text())["mlflow_run_id"] is not None
