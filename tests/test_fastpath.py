@@ -116,3 +116,20 @@ def test_verify_stages_full_verifies_a_finished_run_too(recorded):
         samples.write_bytes(whole)
         marker.write_text(vouching)
     assert finished(compose(*overrides, "verify_stages=full"))["run_id"] == result["run_id"]
+
+
+def test_a_finished_run_whose_policy_was_rebuilt_with_other_weights_takes_the_full_path(recorded):
+    """Its scores came from the policy's old weights (each benchmark records the content it was computed from)."""
+    _, result = recorded
+    results = Path(result["result_path"]).parents[2]
+    marker = Path(result["stages"]["policy"]["dir"]) / MARKER
+    vouching = marker.read_text()
+    assert complete_result(results, result["run_id"], result["config_hash"]) is not None
+    try:
+        rebuilt = json.loads(vouching)
+        weights = next(k for k in rebuilt["files"] if k.endswith(".safetensors"))
+        rebuilt["files"][weights]["sha256"] = "0" * 64  # as COMPLETE would say after a rebuild with other weights
+        marker.write_text(json.dumps(rebuilt))
+        assert complete_result(results, result["run_id"], result["config_hash"]) is None
+    finally:
+        marker.write_text(vouching)

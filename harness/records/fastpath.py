@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 
 from harness.records.results import read_index
-from harness.records.stages import library_versions, problem
+from harness.records.stages import MARKER, content_digest, library_versions, problem
 
 
 def _stage_dirs(result: dict) -> list[Path]:
@@ -43,7 +43,18 @@ def complete_result(results_dir: Path, run_id: str, config_hash: str, full: bool
         return None  # stage keys include these versions: the full path would compute new stages
     if any(problem(d, full) for d in _stage_dirs(result)):
         return None  # the full path names the stage and rebuilds it
+    content = _policy_content(result)
+    if any("policy_content" in b and b["policy_content"] != content for b in result.get("benchmarks", {}).values()):
+        return None  # scored from other weights of the policy (rebuilt since): the full path scores them again
     return result
+
+
+def _policy_content(result: dict) -> str | None:
+    """The content digest of the stage that made the run's policy (harness.models.stage_content), if one did."""
+    policy = result.get("stages", {}).get("policy", {})
+    path = Path(policy["dir"]) / "model" if policy.get("dir") else Path(policy.get("path") or "hub-id")
+    made_by = path.parent  # <stages>/<kind>/<key>/model; a hub id is a relative path that has none
+    return content_digest(made_by) if path.is_absolute() and (made_by / MARKER).exists() else None
 
 
 def finished(cfg) -> dict | None:
