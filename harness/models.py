@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from omegaconf import OmegaConf
 
 from harness import console
-from harness.chat import apply_template
+from harness.chat import apply_template, sentencepiece_segments
 from harness.records.stages import MARKER, CorruptStage, Stage, content_digest, problem
 from harness.tiny.data import TINY_DIR
 
@@ -133,11 +133,38 @@ def verify_weights(ref: ModelRef) -> None:
 def load_tokenizer(ref: ModelRef, chat_template: str | None):
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(ref.path, revision=ref.revision)
+    tok = sentencepiece_segments(AutoTokenizer.from_pretrained(ref.path, revision=ref.revision))
     apply_template(tok, chat_template)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return tok
+
+
+def check_8bit_support() -> None:
+    """eval.load_in_8bit needs bitsandbytes and a CUDA GPU: found before any stage runs, not when evaluation starts."""
+    import importlib.util
+
+    from harness.config.errors import ConfigError
+
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise ConfigError("eval.load_in_8bit=true needs bitsandbytes, which is not installed: on a CUDA machine "
+                          "`pip install bitsandbytes`, or set eval.load_in_8bit=false (model.dtype)")
+    import torch
+
+    if not torch.cuda.is_available():
+        raise ConfigError("eval.load_in_8bit=true needs a CUDA GPU (bitsandbytes' 8-bit kernels) and this machine has "
+                          "none; run the evaluation on a GPU node, or set eval.load_in_8bit=false (model.dtype)")
+
+
+def load_causal_lm_8bit(ref: ModelRef):
+    """The causal LM as open-instruct's --load_in_8bit loaded it (ea3467dbb eval/utils.py load_hf_lm): LLM.int8 weights
+    through bitsandbytes, placed by accelerate (device_map auto), every other tensor in float16 (the dtype transformers
+    then imposed on 8-bit models)."""
+    import torch
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    return AutoModelForCausalLM.from_pretrained(ref.path, revision=ref.revision, device_map="auto", dtype=torch.float16,
+                                                quantization_config=BitsAndBytesConfig(load_in_8bit=True)).eval()
 
 
 def load_causal_lm(ref: ModelRef, dtype: str = "float32", on=None):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -16,22 +17,23 @@ from omegaconf import DictConfig, OmegaConf
 from harness import algorithms, console
 from harness.algorithms import TrainingData
 from harness.chat import TEMPLATES
-from harness.config.checks import check, check_judge_keys, uses_reward_model
+from harness.config.checks import check, check_judge_keys, check_rollout_engine, uses_reward_model
 from harness.config.errors import ConfigError
 from harness.eval import rewardbench
 from harness.eval.categories import average, category_scores
 from harness.eval.generation import make_lm
+from harness.eval.items import run_items
 from harness.eval.suite import run_suite
-from harness.models import ModelRef, base_model
+from harness.models import ModelRef, base_model, check_8bit_support
 from harness.records.results import (git_commit, index_row, provenance_versions, summary_table, upsert_index,
-                                     write_result)
+                                     write_items, write_result)
 from harness.records import stages as stage_records
 from harness.records.identity import AXES, NON_DETERMINING, axes_of, axes_used, determining_config, identity, run_id_of  # noqa: F401
 from harness.records.stages import digest
 from harness.records.tracking import Tracker
-from harness.planning import planned_stages, policy_identity, policy_stage
+from harness.planning import checkpoint_stage, planned_stages, policy_identity, policy_stage
 from harness.report.grid import table_tags
-from harness.train import common, reward
+from harness.train import common, processes, reward
 
 # ------------------------------------------------------------------------------------------------- stages
 def load_training_data(cfg) -> TrainingData:
@@ -52,20 +54,79 @@ def train_in_process(cfg, base: ModelRef, inputs: TrainingData, out_dir: Path, r
                                                log or (lambda metrics, step: None))
 
 
+def obtain_reward_model(cfg, inputs: TrainingData, tracker: Tracker, run_id: str):
+    """The run's reward model, trained (once) on the job's processes like the policy (harness.train.processes)."""
+    if not inputs.reward_model:
+        return None
+    launch = None
+    if processes.several(cfg.launch):
+        launch = lambda base, d, name, mlflow_run_id: processes.train(  # noqa: E731
+            cfg, d, processes.reward_model_job(base, name), mlflow_run_id)
+    return reward.obtain(inputs.reward_model, cfg.paths.stages, tracker, run_id, launch)
+
+
 def train_policy(cfg, base: ModelRef, inputs: TrainingData, tracker: Tracker, run_id: str, rm=None) -> tuple[ModelRef, dict]:
     if not algorithms.get(cfg.algorithm).trains:  # the SFT model is evaluated (best-of-N wraps it at evaluation)
         return base, {"reused": True, "path": base.path}
     stage = policy_stage(cfg, base, rm)
-    if cfg.launch.processes * cfg.launch.nodes > 1:  # torchrun-style: accelerate starts the processes, this one waits and records
-        from harness.train import processes
-
-        work = lambda d: processes.train(cfg, base, rm, d, run_id, tracker.run_id if tracker.active else None)  # noqa: E731
+    if processes.several(cfg.launch):  # torchrun-style: accelerate starts the processes, this one waits and records
+        job = processes.policy_job(base, rm, run_id)
+        work = lambda d: processes.train(cfg, d, job, tracker.run_id if tracker.active else None)  # noqa: E731
     else:
         work = lambda d: train_in_process(cfg, base, inputs, d, rm, tracker.report_to, run_id, tracker.log_metrics)  # noqa: E731
-    result, reused = stage.run(work, label=f"{cfg.algorithm.name} policy {stage.key}")
+    result, reused = stage.run(lambda d: keep_checkpoints(work(d), d, stage.key, cfg.paths.stages),
+                               label=f"{cfg.algorithm.name} policy {stage.key}")
     if reused and (stage.dir / "log_history.json").exists():
         tracker.log_history(json.loads((stage.dir / "log_history.json").read_text()))
     return ModelRef(str(stage.dir / "model"), key=stage.key), {**result, "reused": reused, "key": stage.key, "dir": str(stage.dir)}
+
+
+def keep_checkpoints(result: dict, policy_dir: Path, policy_key: str, root) -> dict:
+    """Move the models saved for the learning curve (harness.train.common.SaveEvery) out of the policy stage into
+    checkpoint stages of their own, before the policy stage is marked complete."""
+    saved = Path(policy_dir) / common.CURVE_DIR
+    for step_dir in sorted(saved.glob("step-*"), key=lambda p: int(p.name.removeprefix("step-"))):
+        step = int(step_dir.name.removeprefix("step-"))
+        checkpoint_stage(policy_key, step, root).run(
+            lambda d, src=step_dir, n=step: (shutil.move(str(src), str(d / "model")), {"step": n})[1],
+            label=f"checkpoint at step {step} of policy {policy_key}")
+    shutil.rmtree(saved, ignore_errors=True)
+    return result
+
+
+def curve_suite(cfg):
+    """The suite a learning curve's points are scored on: conf/eval/<algorithm.curve_suite> at the run's scale."""
+    from harness.config.compose import compose
+
+    suite = compose([f"eval={cfg.algorithm.curve_suite}", f"scale={cfg.scale}"]).eval
+    for key in cfg.eval:  # evaluated as the run's own suite is (backend, devices, seed): its regime keys the stages
+        if key not in ("suite", "benchmarks", "batch_size"):
+            suite[key] = cfg.eval[key]
+    return suite
+
+
+def learning_curve(cfg, policy: ModelRef, policy_info: dict, rm, tracker: Tracker) -> dict | None:
+    """Step -> scores on the curve suite of the checkpoints every `algorithm.eval_every` steps and of the final policy,
+    each logged to MLflow as `curve/<metric>` at its step; None without eval_every."""
+    every, final = cfg.algorithm.get("eval_every", 0), policy_info.get("global_step")
+    if not every or not policy.key or not final:
+        return None
+    points = [(step, checkpoint_stage(policy.key, step, cfg.paths.stages)) for step in range(every, final, every)]
+    missing = [step for step, stage in points if not stage.complete]
+    if missing:
+        console.say(f"[harness] WARNING: policy stage {policy_info.get('dir')} was trained without the checkpoints "
+                    f"of algorithm.eval_every={every} (steps {missing}): the curve has the others only; delete the "
+                    "stage and run again to train it with them")
+    suite, curve = curve_suite(cfg), {}
+    for step, stage in [p for p in points if p[0] not in missing] + [(final, None)]:
+        ref = ModelRef(str(stage.dir / "model"), key=stage.key) if stage else policy
+        out = run_suite(suite, ref, policy_identity(ref, cfg, rm), cfg.model, cfg.paths.stages, cfg.paths.mirror)
+        scores = {k: b["score"] for k, b in out.items() if "error" not in b}
+        categories = category_scores(scores, {k: b["category"] for k, b in out.items()})
+        curve[step] = {f"eval/{k}": v for k, v in scores.items()} | {
+            f"category/{c}": v for c, v in categories.items() if v is not None}
+        tracker.log_metrics({f"curve/{k}": v for k, v in curve[step].items()}, step=step)
+    return curve
 
 
 def evaluate(cfg, policy: ModelRef, rm) -> dict:
@@ -74,8 +135,10 @@ def evaluate(cfg, policy: ModelRef, rm) -> dict:
     policy_eval, rm_benchmarks = rewardbench.split_suite(cfg.eval)
     lm_factory = None
     wrap = algorithms.get(cfg.algorithm).wrap_policy(cfg, rm)
-    if wrap is not None:
-        lm_factory = lambda: wrap(make_lm(cfg.eval.backend, policy, cfg.model, cfg.eval.batch_size))  # noqa: E731
+    if wrap is not None:  # best-of-N samples its candidates with eval.backend (vLLM: tensor parallel as configured)
+        lm_factory = lambda: wrap(make_lm(cfg.eval.backend, policy, cfg.model, cfg.eval.batch_size,  # noqa: E731
+                                          cfg.eval.tensor_parallel_size, cfg.eval.placement, seed=cfg.eval.get("seed"),
+                                          load_in_8bit=cfg.eval.load_in_8bit))
     # A wrapper keeps state between its calls (best-of-N: the chats behind rendered prompts), which answers from the
     # generation cache would bypass: its generations are not shared.
     out = run_suite(policy_eval, policy, policy_identity(policy, cfg, rm), cfg.model, cfg.paths.stages,
@@ -87,7 +150,8 @@ def evaluate(cfg, policy: ModelRef, rm) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------- record
-def record(cfg, run_id: str, config_hash: str, stages: dict, benchmarks: dict, tracker: Tracker) -> dict:
+def record(cfg, run_id: str, config_hash: str, stages: dict, benchmarks: dict, tracker: Tracker,
+           curve: dict | None = None) -> dict:
     scores = {k: b.get("score") for k, b in benchmarks.items()}
     categories = category_scores(scores, {k: b["category"] for k, b in benchmarks.items()})
     policy = stages.get("policy", {})
@@ -115,10 +179,14 @@ def record(cfg, run_id: str, config_hash: str, stages: dict, benchmarks: dict, t
         },
         "mlflow_run_id": tracker.run_id if tracker.active else None,
     }
+    if curve:
+        result["curve"] = {str(step): scores for step, scores in curve.items()}
     result["result_path"] = str(Path(cfg.paths.results) / "runs" / run_id / "result.json")
     write_result(Path(cfg.paths.results), result)
+    items = run_items(benchmarks)  # what intervals resample (harness.report.bootstrap)
+    write_items(Path(cfg.paths.results), run_id, items)
     upsert_index(Path(cfg.paths.results), index_row(result))
-    tracker.log_result(result)
+    tracker.log_result(result, items)
     return result
 
 
@@ -141,12 +209,16 @@ def run(cfg: DictConfig) -> dict:
         raise ConfigError("a run is started once, not by torchrun / accelerate launch: set launch.processes=N and the "
                           "run starts its N training processes itself")
     check(cfg)
+    if cfg.eval.load_in_8bit and not (cfg.dry_run or cfg.eval.recompute):  # a recompute loads no model
+        check_8bit_support()
     writable(cfg.paths)
     stage_records.VERIFY["mode"] = cfg.verify_stages
     config_hash, run_id = identity(cfg)
     common.STEPS_THIS_PROCESS["count"] = 0  # several runs may share one process (a local multirun)
     if not cfg.dry_run and not cfg.eval.recompute:
-        check_judge_keys(planned_stages(cfg))
+        stages = planned_stages(cfg)
+        check_judge_keys(stages)
+        check_rollout_engine(cfg, stages)
     inputs = load_training_data(cfg)
     if cfg.dry_run:
         console.say(f"[harness] dry run {run_id}: axes {axes_of(cfg)}")
@@ -159,12 +231,13 @@ def run(cfg: DictConfig) -> dict:
     try:
         base, base_info = base_model(cfg.model, cfg.paths.stages)
         inputs = fit_training_data(cfg, inputs, base)
-        rm = reward.obtain(inputs.reward_model, cfg.paths.stages, tracker, run_id) if inputs.reward_model else None
+        rm = obtain_reward_model(cfg, inputs, tracker, run_id)
         policy, policy_info = train_policy(cfg, base, inputs, tracker, run_id, rm)
         policy_info |= inputs.extra.get("data_counts", {})
         benchmarks = evaluate(cfg, policy, rm)
+        curve = learning_curve(cfg, policy, policy_info, rm, tracker)
         stages = {"model": base_info | {"path": base.path}, "policy": policy_info} | ({"reward_model": rm.info} if rm else {})
-        result = record(cfg, run_id, config_hash, stages, benchmarks, tracker)
+        result = record(cfg, run_id, config_hash, stages, benchmarks, tracker, curve)
     except BaseException as exc:  # a requeued job (time limit, preemption) exits with SystemExit: KILLED, not FAILED
         tracker.end("KILLED" if isinstance(exc, (SystemExit, KeyboardInterrupt)) else "FAILED")
         raise

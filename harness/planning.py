@@ -10,6 +10,7 @@ from pathlib import Path
 from omegaconf import OmegaConf, open_dict
 
 from harness import algorithms, data
+from harness.chat import ENCODING
 from harness.config.checks import REWARD_MODEL_RUNNERS, uses_reward_model
 from harness import models
 from harness.models import ModelRef, base_model_stage
@@ -22,6 +23,8 @@ from harness.train import reward_plan
 # devices hold a big policy's layers (each layer runs the same kernels wherever it is placed). The rest (the backend,
 # vLLM's tensor parallelism, any field added later) keys every policy benchmark; `benchmarks` are keyed one by one.
 EVAL_NON_DETERMINING = ("suite", "batch_size", "recompute", "placement")
+# EvalConfig fields that key only the sampled benchmarks (benchmark_stage; greedy ones change no number with them).
+EVAL_SAMPLING = ("seed",)
 
 
 def planned_stages(cfg) -> list[Stage]:
@@ -46,7 +49,8 @@ def planned_stages(cfg) -> list[Stage]:
         policy = stage_ref(stages[-1], cfg.model)
     benchmarks = cfg.eval.benchmarks.values()
     policy_id = policy_identity(policy, cfg, rm)
-    stages += [benchmark_stage(as_evaluated(b, cfg.model), policy_id, root) for b in benchmarks if not scores_reward_model(b)]
+    stages += [benchmark_stage(as_evaluated(b, cfg.model), policy_id, root, cfg.eval.seed) for b in benchmarks
+               if not scores_reward_model(b)]
     return stages + [reward_benchmark_stage(b, rm, root, cfg.model.dtype) for b in benchmarks if scores_reward_model(b)]
 
 
@@ -57,7 +61,7 @@ def stage_ref(stage: Stage | None, model_cfg) -> ModelRef:
 
 def policy_spec(cfg, base: ModelRef, rm=None) -> dict:
     spec = {"base": base.key or {"path": base.path, "revision": base.revision}, "model": models.identity(cfg.model),
-            "algorithm": algorithms.recipe(cfg.algorithm), "seed": cfg.seed}
+            "algorithm": algorithms.recipe(cfg.algorithm), "seed": cfg.seed, "encoding": ENCODING}
     if "dataset" in axes_used(cfg):
         spec["dataset"] = data.identity(cfg.dataset)
     if "prompts" in axes_used(cfg):
@@ -71,15 +75,21 @@ def policy_stage(cfg, base: ModelRef, rm=None) -> Stage:
     return Stage("policy", policy_spec(cfg, base, rm), Path(cfg.paths.stages))
 
 
+def checkpoint_stage(policy_key: str, step: int, root) -> Stage:
+    """The policy saved at optimiser step `step` while the policy stage `policy_key` trained: a point of its learning
+    curve (algorithm.eval_every), evaluated like any policy."""
+    return Stage("checkpoint", {"policy": policy_key, "step": int(step)}, Path(root))
+
+
 def policy_identity(policy: ModelRef, cfg=None, rm=None) -> dict:
-    """What evaluation sees as the policy: its weights, how they are run (chat format, dtype, backend) and the
-    algorithm's wrapper (best-of-N); keys its benchmarks and its generation cache."""
+    """What evaluation sees as the policy: its weights, how they are run (chat format, dtype, backend, 8-bit weights)
+    and the algorithm's wrapper (best-of-N); keys its benchmarks and its generation cache."""
     ident = {"stage": policy.key} if policy.key else {"path": policy.path, "revision": policy.revision}
     if cfg is None:
         return ident
     regime = {k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
-              for k, v in cfg.eval.items() if k not in EVAL_NON_DETERMINING and k != "benchmarks"}
-    return ident | {"model": models.identity(cfg.model, evaluation=True), "eval": regime} | \
+              for k, v in cfg.eval.items() if k not in (*EVAL_NON_DETERMINING, *EVAL_SAMPLING, "benchmarks")}
+    return ident | {"model": models.identity(cfg.model, evaluation=True), "eval": regime, "encoding": ENCODING} | \
         algorithms.get(cfg.algorithm).policy_identity(cfg, rm)
 
 
@@ -108,9 +118,22 @@ def as_evaluated(bench, model_cfg):
     return out
 
 
-def benchmark_stage(bench, policy_id: dict, root: Path) -> Stage:
-    """A policy benchmark's stage: keyed by the policy's identity and the whole benchmark config."""
-    return Stage("eval", {"policy": policy_id, "benchmark": OmegaConf.to_container(bench, resolve=True)}, Path(root))
+def sampled(bench) -> bool:
+    """The benchmark samples its generations (HumanEval+, MBPP+ at temperature 0.8): the sampling seed moves it."""
+    return bench.generation.temperature > 0
+
+
+def sampling_seed(bench, seed: int | None) -> int | None:
+    """The evaluation seed (eval.seed) where it changes a benchmark's numbers: sampled benchmarks only."""
+    return seed if seed is not None and sampled(bench) else None
+
+
+def benchmark_stage(bench, policy_id: dict, root: Path, seed: int | None = None) -> Stage:
+    """A policy benchmark's stage: keyed by the policy's identity and the whole benchmark config, and the evaluation
+    seed when it samples with one (unseeded keys are as before eval.seed existed)."""
+    spec = {"policy": policy_id, "benchmark": OmegaConf.to_container(bench, resolve=True)}
+    seed = sampling_seed(bench, seed)
+    return Stage("eval", spec | ({"seed": seed} if seed is not None else {}), Path(root))
 
 
 def reward_benchmark_stage(bench, reward_model, root, dtype: str) -> Stage:

@@ -29,6 +29,10 @@ if os.environ.get("PPO_GRADIENT_CHECK"):  # one minibatch's gradient, its rows s
     if trainer.accelerator.is_main_process:
         torch.save([p.grad.clone() for p in trainer.model.parameters()], check / "gradient_2_processes.pt")
     trainer.optimizer.zero_grad()
+    part = batch.select(rows)  # this process's half of the minibatch, its advantages whitened over both halves
+    trainer.advantages(part)
+    torch.save(part.advantages, check / f"advantages_rank{trainer.accelerator.process_index}.pt")
+seed = torch.initial_seed()  # this process's sampling seed
 policy = trainer.accelerator.unwrap_model(trainer.model).policy
 
 
@@ -40,6 +44,7 @@ initial = checksum()  # this replica before any step
 result = trainer.train()
 rank = trainer.accelerator.process_index
 (out / f"rank{rank}.json").write_text(json.dumps({**result, "rank": rank, "logged": logged, "checksum": checksum(),
+                                                  "seed": seed,
                                                   "initial_checksum": initial,
                                                   "prompts_seen": len(trainer.batch_indices(0))}))
 torch.distributed.destroy_process_group()

@@ -53,7 +53,7 @@ def test_a_policy_corrupted_after_complete_never_answers_and_its_rebuild_meets_o
     root = stage.root
     first = run_suite(gsm8k_suite(2).eval, policy, {"stage": stage.key}, compose().model, str(root))["gsm8k"]
     assert "error" not in first, first.get("error")
-    cache = generation_cache.cache_dir(root, {"stage": stage.key}, stage_content(policy)) / generation_cache.ANSWERS
+    cache = generation_cache.cache_dir(root, {"stage": stage.key}, content=stage_content(policy)) / generation_cache.ANSWERS
     cached = cache.read_text()
 
     nan_fill(stage.dir / "model" / "model.safetensors")
@@ -64,7 +64,7 @@ def test_a_policy_corrupted_after_complete_never_answers_and_its_rebuild_meets_o
     assert cache.read_text() == cached  # the NaN model added nothing
 
     stage.run(build)  # rebuilt: the same content, so the same cache, which holds only answers of that content
-    assert generation_cache.cache_dir(root, {"stage": stage.key}, stage_content(policy)) == cache.parent
+    assert generation_cache.cache_dir(root, {"stage": stage.key}, content=stage_content(policy)) == cache.parent
 
 
 def test_a_rebuilt_policy_with_other_weights_meets_neither_old_answers_nor_old_scores(policy_stage):
@@ -93,8 +93,8 @@ def test_a_rebuilt_policy_with_other_weights_meets_neither_old_answers_nor_old_s
     shutil.rmtree(stage.dir)
     stage.run(other_build)
     assert stage_content(policy) != old
-    assert generation_cache.cache_dir(stage.root, {"stage": stage.key}, stage_content(policy)) != \
-        generation_cache.cache_dir(stage.root, {"stage": stage.key}, old)
+    assert generation_cache.cache_dir(stage.root, {"stage": stage.key}, content=stage_content(policy)) != \
+        generation_cache.cache_dir(stage.root, {"stage": stage.key}, content=old)
     second = run_suite(suite, policy, {"stage": stage.key}, model_cfg, str(stage.root))["gsm8k"]
     assert second["reused"] is False and second["policy_content"] == stage_content(policy)
     assert first["policy_content"] == old

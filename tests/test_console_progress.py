@@ -61,7 +61,7 @@ def test_evaluation_bars_count_what_is_not_cached_and_a_cached_rerun_shows_no_ge
 
     first = run_suite(cfg.eval, tiny_base, policy_id, cfg.model, str(shared_stages), lm_factory=factory)
     assert all("error" not in b for b in first.values()), first
-    sent = [json.loads(x)["kind"] for x in (cache_dir(shared_stages, policy_id, stage_content(tiny_base)) / ANSWERS).read_text().splitlines()]
+    sent = [json.loads(x)["kind"] for x in (cache_dir(shared_stages, policy_id, content=stage_content(tiny_base)) / ANSWERS).read_text().splitlines()]
     shown = bars(terminal)
     assert set(shown) == {"generating alpaca_eval1", "judging alpaca_eval1", "scoring mmlu"}, shown
     # the policy's bars: one unit per request sent to it (AlpacaEval generates, MMLU scores its options)

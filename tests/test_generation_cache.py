@@ -62,7 +62,7 @@ def test_alpaca_eval_1_and_2_and_a_recompute_share_one_generation(run_config, ti
     n = cfg.eval.benchmarks.alpaca_eval1.limit
     assert len(built) == 1 and len(built[0].sent) == n  # AlpacaEval 2 sent no request of its own
     assert generated(first["alpaca_eval2"]) == generated(first["alpaca_eval1"])
-    answers = (cache_dir(shared_stages, policy_id, stage_content(tiny_base)) / ANSWERS).read_text().splitlines()
+    answers = (cache_dir(shared_stages, policy_id, content=stage_content(tiny_base)) / ANSWERS).read_text().splitlines()
     assert sum(json.loads(x)["kind"] == "generate_until" for x in answers) == n
 
     shutil.rmtree(first["alpaca_eval1"]["dir"])  # the benchmark is computed again: from the cache, no model built

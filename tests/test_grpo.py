@@ -126,9 +126,10 @@ def test_reward_model_reward_applies_ppos_eos_trick(tiny_reward_model):
     completions = [assistant("It is 7."), assistant("It is 7.")]
     reward = grpo.RewardModelReward(scorer, eos, -10.0)
     finished, unfinished = reward(prompts, completions, [[5, 6, eos], [5, 6, 7]])
-    assert finished == float(scorer.score_conversations([prompts[0] + completions[0]])[0])
+    # the same conversation scored alone: equal up to float rounding (a batch of 2 and of 1 take other kernels)
+    assert finished == pytest.approx(float(scorer.score_conversations([prompts[0] + completions[0]])[0]), abs=1e-5)
     assert unfinished == -10.0
-    assert grpo.RewardModelReward(scorer, eos, None)(prompts, completions, [[5, 6, 7], [5]]) == [finished, finished]
+    assert grpo.RewardModelReward(scorer, eos, None)(prompts, completions, [[5, 6, 7], [5]]) == pytest.approx([finished, finished], abs=1e-5)
 
 
 def test_grpo_budget_is_ppos():

@@ -11,7 +11,8 @@ changing no number (each with the reason next to it):
     reward_model           harness.train.reward_plan.NON_DETERMINING (EXISTING: read only for an existing model)
     dataset, prompts       harness.data.assets.NOT_IDENTITY
     model                  harness.models.NOT_IDENTITY (EVAL_ONLY: read by evaluation, not training)
-    eval                   harness.planning.EVAL_NON_DETERMINING; a benchmark's config is keyed whole
+    eval                   harness.planning.EVAL_NON_DETERMINING (EVAL_SAMPLING: keys the sampled benchmarks
+                           only); a benchmark's config is keyed whole
     the run's own fields   harness.records.identity.NON_DETERMINING
 
 Each field is changed in place on a composed config (one probe), the run's stages are planned with the same functions
@@ -201,7 +202,9 @@ def probes(cfg, parts=ALL) -> Iterator[Probe]:
         yield from walk(cfg[axis], cls, axis, readers_of, assets.NOT_IDENTITY)
     # the evaluation: its regime (every policy evaluation), each benchmark (its own stage)
     regime = [f.name for f in dataclasses.fields(schema.EvalConfig) if f.name != "benchmarks"]
-    yield from walk(cfg.eval, schema.EvalConfig, "eval", lambda f, p: evals, planning.EVAL_NON_DETERMINING, only=regime)
+    sampled = tuple(f"eval:{b.name}" for b in cfg.eval.benchmarks.values() if planning.sampled(b))
+    yield from walk(cfg.eval, schema.EvalConfig, "eval", lambda f, p: sampled if f in planning.EVAL_SAMPLING else evals,
+                    planning.EVAL_NON_DETERMINING, only=regime)
     for key, bench in cfg.eval.benchmarks.items():
         # a model evaluated in the plain format reads the benchmark's `options.plain` instead of what it overrides
         plain = planning.eval_model(cfg.model)[1] and bench.options.get("plain")
@@ -347,7 +350,7 @@ def test_every_declared_field_exists():
         (reward_plan.NON_DETERMINING + reward_plan.EXISTING, {f.name for f in dataclasses.fields(schema.RewardModelConfig)}),
         (assets.NOT_IDENTITY, {f.name for c in (schema.DatasetConfig, schema.PromptsConfig) for f in dataclasses.fields(c)}),
         (models.NOT_IDENTITY + models.EVAL_ONLY, {f.name for f in dataclasses.fields(schema.ModelConfig)}),
-        (planning.EVAL_NON_DETERMINING, {f.name for f in dataclasses.fields(schema.EvalConfig)}),
+        (planning.EVAL_NON_DETERMINING + planning.EVAL_SAMPLING, {f.name for f in dataclasses.fields(schema.EvalConfig)}),
         (run_identity.NON_DETERMINING, {f.name for f in dataclasses.fields(schema.Config)}),
     ]:
         assert set(declared) <= cls_fields, set(declared) - cls_fields

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from direction import max_weight_change
 
-from conftest import torchrun_two
+from conftest import compose, torchrun_two
 
 
 
@@ -28,6 +28,9 @@ def one_process_gradient(base, rm, out: Path) -> list:
     trainer.advantages(batch)
     batch = ppo.Rollout(**{k: v[:16] for k, v in asdict(batch).items()})
     torch.save(asdict(batch), out / "rollout.pt")
+    minibatch = batch.select(torch.arange(16))
+    trainer.advantages(minibatch)  # whitened over the 16 rows in one process
+    torch.save(minibatch.advantages, out / "advantages_1_process.pt")
     trainer.backward_minibatch(batch, torch.arange(16))
     return [p.grad.clone() for p in trainer.model.parameters()]
 
@@ -54,3 +57,12 @@ def test_two_processes_share_the_batch_and_stay_in_sync(tiny_base, tiny_reward_m
     # (to float round-off: gloo sums in its own order; relative to each tensor's largest entry)
     worst = max(float((g - e).abs().max() / e.abs().max().clamp(min=1e-12)) for g, e in zip(got, expected))
     assert worst < 1e-5, worst
+    # advantages are whitened over the whole minibatch, both processes' rows (EasyLM's whiten over its minibatch):
+    # the one-process whitening of all 16 rows, mean 0 over them and not over either half alone
+    halves = [torch.load(tmp_path / f"advantages_rank{r}.pt") for r in (0, 1)]
+    torch.testing.assert_close(torch.cat(halves), torch.load(tmp_path / "advantages_1_process.pt"), atol=1e-5, rtol=1e-5)
+    mask = torch.load(tmp_path / "rollout.pt")["mask"].float()
+    assert abs(float((torch.cat(halves) * mask).sum() / mask.sum())) < 1e-4
+    assert abs(float((halves[0] * mask[:8]).sum() / mask[:8].sum())) > 1e-3
+    # each process samples with its own seed, derived from the run's (the first process keeps it)
+    assert [r["seed"] for r in ranks] == [compose("algorithm=ppo").seed + r for r in (0, 1)]

@@ -5,7 +5,8 @@ import math
 import pytest
 import torch
 
-from harness.train.ppo import eos_trick, gae, masked_whiten, per_token_rewards, policy_loss, response_mask, value_loss
+from harness.train.ppo import eos_trick, gae, masked_whiten, per_token_rewards, policy_loss, value_loss
+from harness.train.rollout import pad_responses, through_eos
 
 T = torch.tensor
 
@@ -92,10 +93,11 @@ def test_clipped_value_loss_by_hand():
 
 def test_response_mask_ends_at_the_first_eos():
     eos, pad = 2, 0
-    mask, ended = response_mask(T([[5, 7, eos, pad], [5, 6, 7, 8]]), eos)
-    close(mask, [[1, 1, 1, 0], [1, 1, 1, 1]])
-    assert ended.tolist() == [True, False]
+    ids, mask, ended = pad_responses([through_eos(r, eos) for r in ([5, 7, eos, pad], [5, 6, 7, 8], [9])], pad, eos, "cpu")
+    assert ids.tolist() == [[5, 7, eos, pad], [5, 6, 7, 8], [9, pad, pad, pad]]
+    close(mask, [[1, 1, 1, 0], [1, 1, 1, 1], [1, 0, 0, 0]])
+    assert ended.tolist() == [True, False, False]
     # a tokenizer whose pad token is EOS (Llama / Tulu 2): generate pads finished rows with EOS
-    mask, ended = response_mask(T([[5, eos, eos, eos]]), eos)
-    close(mask, [[1, 1, 0, 0]])
-    assert ended.tolist() == [True]
+    ids, mask, ended = pad_responses([through_eos([5, eos, eos, eos], eos), [5, 6, 7]], eos, eos, "cpu")
+    close(mask, [[1, 1, 0], [1, 1, 1]])
+    assert ended.tolist() == [True, False]

@@ -16,6 +16,7 @@ from transformers import LlamaForCausalLM, LlamaForSequenceClassification
 from conftest import CONF, compose
 from harness.config.checks import check
 from harness.config.errors import ConfigError
+from harness.train.common import trl_config
 from harness.train.processes import command
 from harness.train import sharding
 
@@ -56,6 +57,40 @@ def launched_plugin(name: str, monkeypatch) -> FullyShardedDataParallelPlugin:
         if key.startswith(("FSDP_", "ACCELERATE_")):
             monkeypatch.setenv(key, value)
     return FullyShardedDataParallelPlugin()
+
+
+@pytest.mark.parametrize("name", ["fsdp", "fsdp_offload"])
+@pytest.mark.parametrize("trainer", ["dpo", "grpo", "reward_model"])
+def test_trl_trainers_under_accelerate_fsdp_reduce_gradients_in_fp32_every_micro_batch(trainer, name, monkeypatch, tmp_path):
+    from trl import DPOConfig, GRPOConfig, RewardConfig
+
+    cfg = compose("algorithm=grpo" if trainer == "grpo" else "algorithm=dpo", "model=tulu2_13b", "reward_model=uf_13b")
+    recipe, cls = (cfg.reward_model, RewardConfig) if trainer == "reward_model" else \
+        (cfg.algorithm, {"dpo": DPOConfig, "grpo": GRPOConfig}[trainer])
+    bare = launched_plugin(name, monkeypatch)  # the environment `accelerate launch` gives the processes
+    bare.set_mixed_precision("bf16")
+    # accelerate alone reduces gradients in the compute dtype (shared/notes/conformance/scale-2.md, E)
+    assert bare.mixed_precision_policy.reduce_dtype == torch.bfloat16
+    args = trl_config(cls, recipe, tmp_path, "bfloat16", "none", "test", 0)
+    # the plugin as the Trainer builds it from the arguments, then as the Accelerator sets the launch's mixed precision
+    plugin = FullyShardedDataParallelPlugin(**args.fsdp_plugin_args)
+    plugin.set_mixed_precision("bf16")
+    policy = plugin.mixed_precision_policy
+    assert (policy.param_dtype, policy.reduce_dtype, policy.output_dtype) == (torch.bfloat16, torch.float32, torch.bfloat16)
+    # everything else is the launch's config, as before
+    assert plugin.fsdp_version == 2 and plugin.transformer_cls_names_to_wrap == ["LlamaDecoderLayer"]
+    assert type(plugin.cpu_offload).__name__ == ("CPUOffloadPolicy" if name == "fsdp_offload" else "OffloadPolicy")
+    # gradients reduce-scattered after every micro-batch (a rank holds its shard only), not deferred by no_sync
+    assert args.accelerator_config.gradient_accumulation_kwargs == {"sync_each_batch": True}
+    assert args.gradient_accumulation_steps > 1  # the recipe's accumulation, whose no_sync would hold whole gradients
+
+
+def test_trl_trainers_without_accelerate_fsdp_keep_their_defaults(tmp_path, monkeypatch):
+    from trl import RewardConfig
+
+    monkeypatch.delenv("ACCELERATE_USE_FSDP", raising=False)
+    args = trl_config(RewardConfig, compose("reward_model=uf_13b").reward_model, tmp_path, "bfloat16", "none", "t", 0)
+    assert args.fsdp_plugin_args is None and args.accelerator_config.gradient_accumulation_kwargs is None
 
 
 @pytest.mark.parametrize("name, offload", [("zero3", "none"), ("zero3_offload", "cpu")])

@@ -9,7 +9,7 @@ from hydra import initialize_config_dir
 
 from conftest import CONF, compose
 from harness.records.stages import MARKER
-from harness.sweep import plan
+from harness.sweep import memory, plan
 from harness.sweep.__main__ import main as sweep_main
 from harness.sweep.launcher import profile_overrides
 from harness.sweep.profiles import choose_profile
@@ -76,7 +76,12 @@ def test_plan_cli_rejects_an_unknown_sweep_with_the_valid_ones(capsys):
     assert "unknown sweep 'table9'" in err and "table1" in err and "all" in err
 
 
-def test_plan_of_all_equals_the_hand_count():
+@pytest.fixture(scope="module")
+def all_runs():
+    return plan.plan_sweep("all")
+
+
+def test_plan_of_all_equals_the_hand_count(all_runs):
     """Tables 1-5 deduplicated, counted by hand from the paper's grid (protocol.md, tables/*.csv):
     runs: T1 16 (14 DPO, SFT, Llama 2 base) + T2 8 new (DPO on 3 subsets; PPO with its own RM on 4 datasets;
     the 13B UF RM PPO run) + T3 11 new (4 RewardBench, 4 best-of-N, 3 PPO besides the 13B UF one) + T4 4 new (mixed
@@ -88,7 +93,7 @@ def test_plan_of_all_equals_the_hand_count():
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         suites = {s: len(hydra_compose("config", overrides=[f"eval={s}"]).eval.benchmarks) for s in ("paper", "bon", "rewardbench")}
     assert suites["paper"] == 11
-    runs = plan.plan_sweep("all")
+    runs = all_runs
     assert len(runs) == 42
     by_kind = plan.report(runs, 42)["stages_by_kind"]
     assert by_kind == {"policy": 29, "reward_model": 8, "eval": 34 * 11 + 4 * suites["bon"] + 4 * suites["rewardbench"]}
@@ -101,6 +106,23 @@ def slurm_profiles() -> dict:
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = hydra_compose("config", overrides=["hydra/launcher=slurm"], return_hydra_config=True)
     return OmegaConf.to_container(cfg.hydra.launcher.resources, resolve=True)
+
+
+def test_every_paper_run_gets_a_default_profile_whose_plan_holds_each_of_its_stages(all_runs):
+    """conf/hydra/launcher/slurm.yaml against the memory plan: no run of the paper's sweeps is refused, and the one
+    profile a run's job gets holds every stage of it by its own plan, reward-model training included."""
+    profiles = slurm_profiles()
+    got = {}
+    for run in all_runs:
+        name = got[run.run_id] = choose_profile(run, profiles)
+        for stage in run.stages:
+            assert stage.kind in profiles[name]["kinds"], (run.run_id, stage.kind, name)
+            ok, est = memory.fits(stage.kind, run.config, profiles[name], stage.spec)
+            assert ok, (run.run_id, stage.kind, name, est and memory.describe(est))
+    # Table 3's RewardBench runs (a reward model trained, then scored): 13B on one node sharded, 70B offloaded
+    rewardbench = {r.config.reward_model.name: got[r.run_id] for r in all_runs if r.config.algorithm.name == "none"
+                   and any(s.kind == "reward_model" for s in r.stages)}
+    assert rewardbench == {"uf_13b": "train_13b", "mix_13b": "train_13b", "uf_70b": "train_70b", "mix_70b": "train_70b"}
 
 
 def test_slurm_resources_are_sized_by_the_stages_a_run_still_needs(tmp_path):

@@ -15,6 +15,17 @@ class DPO(Algorithm):
     trains = True
 
     def check(self, cfg) -> None:
+        from harness.config.groups import options
+
+        every = cfg.algorithm.get("eval_every", 0)
+        if every < 0:
+            raise ConfigError(f"algorithm.eval_every={every}: the steps between curve evaluations, >= 1 (0: no curve)")
+        if every and cfg.launch.processes * cfg.launch.nodes > 1:
+            raise ConfigError(f"algorithm.eval_every={every} saves the model of the training process, so it needs "
+                              "single-process training: set launch.processes=1 launch.nodes=1, or algorithm.eval_every=0")
+        if every and cfg.algorithm.curve_suite not in options("eval"):
+            raise ConfigError(f"algorithm.curve_suite={cfg.algorithm.curve_suite!r} is not a conf/eval suite; valid: "
+                              f"{options('eval')}")
         if cfg.reward_model.name != "none":
             raise ConfigError(
                 f"algorithm={cfg.algorithm.name} learns from preference pairs directly and uses no reward model, but "

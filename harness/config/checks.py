@@ -13,7 +13,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from harness import algorithms
 from harness.config.errors import ConfigError
 from harness.config.groups import options
-from harness.config.schema import CATEGORIES
+from harness.config.schema import CATEGORIES, ROLLOUT_BACKENDS
 from harness.train import sharding
 from harness.records.stages import VERIFY_MODES
 
@@ -120,7 +120,7 @@ _warned: set[str] = set()
 
 
 def check(cfg) -> None:
-    from harness.eval.variants import check_sources
+    from harness.eval.variants import SUBSET_DRAWS, check_sources
 
     unknown = unknown_keys(cfg)
     if unknown:
@@ -151,6 +151,8 @@ def check(cfg) -> None:
                     log.warning(warning)
         except ValueError as e:
             raise ConfigError(str(e)) from e
+        if bench.subset_draw not in SUBSET_DRAWS:
+            raise ConfigError(f"eval.benchmarks.{key}.subset_draw={bench.subset_draw!r}; valid: {list(SUBSET_DRAWS)}")
         if bench.category not in CATEGORIES and not (bench.runner in REWARD_MODEL_RUNNERS and bench.category == "reward_model"):
             raise ConfigError(f"benchmark {key!r} has category {bench.category!r}; valid: {list(CATEGORIES)} "
                               f"(or reward_model for runners {list(REWARD_MODEL_RUNNERS)})")
@@ -161,6 +163,16 @@ def check(cfg) -> None:
         raise ConfigError(f"verify_stages={cfg.verify_stages!r}; valid: {list(VERIFY_MODES)}")
     if cfg.eval.backend not in ("hf", "vllm"):
         raise ConfigError(f"eval.backend={cfg.eval.backend!r}; valid: ['hf', 'vllm']")
+    if cfg.eval.load_in_8bit and cfg.eval.backend != "hf":
+        raise ConfigError(f"eval.load_in_8bit=true loads the policy through transformers and bitsandbytes, not "
+                          f"eval.backend={cfg.eval.backend}; set eval.backend=hf (open-instruct's 8-bit runs did not "
+                          "use vLLM either) or eval.load_in_8bit=false")
+    if cfg.eval.load_in_8bit and cfg.eval.placement.device_map:
+        raise ConfigError("eval.load_in_8bit=true places the policy on the GPUs itself (device_map auto, as "
+                          "open-instruct); unset eval.placement.device_map")
+    backend = cfg.algorithm.get("rollout_backend")
+    if backend is not None and backend not in ROLLOUT_BACKENDS:
+        raise ConfigError(f"algorithm.rollout_backend={backend!r}; valid: {list(ROLLOUT_BACKENDS)}")
 
 
 def check_judge_keys(stages) -> None:
@@ -176,3 +188,20 @@ def check_judge_keys(stages) -> None:
                 raise ConfigError(f"benchmark {bench['name']!r}: judge {role!r} ({judge['model']} at {judge['base_url']}) "
                                   f"reads its API key from the environment variable {env}, which is not set; export "
                                   f"{env}=<key>, or use a local judge (eval.benchmarks.<key>.judges.{role}.kind=hf)")
+
+
+def check_rollout_engine(cfg, stages) -> None:
+    """algorithm.rollout_backend=vllm samples with vLLM, which needs the vllm extra and a CUDA GPU where the policy is
+    trained; checked before any stage starts, and only when the policy stage is still to be computed."""
+    if cfg.algorithm.get("rollout_backend") != "vllm" or all(s.complete for s in stages if s.kind == "policy"):
+        return
+    import importlib.util
+
+    import torch
+
+    missing = [what for what, absent in (("vLLM", importlib.util.find_spec("vllm") is None),
+                                         ("a CUDA GPU", not torch.cuda.is_available())) if absent]
+    if missing:
+        raise ConfigError(f"algorithm.rollout_backend=vllm samples rollouts with vLLM, which needs a CUDA GPU and the "
+                          f'vllm extra (pip install -e ".[vllm]"); this machine has no {" and no ".join(missing)}: run '
+                          "on a GPU machine with the extra, or set algorithm.rollout_backend=hf")

@@ -207,10 +207,43 @@ class DPOConfig(OptimConfig):
     # start and keeps the pair): TRL truncates prompt + completion to max_length (keep_start). true: drop pairs over
     # max_length before training, counted against dataset.max_bad_fraction (what reward models do, protocol).
     drop_overlength: bool = False
+    # Learning curves (not in the paper): every N optimiser steps the policy is saved (a `checkpoint` stage of its own)
+    # and evaluated on the suite `curve_suite` (conf/eval/<name>.yaml at the run's scale), the scores logged as step
+    # metrics `curve/...`; the final policy is also scored on it. 0: no curve. Neither changes the trained weights
+    # (tests/test_curves.py), so neither is part of the recipe (harness.algorithms.NON_DETERMINING). Single-process
+    # training only (the checkpoint is the model of that process).
+    eval_every: int = 0
+    curve_suite: str = "curve"
+
+
+# Which engine samples PPO's and GRPO's rollouts (harness/train/rollout.py).
+ROLLOUT_BACKENDS = ("hf", "vllm")
 
 
 @dataclass
-class PPOConfig(OptimConfig):
+class RolloutConfig:
+    """How an online algorithm (PPO, GRPO) samples its rollouts (harness/train/rollout.py)."""
+
+    # hf (default): transformers `generate` on the policy itself, on CPU and GPU. vllm: a vLLM engine colocated with
+    # each training process (vLLM's external_launcher; TRL's colocate mode for GRPO), asleep while the models train,
+    # the policy's weights pushed into it before every rollout; what verl, OpenRLHF, open-instruct's GRPO and TRL's
+    # `use_vllm` sample with (inferred for this harness: the paper's EasyLM sampled with its own JAX generate). Needs a
+    # CUDA GPU and `pip install -e ".[vllm]"`. Part of the policy stage's key: other kernels and random streams sample
+    # other numbers (and GRPO's vllm path adds TRL's importance-sampling correction).
+    rollout_backend: str = "hf"
+    # rollout_backend=vllm: share of each GPU's memory the engine may take (weights in model.dtype plus KV cache); it
+    # must fit beside what training keeps on the GPU while the engine samples (the 13B policy alone is ~26 GB in bf16,
+    # so PPO at 13B needs the offload profile). Inferred; TRL's GRPO default is 0.3. Memory and speed only
+    # (harness.algorithms.NON_DETERMINING).
+    vllm_gpu_memory_utilization: float = 0.5
+    # rollout_backend=vllm: put the engine to sleep (level 2: weights and KV cache freed; TRL's vllm_enable_sleep_mode)
+    # while the models train, so training gets the memory back. Inferred (colocated engines sleep in verl and
+    # OpenRLHF). Memory and speed only.
+    vllm_sleep: bool = True
+
+
+@dataclass
+class PPOConfig(RolloutConfig, OptimConfig):
     """The project's own PPO (harness.train.ppo); defaults are the paper's (protocol, PPO).
 
     Steps: one PPO *iteration* samples `rollout_batch_size` responses and takes (rollout / minibatch) x ppo_epochs
@@ -241,6 +274,11 @@ class PPOConfig(OptimConfig):
     # else touches the logits, whatever the checkpoint's generation_config.json says (harness.train.ppo.sampling_config).
     top_k: int = 50
     top_p: float = 1.0
+    # Queries start with BOS. false, the paper's code: EasyLM encoded its PPO prompts without special tokens
+    # (data.py TuluPromptDataset, add_special_tokens=False, no <s> in the text), so policy, reference, value and reward
+    # model read every query without <s>, although the policy and the reward model were trained with it (data.py
+    # PreferenceDataset). true keeps the chat template's <s>.
+    query_bos: bool = False
     # Prompts generated at once per process (memory only: not part of the recipe).
     generation_batch_size: int = 16
     # Fixed per-token KL coefficient (0.0325 with the 70B reward models, conf/algorithm_rm); no adaptive control.
@@ -255,7 +293,7 @@ class PPOConfig(OptimConfig):
     whiten_advantages: bool = True
     # true (the paper's code, EasyLM llama_train_ppo.py ppo_forward_backward, run for every minibatch): before each
     # optimiser step, old log-probs, values, KL-penalised rewards and advantages are recomputed with the current
-    # parameters and advantages whitened over the minibatch (this process's rows), so the ratio starts at 1 and both
+    # parameters and advantages whitened over the minibatch (all processes' rows), so the ratio starts at 1 and both
     # clips are inert. false (textbook PPO: TRL, open-instruct): computed once per rollout batch, whitened over it.
     recompute_per_minibatch: bool = True
     # true (the paper's code: separate policy and value optimisers, each clip_by_global_norm(max_grad_norm), EasyLM
@@ -280,7 +318,7 @@ GRPO_REWARDS = ("reward_model", "gsm8k", "both")
 
 
 @dataclass
-class GRPOConfig(OptimConfig):
+class GRPOConfig(RolloutConfig, OptimConfig):
     """GRPO through TRL's GRPOTrainer (harness.train.grpo). Not in the paper: an extension run with PPO's budget:
     conf/algorithm/grpo.yaml's epochs (1 / num_generations) give as many completions and optimiser steps as PPO's
     one epoch of one response per prompt at the same 64 per step."""
@@ -434,6 +472,9 @@ class BenchmarkConfig:
     # Random subset of the test split (protocol: GSM8k 200, seed 42; BBH 40 per task); null = the full test set.
     limit: Optional[int] = None
     subset_seed: int = 42
+    # How `limit` rows are drawn (harness.eval.sources.subset): sample (random.sample: GSM8k, BBH) | shuffle (shuffle,
+    # then the head: ToxiGen). With `subsets`, one generator seeded once draws the parts in their listed order.
+    subset_draw: str = "sample"
     # Rows held out at the head of the test split before subsetting (protocol: MBPP+ drops its first 100).
     skip_first: int = 0
     # Named parts scored separately (MMLU subjects, BBH tasks, ToxiGen groups); "{subset}" in hub_config, split and
@@ -481,8 +522,18 @@ class EvalConfig:
     # backend=hf: layer placement over several devices (device_map auto with max_memory) for big policies.
     placement: PlacementConfig = field(default_factory=PlacementConfig)
     batch_size: int = 8
+    # backend=hf, CUDA GPUs with bitsandbytes: the policy's weights in 8 bits (LLM.int8, float16 elsewhere), placed by
+    # accelerate, as open-instruct's --load_in_8bit. The paper-era regime ran MMLU and TruthfulQA so
+    # (allenai/open-instruct@ea3467dbb scripts/submit_eval_jobs.py:173,324) and the rest in 16 bits with vLLM; the
+    # default keeps every benchmark in model.dtype. It changes numbers: part of the evaluated policy's identity.
+    load_in_8bit: bool = False
     # Rescore the saved samples of every benchmark (prompts, outputs, judge verdicts) without loading a model.
     recompute: bool = False
+    # Seed of evaluation sampling (benchmarks generating at temperature > 0: HumanEval+ and MBPP+ at 0.8). null: the
+    # paper's setup, no seed of its own (as before this field). `eval.seed=${seed}` follows the run's seed, so a seed
+    # sweep also measures sampling variance. When set it is part of the stage key and generation cache of every
+    # sampled benchmark (greedy ones are shared by all seeds).
+    seed: Optional[int] = None
     benchmarks: dict[str, BenchmarkConfig] = field(default_factory=dict)
 
 

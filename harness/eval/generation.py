@@ -17,6 +17,7 @@ from pathlib import Path
 from lm_eval.api.instance import Instance
 from lm_eval.api.model import LM, hash_args
 
+from harness.chat import sentencepiece_segments
 from harness.models import ModelRef, load_causal_lm, load_tokenizer
 from harness.records.jsonl import read_jsonl
 
@@ -24,13 +25,15 @@ REQUESTS_FILE = "lm_requests.jsonl"
 BACKENDS = ("hf", "vllm")
 
 
-def vllm_kwargs(ref: ModelRef, model_cfg, tensor_parallel_size: int = 1) -> dict:
+def vllm_kwargs(ref: ModelRef, model_cfg, tensor_parallel_size: int = 1, seed: int | None = None) -> dict:
     """lm-eval's VLLM arguments: the model path (vLLM loads weights and tokenizer itself; lm-eval types `tokenizer` as
-    a path, so never a tokenizer object), the dtype, and the tensor-parallel degree (8 for a 70B policy on one node)."""
+    a path, so never a tokenizer object), the dtype, the tensor-parallel degree (8 for a 70B policy on one node), and
+    the sampling seed of the engine when eval.seed sets one (else lm-eval's default)."""
     if tensor_parallel_size < 1:
         raise ValueError(f"eval.tensor_parallel_size={tensor_parallel_size}; it is the number of GPUs per model, >= 1")
     return {"pretrained": ref.path, "revision": ref.revision, "tokenizer": ref.path, "batch_size": "auto",
-            "dtype": model_cfg.dtype, "tensor_parallel_size": int(tensor_parallel_size)}
+            "dtype": model_cfg.dtype, "tensor_parallel_size": int(tensor_parallel_size)} | (
+        {"seed": int(seed)} if seed is not None else {})
 
 
 def forced_chat_template(model_cfg) -> str | None:
@@ -66,16 +69,22 @@ def input_device(model):
 
 
 def make_lm(backend: str, ref: ModelRef, model_cfg, batch_size: int, tensor_parallel_size: int = 1,
-            placement=None) -> LM:
+            placement=None, seed: int | None = None, load_in_8bit: bool = False, engine: dict | None = None) -> LM:
     """The policy for lm-eval: batched transformers generation (CPU/GPU; `placement` spreads a big policy over
-    devices), or lm-eval's vLLM backend (GPU extra)."""
+    devices; `load_in_8bit`: its weights in 8 bits on the GPUs), or lm-eval's vLLM backend (GPU extra; `engine`: more
+    of its arguments, e.g. gpu_memory_utilization)."""
     if backend == "hf":
         from lm_eval.models.huggingface import HFLM
 
         tok = load_tokenizer(ref, model_cfg.chat_template)
-        if placement is None or not placement.device_map:
+        if load_in_8bit:
+            from harness.models import load_causal_lm_8bit
+
+            model = load_causal_lm_8bit(ref)
+        elif placement is None or not placement.device_map:
             return HFLM(pretrained=load_causal_lm(ref, model_cfg.dtype), tokenizer=tok, batch_size=batch_size)
-        model = load_placed_causal_lm(ref, model_cfg.dtype, placement)
+        else:
+            model = load_placed_causal_lm(ref, model_cfg.dtype, placement)
         lm = HFLM(pretrained=model, tokenizer=tok, batch_size=batch_size)
         lm._device = input_device(model)  # HFLM takes model.device, which is "meta" when the first layer sits on disk
         return lm
@@ -85,7 +94,8 @@ def make_lm(backend: str, ref: ModelRef, model_cfg, batch_size: int, tensor_para
                                "`pip install -e .[vllm]` (it brings its own torch), or use eval.backend=hf")
         from lm_eval.models.vllm_causallms import VLLM
 
-        lm = VLLM(**vllm_kwargs(ref, model_cfg, tensor_parallel_size))
+        lm = VLLM(**vllm_kwargs(ref, model_cfg, tensor_parallel_size, seed) | (engine or {}))
+        sentencepiece_segments(lm.tokenizer)  # lm-eval encodes the prompts with it and sends vLLM the token ids
         template = forced_chat_template(model_cfg)
         if template:  # lm-eval's VLLM renders chats with `hf_chat_template`: the forced template (Tulu), not the model's
             lm.hf_chat_template = lm.tokenizer.chat_template = template

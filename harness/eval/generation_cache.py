@@ -34,13 +34,14 @@ ANSWERS = "answers.jsonl"
 BARS = {"generate_until": "generating", "loglikelihood": "scoring", "loglikelihood_rolling": "scoring"}
 
 
-def cache_dir(stages_root: str | Path, policy_id: dict, content: str | None = None) -> Path:
-    """The policy's cache: its identity, the library versions (as in every stage key) and, for a policy a stage made,
-    the digest of its files' content (harness.models.stage_content) name it, so a rebuilt policy (a new build under
-    the same stage key) never meets another build's answers. A policy is verified against that content before it
-    answers (harness.models.verify_weights): weights corrupted on disk never add answers to it."""
-    return Path(stages_root) / "generations" / digest({"policy": policy_id, "content": content,
-                                                       "versions": library_versions()})
+def cache_dir(stages_root: str | Path, policy_id: dict, seed: int | None = None, content: str | None = None) -> Path:
+    """The policy's cache: its identity and the library versions (as in every stage key) name it; the sampling seed
+    of a seeded sampled benchmark (eval.seed: another seed, other samples; None keeps the unseeded name); and, for a
+    policy a stage made, the digest of its files' content (harness.models.stage_content), so a rebuilt policy (a new
+    build under the same stage key) never meets another build's answers. A policy is verified against that content
+    before it answers (harness.models.verify_weights): weights corrupted on disk never add answers to it."""
+    key = {"policy": policy_id, "versions": library_versions()} | ({"seed": seed} if seed is not None else {})
+    return Path(stages_root) / "generations" / digest(key | ({"content": content} if content is not None else {}))
 
 
 class CachedLM(LM):

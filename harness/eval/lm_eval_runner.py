@@ -19,7 +19,7 @@ import yaml
 from omegaconf import OmegaConf
 
 from harness.eval import openinstruct
-from harness.eval.sources import load_rows, select, write_jsonl
+from harness.eval.sources import load_rows, select_parts, write_jsonl
 
 NLTK_DATA = Path(__file__).resolve().parent.parent / "assets" / "nltk_data"
 
@@ -72,13 +72,12 @@ def fewshot_split(bench, part: str | None = None) -> str | None:
     return base.get("fewshot_split") if shots else None
 
 
-def write_task(bench, ctx, tasks_dir: Path, part: str | None = None) -> tuple[str, list[dict]]:
-    """Write the data and task YAML of one (sub)task; returns its name and the selected rows."""
+def write_task(bench, ctx, tasks_dir: Path, part: str | None, rows: list[dict]) -> str:
+    """Write the data and task YAML of one (sub)task over its selected `rows`; returns its name."""
     yaml_path = builtin_task_file(_fill(bench.task, part), _fill(bench.task_file, part))
     base = builtin_config(yaml_path)
     name = f"harness_{_fill(bench.task, part)}"
     data_dir = ctx.dir / "data"
-    rows = select(load_rows(bench, ctx.mirror, part), bench)
     if bench.options.get("prompt"):  # open-instruct's own prompt text, one user turn (harness.eval.openinstruct)
         rows = openinstruct.add_prompts(rows, bench.options.prompt, part)
     data_files = {"test": str(write_jsonl(rows, data_dir / f"{name}.test.jsonl"))}
@@ -115,7 +114,7 @@ def write_task(bench, ctx, tasks_dir: Path, part: str | None = None) -> tuple[st
     task |= OmegaConf.to_container(bench.options.get("task_overrides") or OmegaConf.create({}))
     tasks_dir.mkdir(parents=True, exist_ok=True)
     (tasks_dir / f"{name}.yaml").write_text(yaml.safe_dump(task, sort_keys=False))
-    return name, rows
+    return name
 
 
 def write_group(bench, names: list[str], tasks_dir: Path) -> str:
@@ -149,8 +148,7 @@ def evaluate(bench, ctx) -> dict:
 
     use_bundled_nltk_data()
     tasks_dir = ctx.dir / "tasks"
-    parts = bench.subsets or [None]
-    names = [write_task(bench, ctx, tasks_dir, part)[0] for part in parts]
+    names = [write_task(bench, ctx, tasks_dir, part, rows) for part, rows in select_parts(bench, ctx.mirror).items()]
     top = write_group(bench, names, tasks_dir) if bench.subsets else names[0]
     results = simple_evaluate(
         model=ctx.lm,
@@ -161,6 +159,8 @@ def evaluate(bench, ctx) -> dict:
         log_samples=True,
         bootstrap_iters=0,
         random_seed=bench.subset_seed,
+        # a sampled task under eval.seed samples with it; otherwise lm-eval's default torch seed, as before
+        **({"torch_random_seed": ctx.seed} if getattr(ctx, "seed", None) is not None else {}),
     )
     samples = [_sample_record(s, name) for name in names for s in results["samples"][name]]
     write_jsonl(samples, ctx.dir / "samples.jsonl")

@@ -12,7 +12,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from harness.data.mirror import HubSplit, check_source, load_hub
-from harness.eval.variants import SOURCE_KEYS, check_sources, variants  # noqa: F401
+from harness.eval.variants import SOURCE_KEYS, SUBSET_DRAWS, check_sources, variants  # noqa: F401
 from harness.data.preferences import ASSETS, asset_path
 
 
@@ -54,24 +54,47 @@ def load_rows(bench, mirror: str | None = None, part: str | None = None, split: 
     return list(source.load(mirror, f"python -m harness.data prefetch eval=<suite with {bench.name}>"))
 
 
-def select(rows: list[dict], bench) -> list[dict]:
-    """Drop the held-out head (`skip_first`), then keep the seeded random subset (`limit`, `subset_seed`)."""
-    return subset(rows[bench.skip_first:], bench.limit, bench.subset_seed)
+def select(rows: list[dict], bench, rng: random.Random | None = None) -> list[dict]:
+    """Drop the held-out head (`skip_first`), then keep the seeded random subset (`limit`, `subset_draw`), drawn with
+    `rng` (default: a fresh one seeded with `subset_seed`)."""
+    return subset(rows[bench.skip_first:], bench.limit, rng or random.Random(bench.subset_seed), bench.subset_draw)
 
 
-def subset(rows: list[dict], limit: int | None, seed: int) -> list[dict]:
-    """A seeded random subset (protocol: GSM8k 200 problems, seed 42), in a stable order."""
-    if limit is None or limit >= len(rows):
+def subset(rows: list[dict], limit: int | None, rng: random.Random, draw: str = "sample") -> list[dict]:
+    """`limit` rows drawn as open-instruct drew them, kept in their original order (the order scores nothing):
+    `sample`: rng.sample of the rows (GSM8k's 200, BBH's 40 per task); `shuffle`: the rows shuffled, then the first
+    `limit` (ToxiGen's 500 per group: the complement of what `sample` would keep from the same state)."""
+    if draw not in SUBSET_DRAWS:
+        raise ValueError(f"subset_draw={draw!r}; valid: {list(SUBSET_DRAWS)}")
+    if limit is None or (draw == "sample" and limit > len(rows)):
         return rows
-    keep = sorted(random.Random(seed).sample(range(len(rows)), limit))
-    return [rows[i] for i in keep]
+    if draw == "sample":
+        keep = rng.sample(range(len(rows)), limit)
+    else:
+        keep = list(range(len(rows)))
+        rng.shuffle(keep)
+        keep = keep[:limit]
+    return [rows[i] for i in sorted(keep)]
+
+
+def select_parts(bench, mirror: str | None = None) -> dict[str | None, list[dict]]:
+    """The selected rows of each part (None: the benchmark has no `subsets`). One generator seeded once with
+    `subset_seed` draws every part in `subsets` order, as open-instruct's eval/bbh and eval/toxigen run_eval.py did
+    (allenai/open-instruct@ea3467dbb `main`: random.seed(42), then per task file random.sample, per group file
+    random.shuffle, in glob order; that order was its file system's and is not recorded: `subsets` lists the parts
+    sorted by name)."""
+    if not bench.subsets:
+        return {None: select(load_rows(bench, mirror), bench)}
+    rng = random.Random(bench.subset_seed)
+    return {part: select(load_rows(bench, mirror, part), bench, rng) for part in bench.subsets}
 
 
 def benchmark_rows(bench, mirror: str | None = None) -> list[dict]:
-    """The selected rows of a benchmark; with `subsets`, each part selected on its own and tagged `_subset`."""
+    """The selected rows of a benchmark; with `subsets`, each part's tagged `_subset` (select_parts)."""
+    parts = select_parts(bench, mirror)
     if not bench.subsets:
-        return select(load_rows(bench, mirror), bench)
-    return [{**row, "_subset": part} for part in bench.subsets for row in select(load_rows(bench, mirror, part), bench)]
+        return parts[None]
+    return [{**row, "_subset": part} for part, rows in parts.items() for row in rows]
 
 
 def write_jsonl(rows: list[dict], path: Path) -> Path:

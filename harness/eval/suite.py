@@ -19,7 +19,7 @@ from harness.eval import alpacaeval, code, generation_cache, lm_eval_runner, tox
 from harness.eval.generation import REQUESTS_FILE, RecordingLM, ReplayLM, make_lm
 from harness.eval.generation_cache import CachedLM
 from harness.models import ModelRef, stage_content, verify_weights
-from harness.planning import as_evaluated, benchmark_stage, eval_model
+from harness.planning import as_evaluated, benchmark_stage, eval_model, sampling_seed
 from harness.records.stages import Stage
 
 log = logging.getLogger(__name__)
@@ -63,6 +63,8 @@ class EvalContext:
     generations: Path | None = None
     # The benchmark's key in the suite, for the console's progress bars (harness.eval.progress).
     name: str = ""
+    # Seed of the benchmark's sampling (eval.seed, for a sampled benchmark), set before it generates; None: unseeded.
+    seed: int | None = None
     _lm: Any = field(default=None, repr=False)
 
     @property
@@ -88,6 +90,10 @@ class BrokenOutputs(RuntimeError):
 def run_benchmark(bench, ctx: EvalContext) -> dict:
     if bench.runner not in RUNNERS:
         raise ValueError(f"benchmark {bench.name!r}: unknown runner {bench.runner!r}; valid: {sorted(RUNNERS)}")
+    if ctx.seed is not None:  # python, numpy and torch generators (transformers' sampling draws from torch's)
+        from transformers import set_seed
+
+        set_seed(ctx.seed)
     result = RUNNERS[bench.runner](bench, ctx)
     problem = ctx._lm.check.problem(bench.max_empty_fraction) if ctx._lm is not None else None
     if problem:
@@ -132,17 +138,20 @@ def run_suite(eval_cfg, policy: ModelRef, policy_id: dict, model_cfg, stages_roo
     another benchmark, run or recompute) from its generation cache (harness.eval.generation_cache).
     """
     model_cfg = eval_model(model_cfg)[0]
+    eval_seed = eval_cfg.get("seed")
     build = lm_factory or (lambda: make_lm(eval_cfg.backend, policy, model_cfg, eval_cfg.batch_size,
-                                           eval_cfg.tensor_parallel_size, eval_cfg.placement))
+                                           eval_cfg.tensor_parallel_size, eval_cfg.placement, seed=eval_seed,
+                                           load_in_8bit=eval_cfg.load_in_8bit))
     policy_lm = LazyPolicy(lambda: (verify_weights(policy), build())[1])
     content = stage_content(policy)  # what the policy's files hold: its generations and scores belong to it
     out = {}
     for key, bench in eval_cfg.benchmarks.items():
         bench = as_evaluated(bench, model_cfg)  # open-instruct's plain-text prompt details for an untuned model
-        stage = benchmark_stage(bench, policy_id, Path(stages_root))
-        generations = generation_cache.cache_dir(stages_root, policy_id, content) if share_generations else None
+        seed = sampling_seed(bench, eval_seed)
+        stage = benchmark_stage(bench, policy_id, Path(stages_root), eval_seed)
+        generations = generation_cache.cache_dir(stages_root, policy_id, seed, content=content) if share_generations else None
         ctx = EvalContext(stage.dir, policy_lm, eval_cfg.batch_size, mirror, Path(stages_root), eval_cfg.recompute,
-                          generations, key)
+                          generations, key, seed)
         label = f"benchmark {key} ({bench.name})"
         if eval_cfg.recompute:
             out[key] = outcome(key, bench, stage, lambda b=bench, c=ctx, st=stage: (recompute(st, b, c), False))

@@ -12,6 +12,8 @@ from harness.data.revisions import check_source
 # Keys of a benchmark's `options` entry that make it a variant reading other data (AlpacaEval's reference outputs,
 # TruthfulQA's MC2 config): the variant is the benchmark with these keys replaced.
 SOURCE_KEYS = ("hub_id", "hub_config", "split", "revision", "data_files", "files")
+# How a benchmark's `limit` rows are drawn (`subset_draw`, harness.eval.sources.subset).
+SUBSET_DRAWS = ("sample", "shuffle")
 
 
 def variants(bench) -> list:

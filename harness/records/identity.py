@@ -44,8 +44,11 @@ def determining_config(cfg) -> dict:
     out = {k: v for k, v in full.items() if k not in NON_DETERMINING and (k not in AXES or k in used)}
     out["algorithm"] = algorithms.recipe(cfg.algorithm)
     out["eval"] = {k: v for k, v in out["eval"].items() if k not in ("batch_size", "recompute")}
-    if "reward_model" in used:
-        rm = reward_plan.plan(cfg, cfg.algorithm.get("table2", False), load=False)
+    table2 = cfg.algorithm.get("table2", False)
+    # A reward model naming neither weights nor data is refused by the run's checks, with the message that says why
+    # (harness.config.checks); the identity of such a config is never recorded.
+    if "reward_model" in used and (cfg.reward_model.path is not None or cfg.reward_model.dataset or table2):
+        rm = reward_plan.plan(cfg, table2, load=False)
         if rm.trained_here:  # its base model and data are entries the config names: what they hold, not their names
             out["reward_model_inputs"] = {"model": OmegaConf.to_container(rm.model, resolve=True),
                                           "dataset": OmegaConf.to_container(rm.dataset, resolve=True)}

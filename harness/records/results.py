@@ -1,6 +1,7 @@
 """Run results on disk: one JSON per run, one row per run in a results index, and the summary table.
 
     results/runs/<run_id>/result.json     config, training metrics, benchmark and category scores, provenance
+    results/runs/<run_id>/items.json      per benchmark, the per-item scores behind its score (harness.eval.items)
     results/index.jsonl                   one row per run (rewritten in place when the same run is recorded again)
 """
 
@@ -16,6 +17,7 @@ from harness.config.schema import CATEGORIES
 from harness.records.stages import library_versions, write_atomic
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
+ITEMS_FILE = "items.json"
 
 
 def git_commit() -> str:
@@ -47,6 +49,20 @@ def write_result(results_dir: Path, result: dict) -> Path:
     path = run_dir / "result.json"
     write_atomic(path, json.dumps(result, indent=2, default=str))
     return path
+
+
+def write_items(results_dir: Path, run_id: str, items: dict) -> Path:
+    path = Path(results_dir) / "runs" / run_id / ITEMS_FILE
+    write_atomic(path, json.dumps(items, separators=(",", ":")))
+    return path
+
+
+def read_items(results_dir: Path, run_id: str) -> dict | None:
+    """A run's item tables (None for a run recorded before they were kept)."""
+    try:
+        return json.loads((Path(results_dir) / "runs" / run_id / ITEMS_FILE).read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def stages_digest(result: dict) -> str | None:

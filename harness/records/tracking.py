@@ -30,7 +30,7 @@ from typing import Any
 from filelock import FileLock
 
 from harness import console
-from harness.records.results import stages_digest
+from harness.records.results import read_items, stages_digest
 from harness.records.stages import write_atomic
 
 log = logging.getLogger(__name__)
@@ -238,6 +238,16 @@ class Tracker:
         """What TRL trainers should report to: into this run when it is live."""
         return "mlflow" if self.active and self.run_id else "none"
 
+    @property
+    def current_run_id(self) -> str | None:
+        """The innermost live MLflow run (a child's, inside `child`), where a trainer in another process logs."""
+        if not (self.active and self.run_id):
+            return None
+        import mlflow
+
+        run = mlflow.active_run()
+        return run.info.run_id if run else self.run_id
+
     def log_metrics(self, metrics: dict[str, float | None], step: int | None = None) -> None:
         import mlflow
 
@@ -284,8 +294,9 @@ class Tracker:
         self._safe(mlflow.end_run, status=status)
 
     # ----------------------------------------------------------------------------------------- results
-    def log_result(self, result: dict) -> None:
-        """A recorded run's scores, categories, training numbers, provenance tags and its config and result files."""
+    def log_result(self, result: dict, items: dict | None = None) -> None:
+        """A recorded run's scores, categories, training numbers, provenance tags and its config, result and item
+        files."""
         scores = {k: b.get("score") for k, b in result["benchmarks"].items()}
         self.log_metrics({f"eval/{k}": v for k, v in scores.items()}
                          | {f"category/{k}": v for k, v in result["categories"].items()} | {"average": result["average"]}
@@ -294,6 +305,8 @@ class Tracker:
                        "stages_digest": stages_digest(result)})
         self.log_dict(result["config"], "config.json")
         self.log_dict(result, "result.json")
+        if items is not None:
+            self.log_dict(items, "items.json")
 
     def settle(self, run_dir: Path) -> None:
         """Once the result is on disk: a run whose logging failed is marked (PENDING, with what to log), so that the
@@ -323,7 +336,7 @@ def log_pending(cfg, results_dir: str | Path, result: dict) -> None:
     history = Path((result.get("stages", {}).get("policy") or {}).get("dir") or run_dir) / "log_history.json"
     if history.exists():
         tracker.log_history(json.loads(history.read_text()))
-    tracker.log_result(result)
+    tracker.log_result(result, read_items(results_dir, result["run_id"]))
     tracker.end("FINISHED")
     if tracker.failed is None:
         write_atomic(run_dir / "result.json", json.dumps(result | {"mlflow_run_id": tracker.run_id}, indent=2, default=str))

@@ -4,8 +4,9 @@
     python -m harness.report --source mlflow                  # the same, read from MLflow (the runs' tracking URI)
     python -m harness.report --model tiny --out reports/tiny  # the tiny grid (sweep tiny_all: model tiny, suite tiny_grid)
 
-Writes reports/table1..table5 and figure1, figure3 as .csv, .md and _runs.csv (the runs behind every cell, with
-provenance), and figure1.png, figure3.png. Which run fills which cell: harness/report/grid.py.
+Writes reports/table1..table5 and figure1, figure3 as .csv, .md, _runs.csv (the runs behind every cell, with
+provenance) and _variants.csv (runs of a row's axes with another recipe), and figure1.png, figure3.png. Which run
+fills which cell: harness/report/grid.py and recipe.py; intervals: bootstrap.py.
 """
 
 from __future__ import annotations
@@ -15,23 +16,14 @@ import os
 import sys
 from pathlib import Path
 
-from harness.config.groups import CONF_DIR, options
+from harness.config.groups import options
 from harness.config.errors import ConfigError
 from harness.report.grid import PAPER_MODEL
 
-# The main suite of a base model's grid: the tiny grid (sweeps/tiny_all.yaml) evaluates on conf/eval/tiny_grid.yaml.
+# The main suite and scale of a base model's grid: the tiny grid (sweeps/tiny_all.yaml) evaluates on
+# conf/eval/tiny_grid.yaml at scale=tiny (its recipes are the tiny stand-ins).
 DEFAULT_SUITES = {"tiny": "tiny_grid"}
-
-
-def run_tracking(results: Path) -> tuple[str, str]:
-    """The tracking URI and experiment a run writing to `results` uses (conf/tracking/mlflow.yaml)."""
-    from hydra import compose, initialize_config_dir
-
-    import harness.config.schema  # noqa: F401  (registers the schemas)
-
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose("config", overrides=[f"paths.results={results}", "tracking=mlflow"])
-    return cfg.tracking.uri, cfg.tracking.experiment
+DEFAULT_SCALES = {"tiny": "tiny"}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -44,6 +36,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--model", default=PAPER_MODEL, help="base model of the grid (conf/model); tiny for the tiny grid")
     p.add_argument("--suite", default=None, help="main evaluation suite (conf/eval); default: tiny_grid for --model tiny "
                                                  "(the tiny_all sweep's), else paper")
+    p.add_argument("--scale", default=None, choices=options("scale"),
+                   help="scale of the grid's recipes (conf/scale); default: tiny for --model tiny, else paper")
     p.add_argument("--tracking-uri", default=None, help="MLflow URI; default: the one runs use for --results")
     p.add_argument("--experiment", default=None, help="MLflow experiment; default: the one runs use")
     return p.parse_args(argv)
@@ -52,7 +46,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from harness.report.generate import generate, summary
-    from harness.report.runs import read_disk, read_mlflow
+    from harness.report.runs import read_disk, read_mlflow, run_tracking
 
     try:
         if args.model not in options("model"):
@@ -70,8 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"[report] {len(runs)} runs from {where}; base model {args.model}, suite {suite}")
-    written = generate(runs, args.out, args.model, suite)
+    scale = args.scale or DEFAULT_SCALES.get(args.model, "paper")
+    print(f"[report] {len(runs)} runs from {where}; base model {args.model}, suite {suite}, scale {scale}")
+    written = generate(runs, args.out, args.model, suite, scale)
     print(summary(written, runs, args.model, suite))
     return 0
 

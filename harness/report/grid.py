@@ -12,6 +12,8 @@ conf/model/llama2_13b_tiny.yaml ...; see sweeps/tiny_all.yaml).
 
 A cell is a sum of terms, each the mean of one metric over the runs one selector matches, times a weight: a plain cell
 is one term of weight 1; Table 2's average delta and Table 3's best-of-N gain over SFT are differences of such means.
+Of the runs a selector matches, only those of the paper's recipe for the cell count (harness.report.recipe: the
+default composition of the selector's axes plus the term's `overrides`); the others are listed as variants.
 The same grid tags MLflow runs with the tables they belong to (`table_tags`).
 """
 
@@ -38,6 +40,8 @@ CATEGORIES_MEAN = "mean_of_present_categories"
 class Term:
     weight: float
     select: Mapping[str, str]
+    # Options the paper's grid sets beyond the axes (as its sweep does), part of the cell's recipe.
+    overrides: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -76,14 +80,15 @@ class Table:
         return self.name.removeprefix("table").removeprefix("figure")
 
 
-def row(key: str | tuple[str, ...], **select: str) -> Row:
-    return Row(key if isinstance(key, tuple) else (key,), (Term(1.0, select),))
+def row(key: str | tuple[str, ...], overrides: tuple[str, ...] = (), **select: str) -> Row:
+    return Row(key if isinstance(key, tuple) else (key,), (Term(1.0, select, overrides),))
 
 
 def mean_difference(key: tuple[str, ...], pairs: list[tuple[Row, Row]]) -> Row:
     """mean over pairs of (first - second): Table 2's "Avg. delta PPO - DPO"."""
     w = 1.0 / len(pairs)
-    return Row(key, tuple(t for a, b in pairs for t in (Term(w, a.terms[0].select), Term(-w, b.terms[0].select))))
+    return Row(key, tuple(Term(s * w, r.terms[0].select, r.terms[0].overrides) for a, b in pairs
+                          for s, r in ((1, a), (-1, b))))
 
 
 def category_columns() -> tuple[Column, ...]:
@@ -128,9 +133,11 @@ TABLE2_DATASETS = {  # paper label -> dataset (60,908-row subsets of the large s
     "StackExchange": "stack_exchange_60k", "ChatArena (2023)": "chatbot_arena_2023", "HH-RLHF": "hh_rlhf_60k",
     "Nectar": "nectar_60k", "UltraFeedback (FG)": "ultrafeedback_fg",
 }
-# PPO with `algorithm.table2=true`: reward model trained on the dataset, prompts from it (its run carries dataset=X).
-# The UltraFeedback PPO row is the 13B UltraFeedback RM run with UF prompts.
-_T2_PAIRS = [(row((label, "PPO"), **(ppo("uf_13b") if ds == "ultrafeedback_fg" else {"algorithm": "ppo", "dataset": ds})),
+# PPO with `algorithm.table2=true`: reward model trained on the dataset, prompts from it (its run carries dataset=X;
+# the options as sweeps/table2.yaml sets them). The UltraFeedback PPO row is the 13B UltraFeedback RM run with UF prompts.
+TABLE2_PPO = ("algorithm.table2=true", "reward_model=none", "prompts=from_dataset")
+_T2_PAIRS = [(row((label, "PPO"), **ppo("uf_13b")) if ds == "ultrafeedback_fg" else
+              row((label, "PPO"), TABLE2_PPO, algorithm="ppo", dataset=ds),
               row((label, "DPO"), **dpo(ds))) for label, ds in TABLE2_DATASETS.items()]
 TABLE2 = Table(
     "table2", "Table 2: DPO vs PPO on the same data", "table2_dpo_vs_ppo.csv", ("data", "algorithm"),
@@ -144,7 +151,7 @@ BEST_OF_N = {"algorithm": "best_of_n", "eval_suite": "bon"}
 TABLE3 = Table(
     "table3", "Table 3: reward models: RewardBench, best-of-16, and PPO with each", "table3_reward_models.csv",
     ("reward_model",),
-    (Column("rewardbench_score", "eval/rewardbench", {"eval_suite": "rewardbench"}),
+    (Column("rewardbench_score", "eval/rewardbench", {"eval_suite": "rewardbench", "algorithm": "none"}),
      Column("best_of_n_avg", CATEGORIES_MEAN, BEST_OF_N),
      # gain of best-of-N over the SFT model evaluated on the same subset of the suite
      Column("best_of_n_delta_over_sft", CATEGORIES_MEAN, BEST_OF_N, minus={"algorithm": "none", "eval_suite": "bon"}),
@@ -213,7 +220,7 @@ BY_NAME = {t.name: t for t in (*TABLES, *FIGURES)}
 # --------------------------------------------------------------------------------------------- selectors
 def cell_terms(r: Row, col: Column) -> list[Term]:
     """The terms of one cell: the row's selectors merged with the column's, then the column's subtrahend."""
-    terms = [Term(t.weight, DEFAULTS | dict(t.select) | dict(col.select)) for t in r.terms]
+    terms = [Term(t.weight, DEFAULTS | dict(t.select) | dict(col.select), t.overrides) for t in r.terms]
     return terms + ([Term(-1.0, DEFAULTS | dict(col.minus))] if col.minus is not None else [])
 
 

@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from harness.config.groups import CONF_DIR  # noqa: F401  (sweep files: CONF_DIR / "sweep")
 from harness.records.stages import Stage
 from harness.sweep.cost import CostModel, gpu_hours
+from harness.sweep.memory import PHASES
 
 
 @dataclass
@@ -132,7 +133,8 @@ def stage_memory(stage: Stage, run: PlannedRun, profiles: dict[str, dict]) -> di
     except ValueError as exc:
         return {"profile": None, "memory_gb": None, "error": str(exc)}
     est = fits(stage.kind, run.config, profiles[profile], stage.spec)[1]
-    return {"profile": profile, "memory_gb": est and round(est["peak"], 1), "memory": est}
+    phases = {k: round(v, 1) for k, v in est["phases"].items()} if est else {}
+    return {"profile": profile, "memory_gb": est and round(est["peak"], 1), "phases_gb": phases, "memory": est}
 
 
 def report(runs: Sequence[PlannedRun], n_jobs: int, cost: CostModel = CostModel(), name: str = "",
@@ -176,18 +178,20 @@ def render(plan: dict) -> str:
              f"  {plan['cost_model']}"]
     if plan["unknown_cost_kinds"]:
         lines.append(f"  no cost model for stage kinds {plan['unknown_cost_kinds']} (counted as 0)")
-    lines += ["", f"  {'kind':<13} {'key':<13} {'state':<9} {'runs':>4} {'GPU-h':>9} {'GB/GPU':>7} {'profile':<17} first run"]
+    lines += ["", "  GB per GPU by phase (harness/sweep/memory.py): training, rollout (generation); peak the larger",
+              f"  {'kind':<13} {'key':<13} {'state':<9} {'runs':>4} {'GPU-h':>9} {'train':>6} {'rollout':>7} "
+              f"{'profile':<17} first run"]
     for r in sorted(plan["stage_rows"], key=lambda r: (r["kind"], -r["gpu_hours"])):
         state = "complete" if r["complete"] else "todo"
-        mem = "-" if r.get("memory_gb") is None else f"{r['memory_gb']:.0f}"
+        mem = {p: "-" if (r.get("phases_gb") or {}).get(p) is None else f"{r['phases_gb'][p]:.0f}" for p in PHASES}
         profile = r.get("profile") or ("NO FIT" if r.get("error") else "-")
-        lines.append(f"  {r['kind']:<13} {r['key']:<13} {state:<9} {r['runs']:>4} {r['gpu_hours']:>9.1f} {mem:>7} "
-                     f"{profile:<17} {r['first_run']}")
-    details = {r["profile"]: r for r in plan["stage_rows"] if r.get("memory") and r["kind"] != "eval"}
+        lines.append(f"  {r['kind']:<13} {r['key']:<13} {state:<9} {r['runs']:>4} {r['gpu_hours']:>9.1f} "
+                     f"{mem['training']:>6} {mem['rollout']:>7} {profile:<17} {r['first_run']}")
+    details = {(r["kind"], r["profile"]): r for r in plan["stage_rows"] if r.get("memory") and r["kind"] != "eval"}
     if details:
         from harness.sweep.memory import describe
 
-        lines += ["", "  memory per GPU (harness/sweep/memory.py; one stage per profile shown):"]
-        lines += [f"    {r['kind']} {r['key']} on {p}: {describe(r['memory'])}" for p, r in details.items()]
+        lines += ["", "  memory per GPU (harness/sweep/memory.py; one stage of each kind per profile shown):"]
+        lines += [f"    {kind} {r['key']} on {p}: {describe(r['memory'])}" for (kind, p), r in sorted(details.items())]
     lines += [f"  REFUSED: {e}" for e in plan.get("memory_errors", [])]
     return "\n".join(lines)

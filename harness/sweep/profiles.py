@@ -19,23 +19,27 @@ def stage_params_b(kind: str, cfg) -> float:
 
 def choose_profile(run, profiles: dict[str, dict]) -> str:
     """The smallest profile (in the given order) that every incomplete stage of the run fits: by kind, by the largest
-    model it holds, and by memory per GPU under the profile's sharding (harness.sweep.memory); the first profile when
-    nothing is left to compute. Refuses a run no profile can hold, saying what would."""
+    model it holds, and by memory per GPU under the profile's sharding (harness.sweep.memory), all stages in the one
+    profile the job gets (a stage that fits a smaller profile may not fit the run's under another sharding); the first
+    profile when nothing is left to compute. Refuses a run no profile can hold, saying what would."""
     names = list(profiles)
-    chosen = 0
-    for stage in run.stages:
-        if stage.complete:
-            continue
-        size = stage_params_b(stage.kind, run.config)
-        sized = [i for i, n in enumerate(names) if stage.kind in profiles[n]["kinds"] and size <= profiles[n]["max_params_b"]]
+    todo = [s for s in run.stages if not s.complete]
+    runs_on = {s.key: [n for n in names if s.kind in profiles[n]["kinds"]
+                       and stage_params_b(s.kind, run.config) <= profiles[n]["max_params_b"]] for s in todo}
+    for stage in todo:
+        sized = runs_on[stage.key]
         if not sized:
-            raise ValueError(f"no resource profile fits stage {stage.kind} {stage.key} of {run.run_id} ({size:g}B "
-                             f"parameters); profiles: {[(n, profiles[n]['kinds'], profiles[n]['max_params_b']) for n in names]}")
-        fitting = [i for i in sized if memory.fits(stage.kind, run.config, profiles[names[i]], stage.spec)[0]]
-        if not fitting:
-            raise ValueError(memory_refusal(stage, run, names[sized[-1]], profiles[names[sized[-1]]]))
-        chosen = max(chosen, fitting[0])
-    return names[chosen]
+            raise ValueError(f"no resource profile fits stage {stage.kind} {stage.key} of {run.run_id} "
+                             f"({stage_params_b(stage.kind, run.config):g}B parameters); profiles: "
+                             f"{[(n, profiles[n]['kinds'], profiles[n]['max_params_b']) for n in names]}")
+        if not any(memory.fits(stage.kind, run.config, profiles[n], stage.spec)[0] for n in sized):
+            raise ValueError(memory_refusal(stage, run, sized[-1], profiles[sized[-1]]))
+    for name in names:
+        if all(name in runs_on[s.key] and memory.fits(s.kind, run.config, profiles[name], s.spec)[0] for s in todo):
+            return name
+    raise ValueError(f"no one resource profile holds every stage of {run.run_id} although each fits one: "
+                     + "; ".join(f"{s.kind} {s.key} fits {[n for n in runs_on[s.key] if memory.fits(s.kind, run.config, profiles[n], s.spec)[0]]}"
+                                 for s in todo) + "; add a profile that holds them all to hydra.launcher.resources")
 
 
 def memory_refusal(stage, run, name: str, profile: dict) -> str:

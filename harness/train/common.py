@@ -12,9 +12,13 @@ from transformers import TrainerCallback
 from harness import console
 from harness.train.batching import plan
 from harness.models import device
+from harness.train.sharding import accelerate_fsdp_overrides
 
 # Optimiser steps performed by this process (not restored from a checkpoint): a reused stage adds none.
 STEPS_THIS_PROCESS = {"count": 0}
+# Where a policy stage being trained keeps the models saved for its learning curve (algorithm.eval_every):
+# <stage>/curve/step-<N>/, moved into checkpoint stages when training ends (harness.pipeline).
+CURVE_DIR = "curve"
 
 
 class CountSteps(TrainerCallback):
@@ -28,6 +32,27 @@ class CountSteps(TrainerCallback):
         STEPS_THIS_PROCESS["count"] += 1
         if state.is_world_process_zero:
             console.advance()
+
+
+class SaveEvery(TrainerCallback):
+    """Saves the model (weights and tokenizer) every `every` optimiser steps before the last, under `directory`/step-N:
+    the checkpoints of a learning curve. Saving reads the weights only: training goes on unchanged."""
+
+    def __init__(self, every: int, directory: Path):
+        self.every, self.directory = every, Path(directory)
+
+    def on_step_end(self, args, state, control, model=None, processing_class=None, **kwargs):
+        step = state.global_step
+        if step % self.every or step >= state.max_steps or not state.is_world_process_zero:
+            return
+        target = self.directory / f"step-{step}"
+        tmp = target.with_name(target.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        model.save_pretrained(tmp)
+        if processing_class is not None:
+            processing_class.save_pretrained(tmp)
+        shutil.rmtree(target, ignore_errors=True)
+        tmp.rename(target)
 
 
 def whole_run_loss(trainer, result, resume: str | None) -> float:
@@ -80,6 +105,20 @@ def trainer_kwargs(alg, out_dir: Path, dtype: str, report_to: str, run_name: str
         seed=seed,
         disable_tqdm=False,
     )
+
+
+def trl_config(cls, alg, out_dir: Path, dtype: str, report_to: str, run_name: str, seed: int, **fields):
+    """A TRL config (DPOConfig, RewardConfig, GRPOConfig) from the recipe and the trainer's own `fields`; in a process
+    that `accelerate launch` started with FSDP (launch.sharding=fsdp*), with fp32 gradient reduction and a reduce-scatter
+    every micro-batch (harness.train.sharding.accelerate_fsdp_overrides)."""
+    fsdp = accelerate_fsdp_overrides()
+    if fsdp:
+        fields["accelerator_config"] = {"gradient_accumulation_kwargs": fsdp["gradient_accumulation_kwargs"]}
+    args = cls(**trainer_kwargs(alg, out_dir, dtype, report_to, run_name, seed), **fields)
+    if fsdp:  # the Trainer builds its FSDP plugin from this; TrainingArguments derives it from its own `fsdp` fields,
+        # which an accelerate-launched job leaves empty (its settings are in the environment)
+        args.fsdp_plugin_args = fsdp["fsdp_plugin_args"]
+    return args
 
 
 def batch_record(alg) -> dict:

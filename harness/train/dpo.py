@@ -15,7 +15,8 @@ from trl import DPOConfig, DPOTrainer
 
 from harness.models import TRAINABLE_DTYPE, ModelRef, load_causal_lm, load_tokenizer, torch_dtype
 from harness.records.stages import latest_checkpoint, write_atomic
-from harness.train.common import CountSteps, batch_record, save_trained, trainer_kwargs, whole_run_loss
+from harness.train.common import (CURVE_DIR, CountSteps, SaveEvery, batch_record, save_trained, trl_config,
+                                  whole_run_loss)
 from harness.train.dpo_data import LastMessageCollator, LastMessageDPOTrainer
 
 
@@ -39,8 +40,8 @@ def build(alg, base: ModelRef, model_cfg, train_ds: Dataset, eval_ds: Dataset | 
           run_name: str, seed: int) -> tuple[DPOTrainer, object]:
     """The DPOTrainer and tokenizer: models are loaded after DPOConfig has set this process's device."""
     tok = load_tokenizer(base, model_cfg.chat_template)
-    args = DPOConfig(
-        **trainer_kwargs(alg, out_dir, model_cfg.dtype, report_to, run_name, seed),
+    args = trl_config(
+        DPOConfig, alg, out_dir, model_cfg.dtype, report_to, run_name, seed,
         beta=alg.beta,
         loss_type=[alg.loss_type],
         max_length=alg.max_length,
@@ -54,7 +55,8 @@ def build(alg, base: ModelRef, model_cfg, train_ds: Dataset, eval_ds: Dataset | 
     trainer = LastMessageDPOTrainer(model=base.path, ref_model=ref, args=args, train_dataset=train_ds,
                                     eval_dataset=eval_ds, processing_class=tok,
                                     data_collator=LastMessageCollator(tok.pad_token_id, alg.max_length),
-                                    callbacks=[CountSteps()])
+                                    callbacks=[CountSteps()] + ([SaveEvery(alg.eval_every, out_dir / CURVE_DIR)]
+                                                                if alg.get("eval_every") else []))
     return trainer, tok
 
 

@@ -1,8 +1,8 @@
 """DPO's training sequences as the paper's code built them (hamishivi/EasyLM@dbf2212 EasyLM/data.py, preference
 datasets with `only_train_last_message`): each side of a pair is its own whole conversation (prompt + that side's
 turns, so a multi-turn Chatbot Arena or HH-RLHF side keeps its own earlier answers as context), rendered with the chat
-template and cut right after its final EOS (EasyLM strips the text, so the template's trailing newline is not
-trained on), and DPO's log-probs cover that side's last assistant message only. Sequences longer than max_length
+template from its stripped messages and cut right after its final EOS (EasyLM strips every message and the text, so
+the template's trailing newline is not trained on), and DPO's log-probs cover that side's last assistant message only. Sequences longer than max_length
 are truncated from the end and kept (EasyLM truncates to seq_length); a pair whose last message starts beyond it has
 nothing to train on and is left out.
 
@@ -19,15 +19,17 @@ from transformers.data.data_collator import DataCollatorMixin
 from trl import DPOTrainer
 from trl.data_utils import common_prefix_length
 
-from harness.chat import through_final_eos
+from harness.chat import stripped, through_final_eos
 
 SIDES = ("chosen", "rejected")
 
 
 def encode_side(tok, messages: list[dict]) -> tuple[list[int], int]:
-    """Token ids of a conversation through its final EOS, and the position where its last assistant message starts."""
+    """Token ids of a conversation (every message stripped, as EasyLM) through its final EOS, and the position where
+    its last assistant message starts."""
     if not messages or messages[-1]["role"] != "assistant":
         raise ValueError(f"a DPO side must end with an assistant message, got roles {[m['role'] for m in messages]}")
+    messages = stripped(messages)
     full = tok.apply_chat_template(messages, tokenize=False)
     context = tok.apply_chat_template(messages[:-1], tokenize=False, add_generation_prompt=True)
     end = full.rfind(tok.eos_token)

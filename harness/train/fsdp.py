@@ -146,6 +146,26 @@ def gathered(model: torch.nn.Module):
             unit.reshard()
 
 
+@contextlib.contextmanager
+def root_gathered(model: torch.nn.Module):
+    """A model sharded whole as one FSDP2 root (accelerate's FSDP2: one unit per decoder layer, the model the root)
+    with the root's own parameters (embeddings, final norm, score head) gathered, so that its submodules can be
+    called one by one (harness.train.reward.token_scores calls backbone, then head); the decoder layers gather
+    themselves. A no-op for any other model (PPO's value and reward model shard backbone and head as roots of their
+    own, `shard`)."""
+    if not isinstance(model, FSDPModule):
+        yield model
+        return
+    # the root's lazy init, which its own forward would do: without it the first layer called becomes a root of its
+    # own and, as roots do, keeps its parameters gathered after forward
+    model._get_fsdp_state()._lazy_init()
+    model.unshard()
+    try:
+        yield model
+    finally:
+        model.reshard()
+
+
 def full_state_dict(model: torch.nn.Module, dtype: torch.dtype | None = None) -> dict:
     """The whole model's state dict on rank 0's CPU (empty on other ranks); every rank must call it."""
     state = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))

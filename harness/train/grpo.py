@@ -6,7 +6,9 @@
 Rewards (`algorithm.reward`): `reward_model` (a sequence classifier reading prompt + completion in its own
 tokenizer and chat template; a completion without EOS scores `missing_eos_penalty`, as in PPO), `gsm8k` (verifiable: 1 when the completion's final number equals the
 gold answer, else 0), or `both` (summed). KL: beta > 0 against the frozen SFT reference. TRL loads policy and
-reference itself (fp32 weights, model.dtype compute; the pinned revision) on each process's device.
+reference itself (fp32 weights, model.dtype compute; the pinned revision) on each process's device. Completions are
+sampled by `algorithm.rollout_backend`: TRL's transformers generate, or TRL's own vLLM path in colocate mode
+(harness.train.rollout.trl_vllm_args); micro-batches are length-grouped (`LengthGroupedGRPOTrainer`).
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ from harness.data.preferences import asset_path
 from harness.config.errors import ConfigError
 from harness.models import TRAINABLE_DTYPE, ModelRef, load_tokenizer, torch_dtype
 from harness.records.stages import latest_checkpoint
-from harness.train import fsdp
-from harness.train.common import CountSteps, batch_record, save_trained, trainer_kwargs, whole_run_loss
+from harness.train import fsdp, length_groups, rollout
+from harness.train.common import CountSteps, batch_record, save_trained, trl_config, whole_run_loss
 from harness.train.ppo import eos_trick, keep_short_prompts, prompt_budget
 from harness.train.reward import RewardScorer, load_reward_model
 
@@ -131,15 +133,34 @@ class GatherOnceGRPOTrainer(GRPOTrainer):
             return super()._generate_single_turn(*args, **kwargs)
 
 
+class LengthGroupedGRPOTrainer(GatherOnceGRPOTrainer):
+    """TRL's GRPOTrainer with length-grouped micro-batches (harness.train.length_groups). TRL 1.16 has no hook for
+    them: each fresh generation batch TRL has shuffled and split into micro-batches (`_buffered_inputs`) is cut again
+    after sorting its rows by completion length, each micro-batch trimmed to its own longest prompt and completion.
+    Only for loss types whose normaliser ignores which rows share a micro-batch (length_groups.GROUPABLE_LOSSES; the
+    harness's default, dapo, is one); the generation batch is one optimiser step (TRL's default steps_per_generation
+    = gradient accumulation), so the step's gradient is unchanged but for rounding."""
+
+    def _prepare_inputs(self, generation_batch):
+        every = self.args.steps_per_generation * self.num_iterations
+        fresh = self.model.training and (self._step % every == 0 or self._buffered_inputs is None)
+        inputs = super()._prepare_inputs(generation_batch)
+        if fresh and self.loss_type in length_groups.GROUPABLE_LOSSES:
+            self._buffered_inputs = length_groups.regroup(self._buffered_inputs, "completion_mask",
+                                                          ("prompt_ids", "prompt_mask"))
+            inputs = self._buffered_inputs[self._step % self.args.steps_per_generation]
+        return inputs
+
+
 def build(alg, base: ModelRef, model_cfg, prompts: Dataset, reward_model, out_dir: Path, report_to: str, run_name: str,
-          seed: int, max_prompt_tokens: int, mirror: str | None = None) -> tuple[GatherOnceGRPOTrainer, object, Dataset]:
+          seed: int, max_prompt_tokens: int, mirror: str | None = None) -> tuple[LengthGroupedGRPOTrainer, object, Dataset]:
     """The GRPOTrainer, tokenizer and kept prompts: models are loaded after GRPOConfig has set this process's device."""
     if alg.reward not in GRPO_REWARDS:
         raise ConfigError(f"algorithm.reward={alg.reward!r}; valid: {list(GRPO_REWARDS)}")
     tok = load_tokenizer(base, model_cfg.chat_template)
-    prompts, _ = keep_short_prompts(prompts, tok, prompt_budget(alg, max_prompt_tokens))
-    args = GRPOConfig(
-        **trainer_kwargs(alg, out_dir, model_cfg.dtype, report_to, run_name, seed),
+    prompts, _ = keep_short_prompts(prompts, tok, prompt_budget(alg, max_prompt_tokens), bos=True)  # TRL renders <s>
+    args = trl_config(
+        GRPOConfig, alg, out_dir, model_cfg.dtype, report_to, run_name, seed,
         num_generations=alg.num_generations,
         max_completion_length=alg.max_new_tokens,
         temperature=alg.temperature,
@@ -149,6 +170,7 @@ def build(alg, base: ModelRef, model_cfg, prompts: Dataset, reward_model, out_di
         epsilon=alg.epsilon,
         # TRL loads policy and reference (fp32: mixed precision) on each process's device, at the pinned revision
         model_init_kwargs={"dtype": torch_dtype(TRAINABLE_DTYPE), "revision": base.revision},
+        **rollout.trl_vllm_args(alg),  # rollout_backend=vllm: TRL's colocated vLLM engine samples the completions
     )
     funcs, processing = [], []
     if alg.reward in ("reward_model", "both"):  # frozen: model.dtype, on this process's device (set by GRPOConfig)
@@ -160,8 +182,9 @@ def build(alg, base: ModelRef, model_cfg, prompts: Dataset, reward_model, out_di
         prompts = with_answers(alg, prompts, mirror)
         funcs.append(gsm8k_reward)
         processing.append(None)
-    trainer = GatherOnceGRPOTrainer(model=base.path, reward_funcs=funcs, args=args, train_dataset=prompts,
-                                    processing_class=tok, reward_processing_classes=processing, callbacks=[CountSteps()])
+    trainer = LengthGroupedGRPOTrainer(model=base.path, reward_funcs=funcs, args=args, train_dataset=prompts,
+                                       processing_class=tok, reward_processing_classes=processing,
+                                       callbacks=[CountSteps()])
     return trainer, tok, prompts
 
 

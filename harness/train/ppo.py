@@ -11,8 +11,11 @@ field of `PPOConfig` (harness/config/schema.py) with the paper's value as defaul
 code's (hamishivi/EasyLM llama_train_ppo.py), not textbook PPO: raw-logit log-probs (`logprob_logits`), old
 log-probs, values and advantages recomputed and whitened per minibatch (`refresh`), policy and value gradients
 clipped separately (`clip_gradients`). The minibatch loss is one token mean over all its responses across
-micro-batches and processes (`loss_normaliser`). Trained models keep fp32 weights under model.dtype autocast
-(`compute`); frozen ones load in model.dtype.
+micro-batches and processes (`loss_normaliser`), so micro-batches are cut length-grouped, each to its own longest
+response (harness/train/length_groups.py). Trained models keep fp32 weights under model.dtype autocast (`compute`);
+frozen ones load in model.dtype. Rollouts come from `algorithm.rollout_backend` (harness/train/rollout.py):
+transformers generate on the policy, or a vLLM engine colocated with each process, fed the policy's weights before
+every rollout; either way the trainer recomputes every log-prob itself.
 
 `PPOTrainer` runs under accelerate / torch.distributed: one CPU process here, data-parallel processes elsewhere (each
 samples its share of the rollout batch; `effective_batch_size` stays the examples per optimiser step across all of
@@ -36,6 +39,7 @@ from typing import Callable
 
 import torch
 from accelerate import Accelerator, InitProcessGroupKwargs
+from accelerate.utils import set_seed
 from datasets import Dataset
 from torch.distributed.tensor import DTensor
 from transformers import AutoModelForSequenceClassification, GenerationConfig, get_scheduler
@@ -43,9 +47,10 @@ from trl.trainer.utils import entropy_from_logits, selective_log_softmax
 
 from harness.train.batching import plan
 from harness.config.errors import ConfigError
+from harness.chat import stripped
 from harness.models import TRAINABLE_DTYPE, ModelRef, autocast, device, load_causal_lm, load_tokenizer, torch_dtype
 from harness.records.stages import latest_checkpoint, write_atomic
-from harness.train import fsdp
+from harness.train import fsdp, length_groups, rollout
 from harness.train.sharding import check_ppo_sharding
 from harness.train.common import STEPS_THIS_PROCESS
 from harness.train.reward import RewardScorer, load_reward_model, token_scores
@@ -71,12 +76,23 @@ def loss_normaliser(minibatch_mask: torch.Tensor, accelerator) -> torch.Tensor:
     return tokens.clamp(min=1) / accelerator.num_processes
 
 
-def masked_whiten(x: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True) -> torch.Tensor:
-    """(x - mean) / std over the masked entries (unbiased variance); shift_mean=False keeps the mean."""
-    mean = masked_mean(x, mask)
-    n = mask.sum()
-    var = masked_mean((x - mean) ** 2, mask) * (n / (n - 1) if n > 1 else 1.0)
-    out = (x - mean) * torch.rsqrt(var + 1e-8)
+# EasyLM's whitening epsilon (llama_train_ppo.py whiten: (x - mean) / sqrt(var + 1e-6)).
+WHITEN_EPS = 1e-6
+
+
+def masked_whiten(x: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True,
+                  sum_over_processes: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+    """(x - mean) / sqrt(var + 1e-6) over the masked entries, with the unbiased variance (Bessel's n / (n - 1)), as
+    EasyLM's whiten (llama_train_ppo.py masked_mean, masked_var). EasyLM whitened a whole minibatch, whatever devices
+    held it: `sum_over_processes` (an all-reduce sum) makes the mean and variance those of every process's entries;
+    None whitens this process's alone. shift_mean=False keeps the mean."""
+    total = sum_over_processes or (lambda t: t)
+    sums = total(torch.stack([(x * mask).sum(), mask.sum()]).float())
+    n = sums[1]
+    mean = sums[0] / n.clamp(min=1)
+    var = total(((x - mean) ** 2 * mask).sum().float().reshape(1))[0] / n.clamp(min=1)
+    var = var * (n / (n - 1) if n > 1 else 1.0)
+    out = (x - mean) * torch.rsqrt(var + WHITEN_EPS)
     return (out if shift_mean else out + mean) * mask
 
 
@@ -132,26 +148,10 @@ def value_loss(values, old_values, returns, mask, clip: float, tokens=None):
     return loss, masked_mean((clipped_err > unclipped_err).float(), mask, tokens)
 
 
-def response_mask(response: torch.Tensor, eos_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mask of the tokens a response really has (through its first EOS), and whether it ended."""
-    is_eos = response == eos_id
-    ended = is_eos.any(1)
-    last = torch.where(ended, is_eos.int().argmax(1), torch.full_like(ended, response.shape[1] - 1, dtype=torch.long))
-    return (torch.arange(response.shape[1], device=response.device)[None] <= last[:, None]).long(), ended
-
-
 def sampling_config(alg, tok) -> GenerationConfig:
-    """The recipe's sampler and nothing else: temperature, top-k, top-p. Every other logits processor is off:
-    explicitly where "off" is a value, and, where it is None (min_p, suppress_tokens, bad_words_ids, ...), because the
-    trainer makes this config the policy's own generation_config (transformers fills fields left None from it: a
-    repetition penalty or n-gram block from the checkpoint's generation_config.json would make the samples
-    off-policy, since the log-probs never apply them)."""
-    return GenerationConfig(do_sample=True, temperature=alg.temperature, top_k=alg.top_k, top_p=alg.top_p,
-                            max_new_tokens=alg.max_new_tokens, min_new_tokens=0, num_beams=1,
-                            typical_p=1.0, epsilon_cutoff=0.0, eta_cutoff=0.0, repetition_penalty=1.0,
-                            encoder_repetition_penalty=1.0, no_repeat_ngram_size=0, encoder_no_repeat_ngram_size=0,
-                            renormalize_logits=False, remove_invalid_values=False,
-                            eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    """The recipe's sampler and nothing else: temperature, top-k, top-p (harness.train.rollout.Sampling, the same for
+    every rollout engine)."""
+    return rollout.Sampling.of(alg, tok.eos_token_id).generation_config(tok.pad_token_id)
 
 
 # ------------------------------------------------------------------------------------------------- models
@@ -196,6 +196,13 @@ class Rollout:
         return Rollout(**{f.name: None if getattr(self, f.name) is None else getattr(self, f.name)[rows]
                           for f in dataclasses.fields(self)})
 
+    def micro(self, rows: torch.Tensor) -> Rollout:
+        """The rows `rows` as a micro-batch of their own, cut to the columns they fill (left of their longest query,
+        right of their longest response: harness.train.length_groups.trim)."""
+        part = self.select(rows)
+        return Rollout(**length_groups.trim({f.name: getattr(part, f.name) for f in dataclasses.fields(part)}, "mask",
+                                            ("query", "query_mask")))
+
     def inputs(self, rows=slice(None)) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         ids = torch.cat([self.query[rows], self.response[rows]], 1)
         attn = torch.cat([self.query_mask[rows], self.mask[rows]], 1)
@@ -227,7 +234,8 @@ class PPOTrainer:
         # cpu=True: several CPU processes form a gloo group; on GPUs NCCL with gloo for CPU tensors (process_group)
         self.accelerator = Accelerator(cpu=device() == "cpu", kwargs_handlers=process_group())
         self.sharded = sharding != "none"
-        if self.sharded and self.accelerator.num_processes == 1:
+        if self.sharded and not torch.distributed.is_initialized():  # one process may shard within a process group
+            # it started (FSDP2's code path on one GPU: python -m harness.acceptance)
             raise ConfigError(f"launch.sharding={sharding} shards over several processes, but this run has one; set "
                               "launch.processes to the GPUs of the job (or launch.sharding=none)")
         world = self.accelerator.num_processes
@@ -235,7 +243,9 @@ class PPOTrainer:
         check_sizes(alg, world)
         self.local_rollout = alg.rollout_batch_size // world
         self.local_minibatch = alg.effective_batch_size // world
-        torch.manual_seed(seed)
+        # each process samples with its own seed derived from the run's (seed + process index; the first process keeps
+        # the run's seed): EasyLM splits one JAX key over its devices, so no two draw the same noise
+        set_seed(seed, device_specific=True)
 
         self.tok = load_tokenizer(base, model_cfg.chat_template)
         self.tok.padding_side = "left"
@@ -257,7 +267,8 @@ class PPOTrainer:
         policy = load(read_base, trained=True)
         self.ref = load(read_base, trained=False)
         self.compute_dtype = model_cfg.dtype
-        prompts, self.query_ids = keep_short_prompts(prompts, self.tok, prompt_budget(alg, max_prompt_tokens))
+        prompts, self.query_ids = keep_short_prompts(prompts, self.tok, prompt_budget(alg, max_prompt_tokens),
+                                                     alg.query_bos)
         self.prompts = [r["prompt"] for r in prompts]
         self.iterations = self.count_iterations(len(self.query_ids))
         updates = alg.ppo_epochs * (alg.rollout_batch_size // alg.effective_batch_size)
@@ -279,6 +290,9 @@ class PPOTrainer:
         self.generation = sampling_config(alg, self.tok)
         # the checkpoint's own generation config is set aside while PPO samples, and saved with the trained policy
         self.checkpoint_generation, policy.generation_config = policy.generation_config, self.generation
+        # what samples the rollouts (algorithm.rollout_backend): generate on the policy, or a colocated vLLM engine
+        self.engine = rollout.engine(alg, base, model_cfg.dtype, policy, self.generation, self.accelerator.device,
+                                     self.local_rollout, seed)
         self.iteration, self.global_step, self.history = 0, 0, []
 
     def compute(self):
@@ -333,34 +347,19 @@ class PPOTrainer:
         return rows[acc.process_index :: acc.num_processes]
 
     def left_pad(self, rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-        longest = max(len(r) for r in rows)
-        ids = torch.full((len(rows), longest), self.tok.pad_token_id, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for i, r in enumerate(rows):
-            ids[i, longest - len(r) :] = torch.tensor(r)
-            mask[i, longest - len(r) :] = 1
-        return ids.to(self.accelerator.device), mask.to(self.accelerator.device)
+        return rollout.left_pad(rows, self.tok.pad_token_id, self.accelerator.device)
 
     # --------------------------------------------------------------------------------------------- rollout
     @torch.no_grad()
     def rollout(self, rows: list[int]) -> Rollout:
-        query, query_mask = self.left_pad([self.query_ids[i] for i in rows])
+        prompts = [self.query_ids[i] for i in rows]
+        query, query_mask = self.left_pad(prompts)
         policy = self.accelerator.unwrap_model(self.model).policy
         policy.eval()
-        responses, masks, ended = [], [], []
-        with fsdp.gathered(policy):  # sharded: the policy gathered once for all of generate's forwards
-            for s in range(0, len(rows), self.alg.generation_batch_size):
-                part = slice(s, s + self.alg.generation_batch_size)
-                out = policy.generate(input_ids=query[part], attention_mask=query_mask[part], generation_config=self.generation)
-                response = out[:, query.shape[1] :]
-                mask, end = response_mask(response, self.tok.eos_token_id)
-                responses.append(response.masked_fill(mask == 0, self.tok.pad_token_id))
-                masks.append(mask)
-                ended.append(end)
-        width = max(r.shape[1] for r in responses)
-        pad = lambda t, v: torch.nn.functional.pad(t, (0, width - t.shape[1]), value=v)  # noqa: E731
-        batch = Rollout(query, query_mask, torch.cat([pad(r, self.tok.pad_token_id) for r in responses]),
-                        torch.cat([pad(m, 0) for m in masks]), torch.cat(ended))
+        self.engine.sync(policy)  # the weights of the last update reach the engine (vllm; hf samples the policy itself)
+        responses = self.engine.sample(prompts, rollout.request_seeds(self.seed, self.iteration, rows))
+        batch = Rollout(query, query_mask, *rollout.pad_responses(responses, self.tok.pad_token_id,
+                                                                   self.tok.eos_token_id, query.device))
         self.forward_rollout(batch)
         lengths = batch.mask.sum(1).tolist()
         response_ids = [batch.response[i, : lengths[i]].tolist() for i in range(len(rows))]
@@ -376,21 +375,25 @@ class PPOTrainer:
     @torch.no_grad()
     def forward_rows(self, b: Rollout, index: torch.Tensor, reference: bool = False) -> tuple:
         """Log-probs, values and sampling entropy of rows `index` under the current policy and value model (in
-        micro-batches), and the reference's log-probs when `reference`."""
+        length-grouped micro-batches, harness.train.length_groups), and the reference's log-probs when `reference`.
+        Positions past a row's micro-batch are 0 (outside its mask)."""
         lp, values, entropy, ref_lp = [], [], [], []
-        q = b.query.shape[1]
+        order = length_groups.longest_first(b.mask[index].sum(1))
+        full = lambda t: torch.nn.functional.pad(t, (0, b.response.shape[1] - t.shape[1]))  # noqa: E731
         for s in range(0, len(index), self.batch.per_device):
-            rows = index[s : s + self.batch.per_device]
-            ids, attn, pos = b.inputs(rows)
+            m = b.micro(index[order[s : s + self.batch.per_device]])
+            ids, attn, pos = m.inputs()
+            q = m.query.shape[1]
             logits, vals = self.model(ids, attn, pos)
             logits = response_slice(logits, q).float()
-            lp.append(selective_log_softmax(self.logprob_logits(logits), b.response[rows]))
-            entropy.append(entropy_from_logits(logits / self.alg.temperature))
-            values.append(response_slice(vals, q).float())
+            lp.append(full(selective_log_softmax(self.logprob_logits(logits), m.response)))
+            entropy.append(full(entropy_from_logits(logits / self.alg.temperature)))
+            values.append(full(response_slice(vals, q).float()))
             if reference:
                 ref_logits = self.ref(input_ids=ids, attention_mask=attn, position_ids=pos, use_cache=False).logits
-                ref_lp.append(selective_log_softmax(self.logprob_logits(response_slice(ref_logits, q).float()), b.response[rows]))
-        return torch.cat(lp), torch.cat(values), torch.cat(entropy), torch.cat(ref_lp) if reference else None
+                ref_lp.append(full(selective_log_softmax(self.logprob_logits(response_slice(ref_logits, q).float()), m.response)))
+        back = torch.argsort(order)  # rows in the order of `index`
+        return torch.cat(lp)[back], torch.cat(values)[back], torch.cat(entropy)[back], torch.cat(ref_lp)[back] if reference else None
 
     def logprob_logits(self, logits: torch.Tensor) -> torch.Tensor:
         """The logits PPO's log-probs (ratio, KL penalty) are taken from: raw (the paper's code) or divided by the
@@ -405,16 +408,19 @@ class PPOTrainer:
         scores = eos_trick(scores, b.ended, alg.missing_eos_penalty)
         rewards, kl = per_token_rewards(scores, b.logprobs, b.ref_logprobs, mask, alg.kl_coef)
         if alg.whiten_rewards:
-            rewards = masked_whiten(rewards, mask, shift_mean=False)
+            rewards = masked_whiten(rewards, mask, shift_mean=False, sum_over_processes=self.sum_over_processes)
         b.advantages, b.returns = gae(rewards, b.values, mask, alg.gamma, alg.lam)
-        if alg.whiten_advantages:
-            b.advantages = masked_whiten(b.advantages, mask)
+        if alg.whiten_advantages:  # over the whole minibatch (or rollout batch): every process's rows
+            b.advantages = masked_whiten(b.advantages, mask, sum_over_processes=self.sum_over_processes)
         kl_seq = kl.sum(1)
         return {"objective/rm_score": b.rm_scores.mean(), "objective/score": scores.mean(), "objective/kl": kl_seq.mean(),
                 "objective/non_score_reward": -alg.kl_coef * kl_seq.mean(),
                 "objective/rlhf_reward": (scores - alg.kl_coef * kl_seq).mean(),
                 "objective/entropy": masked_mean(b.entropy, mask), "val/response_length": mask.sum(1).mean(),
                 "val/eos_fraction": b.ended.float().mean()}
+
+    def sum_over_processes(self, t: torch.Tensor) -> torch.Tensor:
+        return self.accelerator.reduce(t, "sum")
 
     # --------------------------------------------------------------------------------------------- updates
     def update(self, b: Rollout, iteration: int) -> dict:
@@ -434,7 +440,7 @@ class PPOTrainer:
     def refresh(self, b: Rollout, minibatch: torch.Tensor) -> None:
         """The paper's code before every minibatch step (EasyLM llama_train_ppo.py ppo_forward_backward): old
         log-probs and values under the current parameters, then the minibatch's KL-penalised rewards and advantages,
-        whitened over the minibatch (this process's rows). The ratio starts at 1 and both clips are inert."""
+        whitened over the minibatch (every process's rows of it). The ratio starts at 1 and both clips are inert."""
         with self.compute():
             lp, values, _, _ = self.forward_rows(b, minibatch)
         b.logprobs[minibatch], b.values[minibatch] = lp, values
@@ -447,8 +453,8 @@ class PPOTrainer:
         (default: per_device_batch_size). Returns the minibatch's loss statistics."""
         alg, acc = self.alg, self.accelerator
         size = micro_size or self.batch.per_device
+        minibatch = minibatch[length_groups.longest_first(b.mask[minibatch].sum(1))]  # length-grouped micro-batches
         micro = [minibatch[i : i + size] for i in range(0, len(minibatch), size)]
-        q = b.query.shape[1]
         tokens = loss_normaliser(b.mask[minibatch], acc)
         totals = {k: torch.zeros(()) for k in STATS}
         for k, rows in enumerate(micro):
@@ -459,14 +465,14 @@ class PPOTrainer:
             last = k == len(micro) - 1
             sync = contextlib.nullcontext() if last or self.sharded else acc.no_sync(self.model)
             with sync:
-                ids, attn, pos = b.inputs(rows)
+                m = b.micro(rows)  # its own longest query and response, not the rollout's
+                ids, attn, pos = m.inputs()
                 with self.compute():
                     logits, vals = self.model(ids, attn, pos)
-                mask = b.mask[rows].float()
-                new_lp = selective_log_softmax(self.logprob_logits(response_slice(logits, q).float()), b.response[rows])
-                pg, clipfrac, approxkl = policy_loss(new_lp, b.logprobs[rows], b.advantages[rows], mask, alg.cliprange,
-                                                     tokens)
-                vf, vclipfrac = value_loss(response_slice(vals, q).float(), b.values[rows], b.returns[rows], mask,
+                q, mask = m.query.shape[1], m.mask.float()
+                new_lp = selective_log_softmax(self.logprob_logits(response_slice(logits, q).float()), m.response)
+                pg, clipfrac, approxkl = policy_loss(new_lp, m.logprobs, m.advantages, mask, alg.cliprange, tokens)
+                vf, vclipfrac = value_loss(response_slice(vals, q).float(), m.values, m.returns, mask,
                                            alg.cliprange_value, tokens)
                 acc.backward(pg + alg.vf_coef * vf)
             for key, v in zip(STATS, (pg, vf, clipfrac, approxkl, vclipfrac)):
@@ -563,10 +569,18 @@ class PPOTrainer:
         self.accelerator.wait_for_everyone()
 
 
-def keep_short_prompts(prompts: Dataset, tok, max_tokens: int) -> tuple[Dataset, list[list[int]]]:
-    """Prompts whose rendered query fits `max_tokens` (protocol: longer ones are dropped), and their token ids."""
-    ids = [tok(tok.apply_chat_template(r["prompt"], add_generation_prompt=True, tokenize=False), add_special_tokens=False)["input_ids"]
-           for r in prompts]
+def query_ids(tok, messages: list[dict], bos: bool = False) -> list[int]:
+    """A prompt's token ids as EasyLM's PPO read it (hamishivi/EasyLM@dbf2212 EasyLM/data.py TuluPromptDataset):
+    every message stripped, the chat template's rendering, and (bos=false, algorithm.query_bos) without the
+    template's <s>, as EasyLM encoded its prompt text with add_special_tokens=False and rendered no <s>."""
+    ids = tok(tok.apply_chat_template(stripped(messages), add_generation_prompt=True, tokenize=False),
+              add_special_tokens=False)["input_ids"]
+    return ids[1:] if not bos and tok.bos_token_id is not None and ids[:1] == [tok.bos_token_id] else ids
+
+
+def keep_short_prompts(prompts: Dataset, tok, max_tokens: int, bos: bool = False) -> tuple[Dataset, list[list[int]]]:
+    """Prompts whose query (query_ids) fits `max_tokens` (protocol: longer ones are dropped), and their token ids."""
+    ids = [query_ids(tok, r["prompt"], bos) for r in prompts]
     keep = [i for i, q in enumerate(ids) if len(q) <= max_tokens]
     if not keep:
         raise ConfigError(f"all {len(ids)} prompts are longer than {max_tokens} tokens (prompts.max_prompt_tokens, and "

@@ -20,21 +20,28 @@ from pathlib import Path
 import torch
 from datasets import Dataset
 
-from harness.chat import through_final_eos
+from harness.chat import stripped, through_final_eos
 from harness.models import TRAINABLE_DTYPE, ModelRef, base_model, device, load_tokenizer, torch_dtype
 from harness.records.stages import Stage, latest_checkpoint
-from harness.train.common import CountSteps, batch_record, save_trained, trainer_kwargs, whole_run_loss
+from harness.train.common import CountSteps, batch_record, save_trained, trl_config, whole_run_loss
+from harness.train.fsdp import root_gathered
 from harness.train.reward_plan import RewardModel, RewardModelPlan, plan, stage_spec  # noqa: F401  (callers say reward.plan ...)
 
 
-def obtain(p: RewardModelPlan, stages_root: str, tracker, run_id: str) -> RewardModel:
-    """The run's reward model: the given path, or trained once as a stage (in a nested MLflow run)."""
+def obtain(p: RewardModelPlan, stages_root: str, tracker, run_id: str, launch=None) -> RewardModel:
+    """The run's reward model: the given path, or trained once as a stage (in a nested MLflow run). `launch(base,
+    stage_dir, run_name, mlflow_run_id) -> result`: trains it on the job's processes instead of this one (the
+    pipeline passes harness.train.processes under launch.processes > 1, as for the policy)."""
     if not p.trained_here:
         return RewardModel(ModelRef(p.cfg.path, p.cfg.revision), p.cfg.chat_template, {"reused": True, "path": p.cfg.path})
     base, _ = base_model(p.model, stages_root)
     stage = Stage("reward_model", stage_spec(p, base), Path(stages_root))
+    name = f"{run_id}-rm"
     with tracker.child("reward_model"):
-        work = lambda d: train(p.cfg, base, p.model, p.train, p.heldout, d, tracker.report_to, f"{run_id}-rm")  # noqa: E731
+        if launch is not None:  # other processes train it; this one waits and records
+            work = lambda d: launch(base, d, name, tracker.current_run_id)  # noqa: E731
+        else:
+            work = lambda d: train(p.cfg, base, p.model, p.train, p.heldout, d, tracker.report_to, name)  # noqa: E731
         result, reused = stage.run(work, label=f"reward model {p.cfg.name} {stage.key}")
         if reused and (stage.dir / "log_history.json").exists():
             tracker.log_history(json.loads((stage.dir / "log_history.json").read_text()))
@@ -50,8 +57,8 @@ def train(rm, base: ModelRef, model_cfg, train_ds: Dataset, heldout: Dataset | N
 
     tok = load_tokenizer(base, model_cfg.chat_template)
     init = {"dtype": torch_dtype(TRAINABLE_DTYPE), "revision": base.revision}  # fp32 weights, model.dtype compute
-    args = RewardConfig(
-        **trainer_kwargs(rm, out_dir, model_cfg.dtype, report_to, run_name, rm.seed),
+    args = trl_config(
+        RewardConfig, rm, out_dir, model_cfg.dtype, report_to, run_name, rm.seed,
         lr_scheduler_kwargs={"lr_end": rm.final_learning_rate, "power": 1.0} if rm.lr_scheduler == "polynomial" else {},
         max_length=rm.max_length,
         model_init_kwargs=init,
@@ -71,11 +78,13 @@ def train(rm, base: ModelRef, model_cfg, train_ds: Dataset, heldout: Dataset | N
 
 
 def encode_pairs(pairs: Dataset, tok) -> Dataset:
-    """`chosen_ids` / `rejected_ids`: each side's whole conversation through its final EOS, where RewardTrainer reads
-    the score (its last token); TRL then drops pairs over max_length (the paper)."""
+    """`chosen_ids` / `rejected_ids`: each side's whole conversation, every message stripped (EasyLM trained its reward
+    models on DPO's sequences: data.py PreferenceDataset), through its final EOS, where RewardTrainer reads the score
+    (its last token); TRL then drops pairs over max_length (the paper)."""
 
     def encode(row):
-        return {f"{side}_ids": tok(through_final_eos(tok.apply_chat_template(row["prompt"] + row[side], tokenize=False),
+        return {f"{side}_ids": tok(through_final_eos(tok.apply_chat_template(stripped(row["prompt"] + row[side]),
+                                                                             tokenize=False),
                                                      tok.eos_token), add_special_tokens=False)["input_ids"]
                 for side in ("chosen", "rejected")}
 
@@ -108,8 +117,10 @@ def load_reward_model(ref: ModelRef, dtype: str = "float32", on=None):
 def token_scores(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, position_ids=None) -> torch.Tensor:
     """The scalar head at every position, [batch, length]: reward at the last token, or a value per token."""
     backbone = getattr(model, model.base_model_prefix)
-    hidden = backbone(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False).last_hidden_state
-    return model.score(hidden).squeeze(-1)
+    with root_gathered(model):  # a reward model sharded by accelerate's FSDP2 (held-out scoring after training)
+        hidden = backbone(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                          use_cache=False).last_hidden_state
+        return model.score(hidden).squeeze(-1)
 
 
 class RewardScorer:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from omegaconf import OmegaConf
 
 from harness import data, models
+from harness.chat import ENCODING
 from harness.config.errors import ConfigError
 from harness.models import ModelRef
 
@@ -77,7 +78,8 @@ def recipe(rm) -> dict:
 def stage_spec(p: RewardModelPlan, base: ModelRef) -> dict:
     """What a trained reward model's stage key is computed from."""
     return {"base": base.key or {"path": base.path, "revision": base.revision}, "model": models.identity(p.model),
-            "data": data.identity(p.dataset), "recipe": recipe(p.cfg), "sequences_end": "eos"}
+            "data": data.identity(p.dataset), "recipe": recipe(p.cfg), "sequences_end": "eos",
+            "encoding": ENCODING}
 
 
 @dataclass
