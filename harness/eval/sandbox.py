@@ -196,7 +196,8 @@ def run_python(program: str, limits: Limits | None = None) -> Outcome:
                # counted per user over the whole machine, so: what this user runs now, plus the allowance
                # (root is exempt from it: as root, the program runs as `nobody`)
                "RLIMIT_NPROC": _processes_of_uid(program_uid or os.getuid()) + limits.max_processes}
-    hide = sorted({str(Path(p).resolve()) for p in [PROJECT_ROOT, os.getcwd(), *limits.hide] if Path(p).exists()})
+    # ("/" itself is never covered: a harness started from / would hide the system too)
+    hide = sorted({str(Path(p).resolve()) for p in [PROJECT_ROOT, os.getcwd(), *limits.hide] if Path(p).exists()} - {"/"})
     cfg = {"root": str(root), "dir": str(work), "env": env, "rlimits": rlimits, "program": program,
            "work_mb": limits.max_file_mb * 2, "hide": hide,
            "keep": _keep_paths(), "uid": program_uid, "system": list(SYSTEM_DIRS)}
