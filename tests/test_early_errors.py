@@ -155,17 +155,18 @@ def test_a_huge_data_row_costs_memory_in_proportion_to_itself(tmp_path, tiny_bas
     path = tmp_path / "with_a_huge_row.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in [huge] + rows[1:]))
     row_mb = len(json.dumps(huge)) / 2**20
+    # peak memory: VmHWM of the process's own memory (ru_maxrss would keep the forking parent's, the test process's)
     script = f"""
-import resource, sys
+import re
 from conftest import compose
 from harness.data.describe import describe_dataset
 from harness.models import ModelRef, load_tokenizer
+peak = lambda: int(re.search(r"VmHWM:\\s+(\\d+)", open("/proc/self/status").read()).group(1)) / 1024
 cfg = compose("dataset.files.train={path}", "dataset.eval_split=null", "paths.home={tmp_path}")
 tok = load_tokenizer(ModelRef({tiny_base.path!r}), "tulu")
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-text = describe_dataset(cfg, tok, None)
-print(text)
-print("grew_mb", (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
+before = peak()
+print(describe_dataset(cfg, tok, None))
+print("grew_mb", peak() - before)
 """
     out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300,
                          env={**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'tests'}"})

@@ -217,6 +217,28 @@ def _gone_within(pid: int, seconds: float) -> bool:
 NAMED = "import ctypes, time\nlibc = ctypes.CDLL(None)\n{before}libc.prctl(15, b'sandboxed')\ntime.sleep(60)\n"
 
 
+def test_concurrent_sandboxes_neither_share_a_user_nor_eat_each_others_process_allowance():
+    """Found under load: every program ran as `nobody`, and the process limit counts a user's processes machine-wide,
+    so a sandbox that filled its allowance after another had counted starved that one's forks (and its exec)."""
+    import threading
+
+    late = ("import os, sys, time\ntime.sleep(2)\nforked = 0\nfor _ in range(10):\n    if os.fork() == 0:\n"
+            "        time.sleep(2)\n        os._exit(0)\n    forked += 1\nsys.stderr.write(f'uid={os.getuid()} forked={forked}')")
+    greedy = ("import os, sys, time\nfor _ in range(60):\n    try:\n        pid = os.fork()\n    except OSError:\n"
+              "        break\n    if pid == 0:\n        time.sleep(4)\n        os._exit(0)\n"
+              "sys.stderr.write(f'uid={os.getuid()}')\ntime.sleep(4)")
+    limits = Limits(timeout_s=10.0, memory_mb=512, max_processes=16)
+    outcomes = {}
+    first = threading.Thread(target=lambda: outcomes.update(late=run_python(late, limits)))
+    first.start()
+    time.sleep(0.5)  # the second counts after the first, and fills its allowance while the first sleeps
+    outcomes["greedy"] = run_python(greedy, limits)
+    first.join()
+    assert outcomes["late"].passed and "forked=10" in outcomes["late"].stderr, outcomes["late"].stderr
+    uids = {name: o.stderr.split("uid=")[1].split()[0] for name, o in outcomes.items()}
+    assert uids["late"] != uids["greedy"] and "0" not in uids.values()
+
+
 def test_killing_the_harness_kills_the_program_and_leaves_no_temp_dir():
     import tempfile
 
@@ -228,7 +250,7 @@ def test_killing_the_harness_kills_the_program_and_leaves_no_temp_dir():
 
 def test_a_program_that_clears_its_parent_death_signal_still_dies_with_the_harness():
     """tests-2.md's flaky kill: the program was the pid namespace's init and held the harness's death only by its own
-    parent-death signal, which the change to `nobody` clears until the program re-arms it (a window a loaded machine
+    parent-death signal, which the change of user clears until the program re-arms it (a window a loaded machine
     widens) and which the program itself can clear. Now the init is the sandbox's bootstrap: the program is one of its
     processes, killed by the kernel when the init dies with the harness."""
     harness, program = _kill_the_harness_once_running(NAMED.format(before="libc.prctl(1, 0)  # PR_SET_PDEATHSIG 0\n"))
@@ -245,9 +267,11 @@ def _run_with(python: str, program: str, timeout_s: float = 10.0) -> dict:
     import json
     import subprocess
 
-    driver = ("import json, resource, sys\nfrom dataclasses import asdict\nfrom harness.eval.sandbox import Limits, "
+    # peak memory: VmHWM of the process's own memory (ru_maxrss would keep the forking parent's, the test process's)
+    driver = ("import json, re, sys\nfrom dataclasses import asdict\nfrom harness.eval.sandbox import Limits, "
               f"run_python\nout = asdict(run_python(sys.argv[1], Limits(timeout_s={timeout_s}, memory_mb=512)))\n"
-              "print(json.dumps(out | {'max_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))")
+              "peak = int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1))\n"
+              "print(json.dumps(out | {'max_rss_mb': peak / 1024}))")
     done = subprocess.run([python, "-c", driver, program], cwd=PROJECT_ROOT, capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -285,6 +309,6 @@ def test_a_program_flooding_stderr_does_not_grow_the_harness_memory():
     kept (a traceback ends there); the rest is counted and dropped, and the exit status still decides."""
     program = "import sys\nfor _ in range(200):\n    sys.stderr.write('x' * 2**20)\nsys.stderr.write('the end')"
     outcome = _run_with(sys.executable, program, timeout_s=60)
-    assert outcome["status"] == "passed" and outcome["stderr"].endswith("xthe end")
+    assert outcome["status"] == "passed" and outcome["stderr"].endswith("xthe end"), {**outcome, "stderr": outcome["stderr"][-300:]}
     assert outcome["stderr_dropped"] >= 199 * 2**20
     assert outcome["max_rss_mb"] < 100, outcome["max_rss_mb"]  # 200 MB were written

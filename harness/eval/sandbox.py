@@ -14,8 +14,9 @@ Layers (all on by default, `isolation: namespaces`):
     read-only (also when they live under /tmp); every other mount is remounted read-only, and the program gets a
     private /dev/shm, a private /tmp and a fresh tmpfs as its working directory, the only places it can write. Host
     files and unix sockets under /tmp, /run, /var or a home directory are out of its sight;
-  - the program starts with no capabilities (`setpriv`), and, when the harness runs as root (CI, containers), as the
-    unprivileged user `nobody`: root-only files (/etc/shadow) stay unreadable and the process limit holds;
+  - the program starts with no capabilities (`setpriv`), and, when the harness runs as root (CI, containers), as an
+    unprivileged user id of its own (sandbox_uid): root-only files (/etc/shadow) stay unreadable, and the process limit
+    holds and counts its processes alone;
   - the sandbox dies with the harness (PR_SET_PDEATHSIG on `unshare`, which passes it to the bootstrap), and a killed
     harness's temporary directory is removed by the next sandbox use;
   - stderr is read as it comes and only its end is kept (CAPTURED_STDERR): a program printing without end cannot grow
@@ -27,6 +28,7 @@ A program that exits 0 passed; a timeout, a crash, a failed assert or a killed p
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import os
 import resource
@@ -142,8 +144,16 @@ while True:  # the init reaps every orphan of the namespace, and ends with the p
 # Top-level directories the program sees (read-only): the system's. Every other one (home directories, /tmp, /work,
 # /srv, /mnt, /var, /run ...) is covered, so other checkouts, results directories and sockets are out of sight.
 SYSTEM_DIRS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32", "usr", "etc", "proc", "sys", "dev")
-# Who the program runs as when the harness is root: the conventional unprivileged `nobody`.
-NOBODY = 65534
+# Who the program runs as when the harness is root: a user id of its own, one per sandbox, from a range no account
+# uses (2^30 + harness pid x 256 + a counter). Not the shared `nobody`: the process limit counts a user's processes
+# machine-wide, so the programs of concurrent sandboxes (other benchmarks, other runs) sharing one user ate each
+# other's allowance, and could signal each other.
+SANDBOX_UIDS = 1 << 30
+_sandboxes = itertools.count()
+
+
+def sandbox_uid() -> int:
+    return SANDBOX_UIDS + (os.getpid() % (1 << 22)) * 256 + next(_sandboxes) % 256
 
 
 def _processes_of_uid(uid: int) -> int:
@@ -190,12 +200,13 @@ def run_python(program: str, limits: Limits | None = None) -> Outcome:
     (work / "program.py").write_text(program)
     env = {"PATH": "/usr/bin:/bin", "HOME": str(work), "TMPDIR": str(work), "LANG": "C.UTF-8", "PYTHONHASHSEED": "0"}
     mb = 1 << 20
-    program_uid = NOBODY if os.geteuid() == 0 and limits.isolation == "namespaces" else None
+    program_uid = sandbox_uid() if os.geteuid() == 0 and limits.isolation == "namespaces" else None
     rlimits = {"RLIMIT_AS": limits.memory_mb * mb, "RLIMIT_CPU": int(limits.timeout_s) + 1,
                "RLIMIT_FSIZE": limits.max_file_mb * mb, "RLIMIT_CORE": 0, "RLIMIT_NOFILE": 256,
-               # counted per user over the whole machine, so: what this user runs now, plus the allowance
-               # (root is exempt from it: as root, the program runs as `nobody`)
-               "RLIMIT_NPROC": _processes_of_uid(program_uid or os.getuid()) + limits.max_processes}
+               # counted per user over the whole machine: a user of the program's own counts only its processes;
+               # else what this user runs now, plus the allowance (root is exempt from it)
+               "RLIMIT_NPROC": limits.max_processes if program_uid is not None
+               else _processes_of_uid(os.getuid()) + limits.max_processes}
     # ("/" itself is never covered: a harness started from / would hide the system too)
     hide = sorted({str(Path(p).resolve()) for p in [PROJECT_ROOT, os.getcwd(), *limits.hide] if Path(p).exists()} - {"/"})
     cfg = {"root": str(root), "dir": str(work), "env": env, "rlimits": rlimits, "program": program,
