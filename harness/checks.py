@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
-import logging
 import dataclasses
+import logging
+import math
 import os
 import re
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from harness import algorithms
 from harness.config.errors import ConfigError
@@ -49,25 +50,63 @@ def unknown_keys(node, prefix: str = "") -> list[str]:
     return found
 
 
-# Recipe numbers that must be positive / not negative (where the node has them), checked for the algorithm and the
-# trained reward model before any stage, so that e.g. PPO's batch size fails before its reward model is trained.
+# Numbers of the config schema that must be positive where a node has them (0 would mean nothing: no step, no row, no
+# sample); every other number must be >= 0 unless its negative values mean something (NEGATIVE_MEANS), and every
+# number must be finite (check_values: the schema's fields, so a new field is checked without being listed here).
 POSITIVE = ("learning_rate", "epochs", "effective_batch_size", "per_device_batch_size", "max_length", "logging_steps",
             "save_steps", "rollout_batch_size", "ppo_epochs", "max_new_tokens", "generation_batch_size",
-            "num_generations", "n", "score_batch_size")
-NON_NEGATIVE = ("warmup_ratio", "weight_decay", "max_grad_norm", "temperature", "final_learning_rate")
+            "num_generations", "n", "score_batch_size", "minibatch_size", "batch_size", "limit", "num_samples",
+            "max_tokens", "timeout_s", "processes", "nodes", "tensor_parallel_size", "max_prompt_tokens", "scale",
+            "vocab_size", "hidden_size", "num_layers", "num_heads", "intermediate_size", "max_position_embeddings",
+            "sft_epochs", "sft_learning_rate", "sft_batch_size", "max_samples", "upstream_max_rows")
+# Fields whose negative values mean something: max_steps -1 lets epochs decide (TRL's convention); a missing-EOS
+# penalty is a (negative) score.
+NEGATIVE_MEANS = ("max_steps", "missing_eos_penalty")
+# Numbers of the schema that are fractions: at most 1.
+FRACTIONS = ("max_bad_fraction", "max_empty_fraction", "warmup_ratio", "top_p")
+
+
+def check_values(node, prefix: str = "") -> None:
+    """Every number the config schema declares, wherever it is (recipes, data, benchmarks, judges, launch): finite,
+    not negative unless that means something, positive where zero would select nothing, a fraction at most 1. Found
+    before any stage: `algorithm.beta=-1`, `beta=nan` or `learning_rate=inf` trained to NaN or recorded, a benchmark
+    `limit=0` failed only after training."""
+    if not isinstance(node, DictConfig):
+        return
+    for key in node.keys():
+        if OmegaConf.is_missing(node, key):
+            continue
+        value, dotted = node[key], f"{prefix}{key}"
+        if isinstance(value, DictConfig):
+            check_values(value, dotted + ".")
+        elif isinstance(value, ListConfig):  # e.g. a mixture's components
+            for i, item in enumerate(value):
+                check_values(item, f"{dotted}.{i}.")
+        elif isinstance(value, (int, float)) and not isinstance(value, bool) and OmegaConf.get_type(node) is not dict:
+            if not math.isfinite(value):
+                raise ConfigError(f"{dotted}={value} must be a finite number")
+            if key in POSITIVE and value <= 0:
+                raise ConfigError(f"{dotted}={value} must be {'>= 1' if isinstance(value, int) else '> 0'}")
+            if value < 0 and key not in NEGATIVE_MEANS:
+                raise ConfigError(f"{dotted}={value} must be >= 0")
+            if key in FRACTIONS and value > 1:
+                raise ConfigError(f"{dotted}={value} is a fraction: at most 1")
+
+
+def check_paths(paths) -> None:
+    """Where results go: an empty or root path would scatter stages, logs and the MLflow store over the file system's
+    root (`paths.results=` wrote /stages and /mlflow.db)."""
+    for key in ("home", "results", "stages"):
+        value = str(paths[key] or "")
+        if not value.strip() or Path(value).resolve() == Path("/"):
+            raise ConfigError(f"paths.{key}={value!r} is {'empty' if not value.strip() else 'the root directory'}; set "
+                              f"it to a directory of its own (default paths.{key}: "
+                              f"{ {'home': 'the working directory', 'results': '<paths.home>/results', 'stages': '<paths.results>/stages'}[key]})")
 
 
 def check_numbers(node, prefix: str, processes: int) -> None:
     from harness.train.batching import plan
 
-    for key in POSITIVE + NON_NEGATIVE:
-        value = node.get(key)
-        if value is None or isinstance(value, bool):
-            continue
-        if key in POSITIVE and value <= 0:
-            raise ConfigError(f"{prefix}.{key}={value} must be {'>= 1' if isinstance(value, int) else '> 0'}")
-        if value < 0:
-            raise ConfigError(f"{prefix}.{key}={value} must be >= 0")
     if "effective_batch_size" in node and "per_device_batch_size" in node:
         try:
             batch = plan(node.effective_batch_size, node.per_device_batch_size, processes)
@@ -90,6 +129,8 @@ def check(cfg) -> None:
         raise ConfigError(f"{', '.join(unknown)}: not a key of the config schema (harness/config/schema.py), so nothing "
                           "would read it; check the spelling (`python -m harness --cfg job` prints every key)")
     algorithm, rm = algorithms.get(cfg.algorithm), cfg.reward_model.name
+    check_paths(cfg.paths)
+    check_values(cfg)
     check_numbers(cfg.algorithm, "algorithm", cfg.launch.processes)
     if uses_reward_model(cfg) and cfg.reward_model.base_model:  # trained here
         check_numbers(cfg.reward_model, "reward_model", cfg.launch.processes)

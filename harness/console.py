@@ -22,6 +22,8 @@ import traceback
 from pathlib import Path
 from typing import IO, Iterator
 
+from harness.config.errors import disk_full
+
 # The terminal while a capture is active (None: stdout is the terminal).
 _terminal: IO[str] | None = None
 _bar = {"label": "", "total": 0, "done": 0, "shown": False}
@@ -123,13 +125,15 @@ def capture(log_path: Path, verbose: bool = False, reported: tuple[type[BaseExce
     try:
         yield log_path
     except BaseException as exc:
-        traceback.print_exc()
-        if not isinstance(exc, reported):
+        with contextlib.suppress(OSError):  # a full disk cannot take the traceback either
+            traceback.print_exc()
+        if not isinstance(exc, reported) and not disk_full(exc):  # the caller says those in one line of its own
             say(f"[harness] run failed: {type(exc).__name__}: {exc}".splitlines()[0] + f"  (log: {log_path})")
         raise
     finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
+        with contextlib.suppress(OSError):
+            sys.stdout.flush()
+            sys.stderr.flush()
         _clear_bar()
         _bar["total"] = 0
         _terminal.close()

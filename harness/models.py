@@ -14,15 +14,17 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from omegaconf import OmegaConf
 
+from harness import console
 from harness.chat import apply_template, sentencepiece_segments
 from harness.config.errors import UserError
-from harness.records.stages import Stage
+from harness.records.stages import MARKER, CorruptStage, Stage, content_digest, problem
 from harness.tiny.data import TINY_DIR
 
 if TYPE_CHECKING:
@@ -188,6 +190,29 @@ def base_model(model_cfg, stages_root: str) -> tuple[ModelRef, dict]:
     stage = base_model_stage(model_cfg, stages_root)
     result, reused = stage.run(lambda d: tiny.build(spec, d / "model"), label=f"tiny base model {stage.key}")
     return ModelRef(str(stage.dir / "model"), key=stage.key), {**result, "reused": reused, "key": stage.key}
+
+
+def stage_content(ref: ModelRef) -> str | None:
+    """The content digest of the complete stage that made `ref` (its outputs' sha256s); None for a model named by hub
+    id or directory (its path and revision name it)."""
+    made_by = Path(ref.path).parent
+    if not ref.key or not (made_by / MARKER).exists():
+        return None
+    return content_digest(made_by)
+
+
+def verify_weights(ref: ModelRef) -> None:
+    """Before a stage-made model answers: its files are those its COMPLETE lists, byte for byte (sha256). Its answers
+    are cached under that content (harness.eval.generation_cache) and scored: weights changed on disk since (a bad
+    copy, a disk error, NaN-filled) must not answer. A mismatch deletes the stage, naming it, and fails."""
+    made_by = Path(ref.path).parent
+    if not ref.key or not (made_by / MARKER).exists():
+        return
+    why = problem(made_by, full=True)
+    if why:
+        console.say(f"[harness] the complete stage {made_by} is corrupt ({why}); deleting it (the next run rebuilds it)")
+        shutil.rmtree(made_by, ignore_errors=True)
+        raise CorruptStage(f"the stage {made_by} is corrupt ({why}); it was deleted: rerun the command to rebuild it")
 
 
 def load_tokenizer(ref: ModelRef, chat_template: str | None):

@@ -25,8 +25,8 @@ from harness.eval.generation import make_lm
 from harness.eval.items import run_items
 from harness.eval.suite import run_suite
 from harness.models import ModelRef, base_model, check_8bit_support, check_models, use_mirror
-from harness.records.results import (git_commit, index_row, provenance_versions, stages_digest, summary_table,
-                                     upsert_index, write_items, write_result)
+from harness.records.results import (git_commit, index_row, provenance_versions, summary_table, upsert_index,
+                                     write_items, write_result)
 from harness.records import stages as stage_records
 from harness.records.identity import AXES, NON_DETERMINING, axes_of, axes_used, determining_config, identity, run_id_of  # noqa: F401
 from harness.records.stages import digest
@@ -190,7 +190,7 @@ def record(cfg, run_id: str, config_hash: str, stages: dict, benchmarks: dict, t
     items = run_items(benchmarks)  # what intervals resample (harness.report.bootstrap)
     write_items(Path(cfg.paths.results), run_id, items)
     upsert_index(Path(cfg.paths.results), index_row(result))
-    log_record(tracker, result, items)
+    tracker.log_result(result, items)
     return result
 
 
@@ -198,22 +198,6 @@ def tracking_tags(axes: dict, config_hash: str, seed: int, run_id: str, sweep: s
     """The tags a run's MLflow run starts with: its axes, its identity and the tables it fills (reports filter on them)."""
     tags = axes | {"config_hash": config_hash, "seed": seed, "run_id": run_id} | ({"sweep": sweep} if sweep else {})
     return {k: str(v) for k, v in (tags | table_tags(axes)).items()}
-
-
-def log_record(tracker: Tracker, result: dict, items: dict | None = None) -> None:
-    """A run's record on its MLflow run: scores, categories, Average and training numbers as metrics, provenance tags,
-    the record itself as an artifact (the MLflow source of `harness.report` reads these)."""
-    scores = {k: b.get("score") for k, b in result["benchmarks"].items()}
-    tracker.log_metrics({f"eval/{k}": v for k, v in scores.items()}
-                        | {f"category/{k}": v for k, v in result["categories"].items()} | {"average": result["average"]}
-                        | {f"train/{k}": v for k, v in result.get("training", {}).items() if isinstance(v, (int, float))})
-    tags = {"recorded_at": result["recorded_at"], "git_commit": result["provenance"]["git_commit"],
-            "stages_digest": stages_digest(result)}
-    tracker.set_tags({k: v for k, v in tags.items() if v is not None})
-    tracker.log_dict(result.get("config", {}), "config.json")
-    tracker.log_dict(result, "result.json")
-    if items is not None:
-        tracker.log_dict(items, "items.json")
 
 
 def writable(paths) -> None:
@@ -285,5 +269,6 @@ def run(cfg: DictConfig) -> dict:
         tracker.end("KILLED" if isinstance(exc, (SystemExit, KeyboardInterrupt)) else "FAILED")
         raise
     tracker.end("FINISHED")
+    tracker.settle(Path(result["result_path"]).parent)  # a run that could not be logged is logged by the next invocation
     console.say(summary_table(result))
     return result

@@ -55,6 +55,20 @@ def checkout_commit() -> str:
     return git("rev-parse", "HEAD") + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
 
 
+# What torchrun sets in each process. Set in the test process (a colocated engine sets them for vLLM's
+# external_launcher), every later `python -m harness` inherits them and accelerate starts a process group on one fixed
+# port: two at once fail with EADDRINUSE (CI, stop 29). A test that sets one must leave the environment as it found it.
+LAUNCHER_VARIABLES = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+_LAUNCHER_AT_START = {k: os.environ.get(k) for k in LAUNCHER_VARIABLES}
+
+
+@pytest.fixture(autouse=True)
+def no_launcher_variables_left_behind():
+    yield
+    left = {k: os.environ[k] for k in LAUNCHER_VARIABLES if os.environ.get(k) != _LAUNCHER_AT_START[k]}
+    assert not left, f"the test left torchrun's variables in the test process: {left}"
+
+
 @pytest.fixture(scope="session")
 def shared_stages(tmp_path_factory) -> Path:
     """One stage store per test session, so the tiny base model is built once."""

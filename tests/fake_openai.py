@@ -11,8 +11,9 @@ from typing import Callable, Iterator
 
 @contextlib.contextmanager
 def openai_endpoint(choice: Callable[[dict], dict], secret: str | None = None) -> Iterator[str]:
-    """Serve `/v1/chat/completions` on a free port, answering each request body with `{"choices": [choice(body)]}`;
-    with `secret`, a request without `Authorization: Bearer <secret>` gets 401. Yields the base URL."""
+    """Serve `/v1/chat/completions` on a free port, answering each request body with `{"choices": [choice(body)]}`
+    (or with the bytes themselves when `choice` returns bytes: a broken endpoint); with `secret`, a request without
+    `Authorization: Bearer <secret>` gets 401. Yields the base URL."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self):  # noqa: N802
@@ -21,7 +22,8 @@ def openai_endpoint(choice: Callable[[dict], dict], secret: str | None = None) -
                 self.end_headers()
                 return
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            data = json.dumps({"choices": [choice(body)]}).encode()
+            reply = choice(body)
+            data = reply if isinstance(reply, bytes) else json.dumps({"choices": [reply]}).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))

@@ -134,3 +134,81 @@ def test_a_cache_that_cannot_be_written_warns_once_and_composes(monkeypatch, tmp
     assert len(warnings) == 1 and str(blocked) in warnings[0] and "HARNESS_COMPOSE_CACHE=" in warnings[0]
     assert blocked.read_text().startswith("a file")  # nothing of the user's overwritten
     assert compose.warm(one_job_per_algorithm(), workers=2) == 0  # no workers spent on a cache that keeps nothing
+
+
+# ------------------------------------------------------------------------------------------------- reliability-2.md
+def test_editing_a_sweep_file_behind_the_conf_sweep_symlink_composes_again(cache, tmp_path):
+    """Probe 5: conf/sweep is a symlink to ../sweeps, which Python 3.11's rglob does not enter, so an edited sweep
+    file was served stale from the cache (4 planned points instead of 6)."""
+    shutil.copytree(CONF, tmp_path / "conf", symlinks=True)
+    shutil.copytree(ROOT / "sweeps", tmp_path / "sweeps")
+    assert (tmp_path / "conf" / "sweep").is_symlink()
+    params = lambda: compose.compose(["+sweep=tiny"], hydra=True, conf_dir=tmp_path / "conf").hydra.sweeper.params  # noqa: E731
+    assert params().seed == "1,2"
+    tiny = tmp_path / "sweeps" / "tiny.yaml"
+    tiny.write_text(tiny.read_text().replace("seed: 1,2", "seed: 1,2,3"))
+    assert params().seed == "1,2,3"
+
+
+def test_a_flipped_byte_in_a_cached_file_is_composed_again_never_loaded(cache, monkeypatch):
+    """Probe 5: 14 of 40 single-byte flips of a cached pickle crashed and 1 loaded a different config. Every flip is
+    now caught by the file's digest before unpickling."""
+    composed = compose.compose(["algorithm=ppo"])
+    path = compose._cached_path(["algorithm=ppo"], False, CONF)
+    whole = path.read_bytes()
+    for i in range(0, len(whole), max(1, len(whole) // 40)):
+        flipped = bytearray(whole)
+        flipped[i] ^= 0x01
+        path.write_bytes(bytes(flipped))
+        assert compose._read(path) is None, i
+    path.write_bytes(whole[: len(whole) // 2])  # torn
+    assert compose.compose(["algorithm=ppo"]) == composed  # composed again (and rewritten whole)
+    no_compose(monkeypatch)
+    assert compose.compose(["algorithm=ppo"]) == composed
+
+
+class Planted:
+    """What a stranger's pickle would do when loaded: leave a mark."""
+
+    def __init__(self, mark):
+        self.mark = str(mark)
+
+    def __reduce__(self):
+        return (exec, (f"open({self.mark!r}, 'w').write('ran')",))
+
+
+@pytest.mark.parametrize("form", ["bare pickle", "with a valid digest"])
+def test_a_pickle_planted_in_a_world_writable_cache_directory_never_runs(tmp_path, monkeypatch, caplog, form):
+    """Probe 11: a pickle planted by `nobody` in a 1777 directory named by HARNESS_COMPOSE_CACHE ran code as root. A
+    directory others can write, or a file of another owner, is not used (one warning)."""
+    import hashlib
+    import os
+    import pickle
+
+    signed = lambda payload: compose.MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload  # noqa: E731
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    monkeypatch.setenv("HARNESS_COMPOSE_CACHE", str(shared))
+    mark = tmp_path / "ran"
+    payload = pickle.dumps(Planted(mark))
+    planted = compose._cached_path(["algorithm=dpo"], False, CONF)
+    planted.write_bytes(payload if form == "bare pickle" else signed(payload))
+    os.chown(planted, 65534, 65534)  # nobody's
+    with caplog.at_level("WARNING", logger="harness.config.compose"):
+        assert compose.compose(["algorithm=dpo"]).algorithm.name == "dpo"
+        assert compose._read(planted) is None
+    assert not mark.exists()
+    warnings = [r.getMessage() for r in caplog.records if r.name == "harness.config.compose"]
+    assert len(warnings) == 1 and str(shared) in warnings[0] and "not a directory of the user's own" in warnings[0]
+    assert sorted(p.name for p in shared.iterdir()) == [planted.name]  # and nothing written there
+    # a private directory holding a file of another owner: that file is not loaded either
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    monkeypatch.setenv("HARNESS_COMPOSE_CACHE", str(private))
+    planted = compose._cached_path(["algorithm=dpo"], False, CONF)
+    planted.write_bytes(signed(payload))
+    os.chown(planted, 65534, 65534)
+    assert compose._read(planted) is None and not mark.exists()
+    os.chown(planted, os.geteuid(), os.getegid())  # the same bytes in the user's own file are loaded: ownership decides
+    assert compose._read(planted) is None and mark.exists()  # (and exec gives back no config)

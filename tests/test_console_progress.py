@@ -18,6 +18,7 @@ from harness.eval.generation_cache import ANSWERS, cache_dir
 from harness.eval.judges import Classifier, Verdicts
 from harness.eval.suite import run_suite
 from harness.eval.tiny_judges import toxicity_classifier
+from harness.models import stage_content
 
 FRAME = re.compile(r"\r  (.+?) \[[#.]+\] (\d+)/(\d+)\x1b\[K")
 
@@ -60,7 +61,7 @@ def test_evaluation_bars_count_what_is_not_cached_and_a_cached_rerun_shows_no_ge
 
     first = run_suite(cfg.eval, tiny_base, policy_id, cfg.model, str(shared_stages), lm_factory=factory)
     assert all("error" not in b for b in first.values()), first
-    sent = [json.loads(x)["kind"] for x in (cache_dir(shared_stages, policy_id) / ANSWERS).read_text().splitlines()]
+    sent = [json.loads(x)["kind"] for x in (cache_dir(shared_stages, policy_id, content=stage_content(tiny_base)) / ANSWERS).read_text().splitlines()]
     shown = bars(terminal)
     assert set(shown) == {"generating alpaca_eval1", "judging alpaca_eval1", "scoring mmlu"}, shown
     # the policy's bars: one unit per request sent to it (AlpacaEval generates, MMLU scores its options)

@@ -106,3 +106,42 @@ def test_a_stage_removed_or_a_failed_benchmark_takes_the_full_path(recorded, tmp
     other["provenance"]["versions"]["torch"] = "0.0.1"
     path.write_text(json.dumps(other))
     assert complete_result(copy, result["run_id"], result["config_hash"]) is None
+
+
+def test_verify_stages_full_verifies_a_finished_run_too(recorded):
+    """reliability-2.md probe 6: `verify_stages=full` was ignored for a finished run (the fast path said "complete" and
+    verified nothing). The fast path now checks every stage as `verify_stages` asks, and a marker without digests."""
+    from conftest import compose
+
+    overrides, result = recorded
+    samples = Path(result["benchmarks"]["gsm8k"]["dir"]) / "samples.jsonl"
+    marker = Path(result["benchmarks"]["gsm8k"]["dir"]) / MARKER
+    whole, vouching = samples.read_bytes(), marker.read_text()
+    try:
+        samples.write_bytes(bytes([whole[0] ^ 0x01]) + whole[1:])  # one flipped bit, the size kept
+        assert finished(compose(*overrides))["run_id"] == result["run_id"]  # sizes only: fast
+        assert finished(compose(*overrides, "verify_stages=full")) is None  # the full path rebuilds it, naming it
+        samples.write_bytes(whole)
+        marker.write_text("{}")  # a marker that vouches for nothing
+        assert finished(compose(*overrides)) is None
+    finally:
+        samples.write_bytes(whole)
+        marker.write_text(vouching)
+    assert finished(compose(*overrides, "verify_stages=full"))["run_id"] == result["run_id"]
+
+
+def test_a_finished_run_whose_policy_was_rebuilt_with_other_weights_takes_the_full_path(recorded):
+    """Its scores came from the policy's old weights (each benchmark records the content it was computed from)."""
+    _, result = recorded
+    results = Path(result["result_path"]).parents[2]
+    marker = Path(result["stages"]["policy"]["dir"]) / MARKER
+    vouching = marker.read_text()
+    assert complete_result(results, result["run_id"], result["config_hash"]) is not None
+    try:
+        rebuilt = json.loads(vouching)
+        weights = next(k for k in rebuilt["files"] if k.endswith(".safetensors"))
+        rebuilt["files"][weights]["sha256"] = "0" * 64  # as COMPLETE would say after a rebuild with other weights
+        marker.write_text(json.dumps(rebuilt))
+        assert complete_result(results, result["run_id"], result["config_hash"]) is None
+    finally:
+        marker.write_text(vouching)

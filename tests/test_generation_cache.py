@@ -13,6 +13,7 @@ from omegaconf import open_dict
 from harness.eval.generation import make_lm
 from harness.eval.generation_cache import ANSWERS, cache_dir
 from harness.eval.suite import run_suite
+from harness.models import stage_content
 
 
 class Counting(LM):
@@ -61,7 +62,7 @@ def test_alpaca_eval_1_and_2_and_a_recompute_share_one_generation(run_config, ti
     n = cfg.eval.benchmarks.alpaca_eval1.limit
     assert len(built) == 1 and len(built[0].sent) == n  # AlpacaEval 2 sent no request of its own
     assert generated(first["alpaca_eval2"]) == generated(first["alpaca_eval1"])
-    answers = (cache_dir(shared_stages, policy_id) / ANSWERS).read_text().splitlines()
+    answers = (cache_dir(shared_stages, policy_id, content=stage_content(tiny_base)) / ANSWERS).read_text().splitlines()
     assert sum(json.loads(x)["kind"] == "generate_until" for x in answers) == n
 
     shutil.rmtree(first["alpaca_eval1"]["dir"])  # the benchmark is computed again: from the cache, no model built

@@ -225,7 +225,7 @@ def log_mlflow(tracking, run: RunRecord, lock_dir: Path, sweep: str | None = Non
     tracker.start(run.run_id, params={"seed": run.seed},
                   tags=pipeline.tracking_tags(run.axes, run.config_hash, run.seed, run.run_id, sweep), sweep=sweep,
                   lock_dir=str(lock_dir))
-    pipeline.log_record(tracker, result_of(run, lock_dir))
+    tracker.log_result(result_of(run, lock_dir))
     tracker.end()
     assert tracker.active, "MLflow logging failed"
     return tracker.run_id

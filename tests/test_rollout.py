@@ -15,7 +15,7 @@ import sys
 
 import pytest
 import torch
-from conftest import ROOT, compose, torchrun_two
+from conftest import LAUNCHER_VARIABLES, ROOT, compose, torchrun_two
 from safetensors.torch import load_file
 
 from harness import data
@@ -26,7 +26,9 @@ FAKE_VLLM = ROOT / "tests" / "fake_vllm"
 
 @contextlib.contextmanager
 def fake_vllm():
-    """The fake vLLM importable as `vllm` inside the block only (find_spec("vllm") is None again after it)."""
+    """The fake vLLM importable as `vllm` inside the block only (find_spec("vllm") is None again after it); the
+    torchrun variables an engine sets for vLLM's external_launcher (rollout.launcher_env) are gone after it too."""
+    before = {k: os.environ.get(k) for k in LAUNCHER_VARIABLES}
     with pytest.MonkeyPatch.context() as mp:
         mp.syspath_prepend(str(FAKE_VLLM))
         try:
@@ -37,6 +39,11 @@ def fake_vllm():
         finally:
             for name in [m for m in sys.modules if m == "vllm" or m.startswith("vllm.")]:
                 del sys.modules[name]
+            for key, value in before.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
 
 
 def ppo_trainer(out, base, rm, *overrides):

@@ -24,7 +24,7 @@ CASES = {
     "README's describe, offline": (["harness.data", "describe", "dataset=hh_rlhf", "model=tulu2_13b"],
                                    "allenai/tulu-2-13b .*not on this machine.* python -m harness.data prefetch --models model=tulu2_13b"),
     "describe, offline without a mirror": (["harness.data", "describe", "dataset=hh_rlhf"],
-                                           "the hub is offline .* no mirror is set.* python -m harness.data prefetch dataset=hh_rlhf"),
+                                           "the hub cannot be reached .* no mirror is set.*python -m harness.data prefetch dataset=hh_rlhf"),
     "describe, a missing data file": (["harness.data", "describe", "dataset=tiny", "dataset.files.train={tmp}/absent.jsonl"],
                                       "data file '{tmp}/absent.jsonl' does not exist"),
     "prefetch, offline": (["harness.data", "prefetch", "dataset=hh_rlhf", "paths.mirror={tmp}/mirror"],

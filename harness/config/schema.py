@@ -460,9 +460,12 @@ class BenchmarkConfig:
     # Named explicitly: one of CATEGORIES (the paper's benchmarks of it only: PAPER_BENCHMARKS), reward_model (a
     # benchmark of the reward model), or a category of its own (a lowercase name: reported apart, out of the Average).
     category: str = MISSING
-    # A benchmark whose generations are all empty fails (a broken model or stop string, never scored 0). true scores
-    # them as they are: for wiring suites whose barely trained stand-ins may answer nothing (conf/eval/tiny_grid.yaml).
-    score_empty_outputs: bool = False
+    # Share of empty generations above which the benchmark fails instead of being scored (harness.eval.suite
+    # BrokenOutputs: a broken model, e.g. NaN weights, or a stop string that matches at once, never scores 0).
+    # Inferred: a working chat model answers nearly every prompt; 0.1 leaves room for answers a stop string
+    # legitimately ends at once. 1.0 scores every generation as it is: wiring suites whose barely trained stand-ins may
+    # answer nothing (conf/eval/tiny_grid.yaml). Any non-finite log-likelihood fails whatever this says.
+    max_empty_fraction: float = 0.1
     # How it is scored: lm_eval (an lm-eval task) or a runner of harness.eval.
     runner: str = "lm_eval"
     # lm-eval task the generated task file includes ("{subset}" is replaced by each of `subsets`), and its YAML

@@ -32,19 +32,24 @@ def describe_dataset(cfg, tokenizer: Callable[[], tuple[Any, dict | None]]) -> s
     model takes a minute; data that cannot be read fails before it)."""
     prepared = prepare_preferences(cfg.dataset, mirror=cfg.paths.mirror, cache=cfg.paths.stages)
     tokenizer, tokenizer_id = tokenizer()
-    prompt, chosen, rejected = pair_token_lengths(prepared.dataset, tokenizer)
+    max_length = cfg.algorithm.get("max_length", 4096)
+    # pairs too long by their characters alone to fit max_length are not tokenised (validate.token_lengths)
+    lengths = [t for t in zip(*pair_token_lengths(prepared.dataset, tokenizer, max_length=max_length)) if None not in t]
+    prompt, chosen, rejected = zip(*lengths) if lengths else ((0,), (0,), (0,))
     stats = {"prompt": length_stats(prompt),
              "chosen": length_stats([c - p for c, p in zip(chosen, prompt)]),
              "rejected": length_stats([r - p for r, p in zip(rejected, prompt)])}
-    max_length = cfg.algorithm.get("max_length", 4096)
+    untokenised = len(prepared.dataset) - len(lengths)
     fitted = drop_overlength(prepared, tokenizer, max_length, 1.0, tokenizer_id, cfg.paths.stages)
     return "\n".join([f"dataset {cfg.dataset.name} (source {cfg.dataset.source})", fitted.report.summary(),
-                      f"  (over_length: prompt + completion > algorithm.max_length={max_length})", table(stats)])
+                      f"  (over_length: prompt + completion > algorithm.max_length={max_length})", table(stats)]
+                     + ([f"  ({untokenised} pair(s) too long to tokenise are not in these lengths)"] if untokenised else []))
 
 
 def describe_prompts(cfg, tokenizer) -> str:
     prepared = prepare_prompts(cfg.prompts, cfg.paths.mirror, cfg.dataset, None, cfg.paths.stages)
-    lengths = token_lengths(tokenizer, prepared.dataset["prompt"], add_generation_prompt=True)
+    lengths = [n for n in token_lengths(tokenizer, prepared.dataset["prompt"], add_generation_prompt=True,
+                                        max_tokens=cfg.prompts.max_prompt_tokens) if n is not None]
     fitted = prepare_prompts(cfg.prompts, cfg.paths.mirror, cfg.dataset, tokenizer, cfg.paths.stages)
     return "\n".join([f"prompts {cfg.prompts.name} (source {cfg.prompts.source})", fitted.report.summary(),
                       f"  (over_length: > prompts.max_prompt_tokens={cfg.prompts.max_prompt_tokens})",

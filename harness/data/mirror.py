@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, NamedTuple
@@ -82,21 +83,36 @@ def seeded_prefix(ds: Dataset, seed: int | None, cap: int | None) -> Dataset:
     return ds.select(range(min(cap, len(ds)))) if cap is not None else ds
 
 
-def hub_unreachable(timeout_s: float = 5.0) -> str | None:
-    """Why the hub endpoint cannot be reached (a TCP connect, seconds at most), or None. With a proxy configured the
-    connection goes through it, so the probe is skipped and the hub client's own error stands."""
+def hub_unreachable(data_files: str | None = None, timeout_s: float = 5.0) -> str | None:
+    """Why the server a read goes to (the hub, or the host of a URL in `data_files`) cannot be reached (a TCP connect,
+    seconds at most), or None; None too for a local file. With a proxy configured the connection goes through it, so
+    the probe is skipped and the client's own error stands."""
     import socket
     from urllib.parse import urlparse
 
     if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")):
         return None
-    url = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    if data_files and data_files.startswith("/"):
+        return None
+    remote = data_files and "://" in data_files and not data_files.startswith("hf://")
+    url = urlparse(data_files if remote else os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
     host, port = url.hostname or "huggingface.co", url.port or (443 if url.scheme == "https" else 80)
     try:
         socket.create_connection((host, port), timeout=timeout_s).close()
     except OSError as exc:
         return f"{host}:{port} is unreachable ({exc})"
     return None
+
+
+def no_connection(exc: BaseException | None) -> bool:
+    """Whether `exc` or its causes say the network could not be reached (any HTTP client's connect error)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, (ConnectionError, socket.gaierror)) or type(exc).__name__ in ("ConnectError", "ConnectTimeout"):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def read_manifest(mirror: str | Path) -> list[dict]:
@@ -183,30 +199,28 @@ def load_hub(hub_id: str, config: str | None, split: str, revision: str | None, 
     if mirror:
         path = entry_path(mirror, hub_id, config, split, revision, seed, cap)
         if not path.exists():
-            raise MirrorMissing(
-                f"{what} is not in the offline mirror {mirror} (expected {path}). On a machine with network access "
-                f"run:\n    {prefetch_hint} paths.mirror={mirror}"
-            )
+            raise MirrorMissing(f"{what} is not in the offline mirror {mirror} (expected {path}); on a machine with "
+                                f"network access run `{prefetch_hint} paths.mirror={mirror}`")
         from datasets import load_dataset
 
         return load_dataset("parquet", data_files=str(path), split="train")
     from harness.data.hub import read_split
 
     try:
-        if not offline() and (not data_files or data_files.startswith("hf://")):
-            why = hub_unreachable()
+        if not offline():
+            why = hub_unreachable(data_files)
             if why:  # fail now, not after the hub client's minute of retries
                 raise ConnectionError(f"the hub is unreachable: {why}")
         return seeded_prefix(read_split(hub_id, config, split, revision, data_files), seed, cap)
     except Exception as e:
-        if not offline() and not (isinstance(e, ConnectionError) and "the hub is unreachable" in str(e)):
+        if not offline() and not no_connection(e):
             raise
         # Offline and not in the HF cache: say how to get it instead of the hub client's connection error.
         raise MirrorMissing(
-            f"{what} is needed but the hub is offline (HF_HUB_OFFLINE / HF_DATASETS_OFFLINE, or no network) and no "
-            f"mirror is set. On "
-            f"a machine with network access run:\n    {prefetch_hint} paths.mirror=<dir>\nthen run with "
-            f"paths.mirror=<dir> (or HARNESS_MIRROR=<dir>). ({type(e).__name__}: {e})"
+            f"{what} is needed but the hub cannot be reached (offline: HF_HUB_OFFLINE / HF_DATASETS_OFFLINE, or no network: "
+            f"{type(e).__name__}: {str(e).strip().splitlines()[0][:200] if str(e).strip() else ''}) and no mirror is "
+            f"set; on a machine with network access run `{prefetch_hint} paths.mirror=<dir>`, then run with "
+            "paths.mirror=<dir> (or HARNESS_MIRROR=<dir>); HF_HUB_OFFLINE=1 skips the network at once"
         ) from e
 
 

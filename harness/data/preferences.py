@@ -28,8 +28,8 @@ from harness.data.assets import ASSETS, asset_path, existing_file, identity  # n
 from harness.data.cache import cached
 from harness.data.hub import pinned
 from harness.data.mirror import HubSplit, source_sha256
-from harness.data.validate import (DataError, DataReport, Prepared, content_id, messages_or_none, pair_problem,
-                                   token_lengths)
+from harness.data.validate import (DataError, DataReport, Prepared, chars, content_id, messages_or_none,
+                                   pair_problem, token_lengths)
 
 SOURCES = ("tulu25", "upstream", "files", "mixture")
 REQUIRED_COLUMNS = ("chosen", "rejected")
@@ -43,13 +43,21 @@ def json_problem(path: Path) -> str | None:
     if path.stat().st_size == 0:
         return "the file is empty"
     with open(path, "rb") as f:
+        array = f.read(1 << 16).lstrip().startswith(b"[")
+    if array:  # a whole-file JSON array of objects is read as such; JSON lines whose first line is a list are not
+        try:
+            rows = json.loads(path.read_bytes().decode("utf-8"))
+        except ValueError:
+            rows = None  # not one JSON document: JSON lines, checked line by line
+        if isinstance(rows, list):
+            bad = next((i for i, row in enumerate(rows) if not isinstance(row, dict)), None)
+            return None if bad is None else f"item {bad + 1} of its JSON array is a JSON {type(rows[bad]).__name__}, not an object"
+    with open(path, "rb") as f:
         for number, line in enumerate(f, 1):
             try:
                 text = line.decode("utf-8")
             except UnicodeDecodeError as exc:
                 return f"line {number}: not UTF-8 (byte 0x{line[exc.start]:02x} at column {exc.start + 1})"
-            if number == 1 and text.lstrip().startswith("["):
-                return None  # a JSON array, not JSON lines
             if not text.strip():
                 continue
             try:
@@ -250,51 +258,40 @@ def load_preferences(cfg, split: str | None = None, mirror: str | None = None, c
 
 
 # ------------------------------------------------------------------------------------------------ tokenizer-dependent
-def pair_token_lengths(ds: Dataset, tokenizer, batch_size: int = 512) -> tuple[list[int], list[int], list[int]]:
-    """Tokens of (prompt, prompt + chosen, prompt + rejected) per pair, rendered as the trainer renders them."""
+def pair_token_lengths(ds: Dataset, tokenizer, batch_size: int = 512,
+                       max_length: int | None = None) -> tuple[list, list, list]:
+    """Tokens of (prompt, prompt + chosen, prompt + rejected) per pair, rendered as the trainer renders them; with
+    `max_length`, None for a conversation too long by its characters alone to be tokenised (validate.token_lengths)."""
     prompt, chosen, rejected = [], [], []
     for start in range(0, len(ds), batch_size):
         batch = ds[start:start + batch_size]
-        prompt += token_lengths(tokenizer, batch["prompt"], add_generation_prompt=True)
-        chosen += token_lengths(tokenizer, [p + c for p, c in zip(batch["prompt"], batch["chosen"])])
-        rejected += token_lengths(tokenizer, [p + r for p, r in zip(batch["prompt"], batch["rejected"])])
+        prompt += token_lengths(tokenizer, batch["prompt"], add_generation_prompt=True, max_tokens=max_length)
+        chosen += token_lengths(tokenizer, [p + c for p, c in zip(batch["prompt"], batch["chosen"])], max_tokens=max_length)
+        rejected += token_lengths(tokenizer, [p + r for p, r in zip(batch["prompt"], batch["rejected"])],
+                                  max_tokens=max_length)
     return prompt, chosen, rejected
-
-
-# No token is longer than this many characters (inferred: BPE vocabularies of Llama/Tulu tokenizers top out near 16-48
-# characters per token), so a pair with more than max_length x this characters is over length without tokenising.
-MAX_CHARS_PER_TOKEN = 64
-
-
-def pair_chars(ds: Dataset, batch_size: int = 512) -> list[int]:
-    """Characters of the longer of prompt + chosen and prompt + rejected, per pair (message contents only)."""
-    size = lambda messages: sum(len(m["content"] or "") for m in messages or [])  # noqa: E731
-    out = []
-    for start in range(0, len(ds), batch_size):
-        batch = ds[start:start + batch_size]
-        out += [size(p) + max(size(c), size(r)) for p, c, r in zip(batch["prompt"], batch["chosen"], batch["rejected"])]
-    return out
 
 
 def drop_overlength(prepared: Prepared, tokenizer, max_length: int, max_bad_fraction: float,
                     tokenizer_id: dict | None = None, cache: str | None = None) -> Prepared:
     """Drop pairs whose prompt + chosen or prompt + rejected exceeds `max_length` tokens, counting them as
-    `over_length` in the report (cached on the rows' key, the tokenizer and the length)."""
+    `over_length` in the report (cached on the rows' key, the tokenizer and the length). A pair too long by its
+    characters alone is dropped without tokenising it (one 30 MB row cost 5 GB of memory)."""
 
     def build() -> Prepared:
         report = DataReport(**prepared.report.to_dict())
         ds = prepared.dataset
-        chars = pair_chars(ds)
-        # a row too long for any tokenizer is dropped without tokenising it (one 30 MB row cost 5 GB of memory)
-        small = [i for i, n in enumerate(chars) if n <= max_length * MAX_CHARS_PER_TOKEN]
-        _, chosen, rejected = pair_token_lengths(ds.select(small), tokenizer)
-        tokens = dict(zip(small, (max(c, r) for c, r in zip(chosen, rejected))))
-        keep = [i for i in small if tokens[i] <= max_length]
-        for i in range(len(ds)):
-            if i not in tokens:
-                report.drop("over_length", i, {"id": ds[i]["id"], "chars": chars[i], "max_length": max_length})
-            elif tokens[i] > max_length:
-                report.drop("over_length", i, {"id": ds[i]["id"], "tokens": tokens[i], "max_length": max_length})
+        _, chosen, rejected = pair_token_lengths(ds, tokenizer, max_length=max_length)
+        keep = []
+        for i, (c, r) in enumerate(zip(chosen, rejected)):
+            if c is None or r is None:
+                row = ds[i]
+                size = chars(row["prompt"]) + max(chars(row["chosen"]), chars(row["rejected"]))
+                report.drop("over_length", i, {"id": row["id"], "chars": size, "max_length": max_length})
+            elif max(c, r) > max_length:
+                report.drop("over_length", i, {"id": ds[i]["id"], "tokens": max(c, r), "max_length": max_length})
+            else:
+                keep.append(i)
         report.rows = len(keep)
         report.check(max_bad_fraction)
         return Prepared(ds.select(keep).flatten_indices(), report)

@@ -124,10 +124,12 @@ def _spec(cfg, mirror: str | None, dataset_cfg) -> dict | None:
 def drop_long_prompts(prepared: Prepared, tokenizer, max_tokens: int, max_bad_fraction: float) -> Prepared:
     """Drop prompts over `max_tokens` tokens (rendered with the generation prompt, as the policy sees them)."""
     report = DataReport(**prepared.report.to_dict())
-    lengths = token_lengths(tokenizer, prepared.dataset["prompt"], add_generation_prompt=True)
-    keep = [i for i, n in enumerate(lengths) if n <= max_tokens]
-    for i in (i for i, n in enumerate(lengths) if n > max_tokens):
-        report.drop("over_length", i, {"id": prepared.dataset[i]["id"], "tokens": lengths[i], "max": max_tokens})
+    # a prompt too long by its characters alone is not tokenised (None): memory follows the prompts kept
+    lengths = token_lengths(tokenizer, prepared.dataset["prompt"], add_generation_prompt=True, max_tokens=max_tokens)
+    keep = [i for i, n in enumerate(lengths) if n is not None and n <= max_tokens]
+    for i in (i for i, n in enumerate(lengths) if n is None or n > max_tokens):
+        report.drop("over_length", i, {"id": prepared.dataset[i]["id"], "tokens": lengths[i] or "too many to count",
+                                       "max": max_tokens})
     report.rows = len(keep)
     report.check(max_bad_fraction)
     return Prepared(prepared.dataset.select(keep).flatten_indices(), report, prepared.key)

@@ -149,11 +149,30 @@ def prompt_problem(prompt: list[dict] | None) -> str | None:
     return None
 
 
-def token_lengths(tokenizer, conversations, add_generation_prompt: bool = False) -> list[int]:
+# No token is longer than this many characters (inferred: BPE vocabularies of Llama/Tulu tokenizers top out near 16-48
+# characters per token), so a conversation of more than N x this characters has more than N tokens: it is over length
+# without tokenising it. Tokenising costs ~150x the text in memory (one 50 MB row took 10.4 GB).
+MAX_CHARS_PER_TOKEN = 64
+
+
+def chars(conversation) -> int:
+    """Characters of a conversation's message contents."""
+    return sum(len(m["content"] or "") for m in conversation or [])
+
+
+def token_lengths(tokenizer, conversations, add_generation_prompt: bool = False,
+                  max_tokens: int | None = None) -> list[int | None]:
     """Tokens of each conversation as the trainer sees it: rendered by the chat template (which writes BOS itself),
-    then encoded without adding special tokens (harness.chat)."""
-    texts = tokenizer.apply_chat_template(list(conversations), tokenize=False, add_generation_prompt=add_generation_prompt)
-    return [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+    then encoded without adding special tokens (harness.chat). With `max_tokens`, a conversation whose characters
+    alone put it over that many tokens is not tokenised: None (over length), so memory follows what is kept."""
+    conversations = list(conversations)
+    fit = [i for i, c in enumerate(conversations) if max_tokens is None or chars(c) <= max_tokens * MAX_CHARS_PER_TOKEN]
+    texts = tokenizer.apply_chat_template([conversations[i] for i in fit], tokenize=False,
+                                          add_generation_prompt=add_generation_prompt) if fit else []
+    lengths: list[int | None] = [None] * len(conversations)
+    for i, ids in zip(fit, tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []):
+        lengths[i] = len(ids)
+    return lengths
 
 
 @dataclass

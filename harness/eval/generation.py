@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 from collections import defaultdict, deque
 from pathlib import Path
 
@@ -154,11 +155,12 @@ def chat_prompt(lm: LM, user: str, response_prefix: str = "") -> str:
 
 # --------------------------------------------------------------------------------------------- record / replay
 class OutputCheck:
-    """Counts what the policy answered, so that a broken model fails its benchmark instead of scoring 0: all
-    generations empty (e.g. NaN weights decode to nothing), or any log-likelihood NaN."""
+    """Counts what the policy answered, so that a broken model fails its benchmark instead of scoring 0: more empty
+    generations than the benchmark allows (NaN weights decode to nothing; a stop string that matches at once), or any
+    log-likelihood that is not finite (a model with finite weights never gives one)."""
 
     def __init__(self):
-        self.generations = self.empty = self.scores = self.nan = 0
+        self.generations = self.empty = self.scores = self.nonfinite = 0
 
     def tally(self, kind: str, answers: list) -> None:
         if kind == "generate_until":
@@ -167,14 +169,16 @@ class OutputCheck:
         elif kind in ("loglikelihood", "loglikelihood_rolling"):
             values = [a[0] if isinstance(a, (list, tuple)) else a for a in answers]
             self.scores += len(values)
-            self.nan += sum(v != v for v in values)  # NaN is the one float unequal to itself
+            self.nonfinite += sum(not math.isfinite(v) for v in values)
 
-    def problem(self, allow_empty: bool = False) -> str | None:
-        if self.nan:
-            return f"{self.nan} of {self.scores} log-likelihoods are NaN (the model's logits are NaN: broken weights?)"
-        if self.generations and self.empty == self.generations and not allow_empty:
-            return (f"all {self.generations} generations are empty (a broken model, e.g. NaN weights, or a stop "
-                    "string that matches at once)")
+    def problem(self, max_empty_fraction: float = 0.0) -> str | None:
+        if self.nonfinite:
+            return (f"{self.nonfinite} of {self.scores} log-likelihoods are NaN or infinite (the model's logits are not "
+                    "finite: broken weights?)")
+        if self.generations and self.empty / self.generations > max_empty_fraction:
+            return (f"{self.empty} of {self.generations} generations are empty ({self.empty / self.generations:.0%} > "
+                    f"max_empty_fraction={max_empty_fraction}: a broken model, e.g. NaN weights, or a stop string "
+                    "that matches at once)")
         return None
 
 

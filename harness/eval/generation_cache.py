@@ -5,7 +5,7 @@ or recomputes that send the same request share one answer. `CachedLM` sits betwe
 the policy: a request whose answer is cached is answered from disk, the others go to the policy (built only then,
 through harness.eval.suite.LazyPolicy) and are added. The cache lives with the stages:
 
-    <stages>/generations/<digest of policy identity + library versions>/answers.jsonl
+    <stages>/generations/<digest of policy identity + content + library versions>/answers.jsonl
 
 one line per answer: {"kind", "key" (lm-eval's hash of the request's arguments: prompt and generation settings),
 "n" (which repeat of a sampled request: the k-th identical request of a call is answered by the k-th cached sample),
@@ -26,6 +26,7 @@ from filelock import FileLock
 from lm_eval.api.model import LM, hash_args
 
 from harness.eval import progress
+from harness.records.jsonl import read_jsonl
 from harness.records.stages import digest, library_versions
 
 ANSWERS = "answers.jsonl"
@@ -33,11 +34,14 @@ ANSWERS = "answers.jsonl"
 BARS = {"generate_until": "generating", "loglikelihood": "scoring", "loglikelihood_rolling": "scoring"}
 
 
-def cache_dir(stages_root: str | Path, policy_id: dict, seed: int | None = None) -> Path:
-    """The policy's cache: its identity and the library versions (as in every stage key) name it, and the sampling
-    seed of a seeded sampled benchmark (eval.seed: another seed, other samples); seed None keeps the unseeded name."""
+def cache_dir(stages_root: str | Path, policy_id: dict, seed: int | None = None, content: str | None = None) -> Path:
+    """The policy's cache: its identity and the library versions (as in every stage key) name it; the sampling seed
+    of a seeded sampled benchmark (eval.seed: another seed, other samples; None keeps the unseeded name); and, for a
+    policy a stage made, the digest of its files' content (harness.models.stage_content), so a rebuilt policy (a new
+    build under the same stage key) never meets another build's answers. A policy is verified against that content
+    before it answers (harness.models.verify_weights): weights corrupted on disk never add answers to it."""
     key = {"policy": policy_id, "versions": library_versions()} | ({"seed": seed} if seed is not None else {})
-    return Path(stages_root) / "generations" / digest(key)
+    return Path(stages_root) / "generations" / digest(key | ({"content": content} if content is not None else {}))
 
 
 class CachedLM(LM):
@@ -54,8 +58,9 @@ class CachedLM(LM):
 
     def _load(self) -> None:
         if self.path.exists():
-            for line in self.path.read_text().splitlines():
-                row = json.loads(line)
+            with self.lock:  # a torn last line (a process killed mid-append) is cut off: no other appends meanwhile
+                rows = read_jsonl(self.path, repair=True)
+            for row in rows:
                 self.answers[(row["kind"], row["key"], row["n"])] = row["answer"]
 
     def _cached_call(self, kind: str, args_list: list[list], ask) -> list:

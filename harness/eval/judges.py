@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import math
 import os
 import time
@@ -31,7 +30,6 @@ from harness import console
 from harness.eval import progress
 from harness.records.jsonl import read_jsonl
 
-log = logging.getLogger(__name__)
 
 VERDICTS_FILE = "verdicts.jsonl"
 KINDS = ("openai", "hf", "string_match")
@@ -77,7 +75,7 @@ class OpenAIJudge:
             attempts += 1
             try:
                 with urllib.request.urlopen(request, timeout=self.cfg.timeout_s) as response:
-                    return json.loads(response.read())
+                    return self._reply(response.read())
             except urllib.error.HTTPError as exc:  # the server answered: retry only when it asks us to
                 reason = f"HTTP {exc.code} {exc.reason}"
                 if exc.code in (401, 403) and self.cfg.api_key_env:
@@ -90,6 +88,21 @@ class OpenAIJudge:
                 time.sleep(min(2 ** attempt, 10))
         raise JudgeUnavailable(f"judge {self.cfg.model!r} at {self.cfg.base_url} failed after {attempts} attempt(s): {reason}")
 
+    def _reply(self, body: bytes) -> dict:
+        """The endpoint's reply when it is a chat completion; anything else (an HTML error page, JSON without
+        `choices`) is an error naming the judge and what it sent."""
+        try:
+            reply = json.loads(body.decode("utf-8"))
+        except ValueError:
+            reply = None
+        if not isinstance(reply, dict) or not isinstance(reply.get("choices"), list) or not reply["choices"] \
+                or not isinstance(reply["choices"][0], dict) or not isinstance(reply["choices"][0].get("message"), dict):
+            shown = body[:120].decode("utf-8", errors="replace").replace("\n", " ")
+            raise JudgeUnavailable(f"judge {self.cfg.model!r} at {self.cfg.base_url} did not answer with a chat "
+                                   f"completion (no `choices[0].message`): {shown!r}; check its base_url (the part "
+                                   "before /chat/completions)")
+        return reply
+
     def _choose_one(self, prompt, options: list[str]) -> dict[str, float]:
         messages = prompt if isinstance(prompt, list) else [{"role": "user", "content": prompt}]
         reply = self._post({"model": self.cfg.model, "messages": messages, "temperature": 0,
@@ -99,12 +112,13 @@ class OpenAIJudge:
         found = {o: t["logprob"] for t in top for o in options if t["token"].strip() == o.strip()}
         if found:
             return _softmax(found)
-        text = _norm(choice["message"].get("content") or "")
+        text = choice["message"].get("content") or ""
         for option in sorted(options, key=len, reverse=True):
-            if text.startswith(_norm(option)):
+            if _norm(text).startswith(_norm(option)):
                 return {option: 1.0}
-        log.warning("judge %s answered %r, none of %s", self.cfg.model, text[:80], options)
-        return {}
+        # never scored as a "no" (or a 0): the benchmark fails and nothing of this reply is cached
+        raise JudgeUnavailable(f"judge {self.cfg.model!r} at {self.cfg.base_url} answered {text[:120]!r}, none of "
+                               f"the options {options}")
 
     def choose(self, prompts: list, options: list[str]) -> list[dict[str, float]]:
         return [self._choose_one(p, options) for p in prompts]

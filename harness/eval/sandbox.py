@@ -7,15 +7,20 @@ Layers (all on by default, `isolation: namespaces`):
   - a fresh process group in a fresh temporary working directory (HOME and TMPDIR too), a minimal environment,
     `python -I`; wall-clock timeout, after which the whole group is killed;
   - resource limits: address space (memory), CPU seconds, processes (fork bombs), file size, no core dumps;
-  - Linux namespaces through util-linux `unshare`: a pid namespace (when its first process dies the kernel kills
-    every descendant, so nothing a fork bomb started survives), no network, and a mount namespace in which every
-    top-level directory but the system's (/usr, /etc, /lib ...) is covered by an empty tmpfs (the interpreter's own
-    prefix bound back in), as are the project's directories (`hide`); every other mount is remounted read-only, and
-    the program gets a private /dev/shm and a fresh tmpfs as its working directory, the only places it can write;
-  - the program starts with no capabilities (`setpriv`), and, when the harness runs as root (CI, containers), as the
-    unprivileged user `nobody`: root-only files (/etc/shadow) stay unreadable and the process limit holds;
-  - the sandbox dies with the harness (PR_SET_PDEATHSIG), and a killed harness's temporary directory is removed by
-    the next sandbox use.
+  - Linux namespaces through util-linux `unshare`: a pid namespace whose init is the sandbox's own bootstrap (when it
+    dies, with the harness, the kernel kills every process of the namespace: nothing the program started survives),
+    no network, and a mount namespace in which every top-level directory but the system's (/usr, /etc, /lib ...), /tmp
+    and the project's directories (`hide`) are covered by a fresh tmpfs, the interpreter's own files bound back in
+    read-only (also when they live under /tmp); every other mount is remounted read-only, and the program gets a
+    private /dev/shm, a private /tmp and a fresh tmpfs as its working directory, the only places it can write. Host
+    files and unix sockets under /tmp, /run, /var or a home directory are out of its sight;
+  - the program starts with no capabilities (`setpriv`), and, when the harness runs as root (CI, containers), as an
+    unprivileged user id of its own (sandbox_uid): root-only files (/etc/shadow) stay unreadable, and the process limit
+    holds and counts its processes alone;
+  - the sandbox dies with the harness (PR_SET_PDEATHSIG on `unshare`, which passes it to the bootstrap), and a killed
+    harness's temporary directory is removed by the next sandbox use;
+  - stderr is read as it comes and only its end is kept (CAPTURED_STDERR): a program printing without end cannot grow
+    the harness's memory; stdout is discarded. What it prints never decides the outcome.
 `isolation: process` keeps only the first two layers, for machines without namespaces (a clear error says so).
 A program that exits 0 passed; a timeout, a crash, a failed assert or a killed process is a failure.
 """
@@ -23,9 +28,11 @@ A program that exits 0 passed; a timeout, a crash, a failed assert or a killed p
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import os
 import resource
+import selectors
 import shutil
 import signal
 import subprocess
@@ -38,6 +45,8 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 ISOLATIONS = ("namespaces", "process")
+# Bytes of a program's stderr read at a time and kept (the end), and characters of it an Outcome holds.
+CAPTURED_STDERR, KEPT_STDERR = 1 << 16, 2000
 
 
 @dataclass
@@ -62,7 +71,10 @@ class Outcome:
     status: str
     returncode: int | None
     seconds: float
+    # The end of what it wrote to stderr (a traceback ends there); earlier output is dropped as it comes.
     stderr: str = ""
+    # Bytes of stderr dropped before that end. Not a failure: the exit status alone decides.
+    stderr_dropped: int = 0
 
     @property
     def passed(self) -> bool:
@@ -73,63 +85,75 @@ class SandboxUnavailable(RuntimeError):
     pass
 
 
-# Runs inside the namespaces as (namespace) root, before the program: cover every host directory but the system's
-# (and the hidden ones) with an empty tmpfs, the interpreter's own prefix bound back in; make every mount read-only;
-# give the program a private /dev/shm and a fresh tmpfs as its working directory (the only places it can write); set
-# the limits; then exec the program as an unprivileged user with no capabilities (so it can neither remount, read
-# root's files nor escape the limits).
+# Runs inside the namespaces as (namespace) root, as the pid namespace's init. It covers every host directory but the
+# system's (and the hidden ones, and /tmp) with a fresh tmpfs into which the paths the program needs from beneath it
+# (the interpreter's files, the way to its working directory) are bound back; makes every mount read-only; gives the
+# program a private /dev/shm, a private writable /tmp and a fresh tmpfs as its working directory; then starts the
+# program as an unprivileged user with no capabilities and its limits, and waits for it. It stays the namespace's init
+# on purpose: when it dies (with `unshare`, so with the harness) the kernel kills every process of the namespace, and
+# the program, not being the init, cannot escape that (a parent-death signal of its own is cleared by the change of user
+# and could be cleared by the program itself).
 BOOTSTRAP = r"""
 import json, os, resource, subprocess, sys
 cfg = json.loads(sys.argv[1])
-def sh(*args, check=True):
-    return subprocess.run(args, check=check, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
+def mount(*args, check=True):  # -n: no userspace mount table (it lives in /run, which gets covered)
+    return subprocess.run(["mount", "-n", *args], check=check, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
 under = lambda path, top: path == top or path.startswith(top.rstrip("/") + "/")
 tops = ["/" + e for e in os.listdir("/") if e not in cfg["system"] and os.path.isdir("/" + e) and not os.path.islink("/" + e)]
-if any(under(k, "/tmp") for k in cfg["keep"]) or not under(cfg["root"], "/tmp"):
-    tops = [t for t in tops if t != "/tmp"]
-hide = sorted({h for h in cfg["hide"] + tops if not any(under(h, o) and h != o for o in cfg["hide"] + tops)},
-              key=lambda h: (h == "/tmp", h))  # /tmp (which holds the stash directory) last
-for i, path in enumerate(hide):
-    keeps = [k for k in cfg["keep"] if under(k, path)]
-    stashes = []
-    for j, keep in enumerate(keeps):
-        stash = os.path.join(cfg["root"], f".keep{i}_{j}")
-        os.makedirs(stash)
-        sh("mount", "--rbind", keep, stash)
-        stashes.append((stash, keep))
-    sh("mount", "-t", "tmpfs", "-o", "size=64k,mode=755", "tmpfs", path)
-    for stash, keep in stashes:
-        os.makedirs(keep, exist_ok=True)
-        sh("mount", "--move", stash, keep)
-os.makedirs(cfg["dir"], exist_ok=True)
-mounts = sorted({line.split()[4] for line in open("/proc/self/mountinfo")}, key=len)
-for mount in mounts:
-    if not mount.startswith(("/proc", "/sys", "/dev")):
-        sh("mount", "-o", "remount,bind,ro", mount, check=False)
+covered = [c for c in cfg["hide"] + tops + ["/tmp"] if not any(under(c, k) for k in cfg["keep"])]
+covered = sorted({c for c in covered if not any(under(c, o) and c != o for o in covered)},
+                 key=lambda c: (under(cfg["root"], c), c))  # the one holding the sandbox's own directory last
+for i, path in enumerate(covered):
+    # a fresh tmpfs is mounted beside, filled with what the program needs from beneath `path`, then moved over it
+    stage = os.path.join(cfg["root"], f".cover{i}")
+    os.makedirs(stage)
+    size, mode = (f"{cfg['work_mb']}m", "1777") if path == "/tmp" else ("64k", "755")
+    mount("-t", "tmpfs", "-o", f"size={size},mode={mode}", "tmpfs", stage)
+    for keep in cfg["keep"] + [cfg["dir"]]:
+        if under(keep, path):
+            inside = os.path.join(stage, os.path.relpath(keep, path))
+            os.makedirs(inside, exist_ok=True)
+            if keep != cfg["dir"]:  # the working directory gets its own tmpfs below
+                mount("--rbind", keep, inside)
+    mount("--move", stage, path)
+for point in sorted({line.split()[4] for line in open("/proc/self/mountinfo")}, key=len):
+    if not point.startswith(("/proc", "/sys", "/dev")) and point != "/tmp":
+        mount("-o", "remount,bind,ro", point, check=False)
 owner = f",uid={cfg['uid']},gid={cfg['uid']}" if cfg["uid"] is not None else ""
 if os.path.isdir("/dev/shm"):
-    sh("mount", "-t", "tmpfs", "-o", f"size={cfg['work_mb']}m,mode=1777", "tmpfs", "/dev/shm")
-sh("mount", "-t", "tmpfs", "-o", f"size={cfg['work_mb']}m,mode=700{owner}", "tmpfs", cfg["dir"])
+    mount("-t", "tmpfs", "-o", f"size={cfg['work_mb']}m,mode=1777", "tmpfs", "/dev/shm")
+mount("-t", "tmpfs", "-o", f"size={cfg['work_mb']}m,mode=700{owner}", "tmpfs", cfg["dir"])
 with open(os.path.join(cfg["dir"], "program.py"), "w") as f:
     f.write(cfg["program"])
 os.chdir(cfg["dir"])
-for name, value in cfg["rlimits"].items():
-    resource.setrlimit(getattr(resource, name), (value, value))
 drop = ["setpriv", "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs"]
 if cfg["uid"] is not None:
     drop += [f"--reuid={cfg['uid']}", f"--regid={cfg['uid']}", "--clear-groups"]
-# Dropping privileges clears the parent-death signal `unshare --kill-child` armed: the program re-arms it first, so
-# that it still dies with unshare (and so with the harness) when it runs as another user.
-rearm = ("import ctypes, runpy, signal, sys; ctypes.CDLL(None).prctl(1, signal.SIGKILL); "
-         "sys.argv = sys.argv[1:]; runpy.run_path('program.py', run_name='__main__')")
-os.execve("/usr/bin/setpriv" if os.path.exists("/usr/bin/setpriv") else drop[0],
-          drop + [sys.executable, "-I", "-c", rearm, "program.py"], cfg["env"])
+program = os.fork()
+if program == 0:
+    for name, value in cfg["rlimits"].items():
+        resource.setrlimit(getattr(resource, name), (value, value))
+    os.execve("/usr/bin/setpriv" if os.path.exists("/usr/bin/setpriv") else drop[0],
+              drop + [sys.executable, "-I", "program.py"], cfg["env"])
+while True:  # the init reaps every orphan of the namespace, and ends with the program
+    pid, status = os.wait()
+    if pid == program:
+        code = os.waitstatus_to_exitcode(status)
+        os._exit(code if code >= 0 else 128 - code)
 """
 # Top-level directories the program sees (read-only): the system's. Every other one (home directories, /tmp, /work,
 # /srv, /mnt, /var, /run ...) is covered, so other checkouts, results directories and sockets are out of sight.
 SYSTEM_DIRS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32", "usr", "etc", "proc", "sys", "dev")
-# Who the program runs as when the harness is root: the conventional unprivileged `nobody`.
-NOBODY = 65534
+# Who the program runs as when the harness is root: a user id of its own, one per sandbox, from a range no account
+# uses (2^30 + harness pid x 256 + a counter). Not the shared `nobody`: the process limit counts a user's processes
+# machine-wide, so the programs of concurrent sandboxes (other benchmarks, other runs) sharing one user ate each
+# other's allowance, and could signal each other.
+SANDBOX_UIDS = 1 << 30
+_sandboxes = itertools.count()
+
+
+def sandbox_uid() -> int:
+    return SANDBOX_UIDS + (os.getpid() % (1 << 22)) * 256 + next(_sandboxes) % 256
 
 
 def _processes_of_uid(uid: int) -> int:
@@ -176,15 +200,17 @@ def run_python(program: str, limits: Limits | None = None) -> Outcome:
     (work / "program.py").write_text(program)
     env = {"PATH": "/usr/bin:/bin", "HOME": str(work), "TMPDIR": str(work), "LANG": "C.UTF-8", "PYTHONHASHSEED": "0"}
     mb = 1 << 20
-    program_uid = NOBODY if os.geteuid() == 0 and limits.isolation == "namespaces" else None
+    program_uid = sandbox_uid() if os.geteuid() == 0 and limits.isolation == "namespaces" else None
     rlimits = {"RLIMIT_AS": limits.memory_mb * mb, "RLIMIT_CPU": int(limits.timeout_s) + 1,
                "RLIMIT_FSIZE": limits.max_file_mb * mb, "RLIMIT_CORE": 0, "RLIMIT_NOFILE": 256,
-               # counted per user over the whole machine, so: what this user runs now, plus the allowance
-               # (root is exempt from it: as root, the program runs as `nobody`)
-               "RLIMIT_NPROC": _processes_of_uid(program_uid or os.getuid()) + limits.max_processes}
-    hide = sorted({str(Path(p).resolve()) for p in [PROJECT_ROOT, os.getcwd(), *limits.hide] if Path(p).exists()})
+               # counted per user over the whole machine: a user of the program's own counts only its processes;
+               # else what this user runs now, plus the allowance (root is exempt from it)
+               "RLIMIT_NPROC": limits.max_processes if program_uid is not None
+               else _processes_of_uid(os.getuid()) + limits.max_processes}
+    # ("/" itself is never covered: a harness started from / would hide the system too)
+    hide = sorted({str(Path(p).resolve()) for p in [PROJECT_ROOT, os.getcwd(), *limits.hide] if Path(p).exists()} - {"/"})
     cfg = {"root": str(root), "dir": str(work), "env": env, "rlimits": rlimits, "program": program,
-           "work_mb": limits.max_file_mb * 2, "hide": [h for h in hide if not str(root).startswith(h + "/")],
+           "work_mb": limits.max_file_mb * 2, "hide": hide,
            "keep": _keep_paths(), "uid": program_uid, "system": list(SYSTEM_DIRS)}
     if limits.isolation == "namespaces":
         why = namespaces_available()
@@ -201,15 +227,37 @@ def run_python(program: str, limits: Limits | None = None) -> Outcome:
     proc = subprocess.Popen(cmd, cwd=work, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, start_new_session=True, preexec_fn=preexec)
     try:
-        _, err = proc.communicate(timeout=limits.timeout_s)
-        status = "passed" if proc.returncode == 0 else "failed"
-    except subprocess.TimeoutExpired:
-        _kill_group(proc)
-        err, status = b"", "timeout"
+        err, dropped, finished = _tail_of(proc, start + limits.timeout_s)
+        status = ("passed" if proc.returncode == 0 else "failed") if finished else "timeout"
     finally:
         _kill_group(proc)
+        proc.stderr.close()
         shutil.rmtree(root, ignore_errors=True)
-    return Outcome(status, proc.returncode, round(time.monotonic() - start, 3), (err or b"")[-2000:].decode(errors="replace"))
+    return Outcome(status, proc.returncode, round(time.monotonic() - start, 3),
+                   err[-KEPT_STDERR:].decode(errors="replace"), dropped)
+
+
+def _tail_of(proc: subprocess.Popen, deadline: float) -> tuple[bytes, int, bool]:
+    """(the last CAPTURED_STDERR bytes the program wrote to stderr, how many bytes before them were dropped, whether it
+    exited before `deadline`): memory stays bounded whatever the program writes (441 MB in 10 s otherwise)."""
+    tail, total = bytearray(), 0
+    fd = proc.stderr.fileno()
+    with selectors.DefaultSelector() as selector:
+        selector.register(fd, selectors.EVENT_READ)
+        while (left := deadline - time.monotonic()) > 0:
+            if not selector.select(left):
+                continue
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:  # closed: the program (and what it started) ended, or closed its stderr
+                break
+            total += len(chunk)
+            tail += chunk
+            del tail[:-CAPTURED_STDERR]
+    try:
+        proc.wait(timeout=max(deadline - time.monotonic(), 0))
+    except subprocess.TimeoutExpired:
+        return bytes(tail), total - len(tail), False
+    return bytes(tail), total - len(tail), True
 
 
 def _die_with_parent() -> None:

@@ -18,7 +18,7 @@ from typing import Any, Callable
 from harness.eval import alpacaeval, code, generation_cache, lm_eval_runner, toxigen, truthfulqa, xstest
 from harness.eval.generation import REQUESTS_FILE, RecordingLM, ReplayLM, make_lm
 from harness.eval.generation_cache import CachedLM
-from harness.models import ModelRef
+from harness.models import ModelRef, stage_content, verify_weights
 from harness.planning import as_evaluated, benchmark_stage, eval_model, sampling_seed
 from harness.records.stages import Stage
 
@@ -83,7 +83,8 @@ class EvalContext:
 
 
 class BrokenOutputs(RuntimeError):
-    """The policy's answers cannot be scored (all generations empty, NaN log-likelihoods): failing, not scoring 0."""
+    """The policy's answers cannot be scored (too many empty generations, non-finite log-likelihoods): failing, not
+    scoring 0 (and not kept: the stage is not complete, its answers are set aside)."""
 
 
 def run_benchmark(bench, ctx: EvalContext) -> dict:
@@ -94,7 +95,7 @@ def run_benchmark(bench, ctx: EvalContext) -> dict:
 
         set_seed(ctx.seed)
     result = RUNNERS[bench.runner](bench, ctx)
-    problem = ctx._lm.check.problem(bench.score_empty_outputs) if ctx._lm is not None else None
+    problem = ctx._lm.check.problem(bench.max_empty_fraction) if ctx._lm is not None else None
     if problem:
         if not ctx.recompute:  # a rerun must ask the (repaired) policy again, not replay these answers
             (ctx.dir / REQUESTS_FILE).replace(ctx.dir / (REQUESTS_FILE + ".rejected"))
@@ -109,7 +110,8 @@ def recompute(stage: Stage, bench, ctx: EvalContext) -> dict:
                                 "run it once without recompute")
     start = time.time()
     result = run_benchmark(bench, ctx) | {"recomputed_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                                          "stage_seconds": round(time.time() - start, 2)}
+                                          "stage_seconds": round(time.time() - start, 2),
+                                          "policy_content": stage.result().get("policy_content")}  # same answers
     stage.mark_complete(result)
     return result
 
@@ -137,20 +139,32 @@ def run_suite(eval_cfg, policy: ModelRef, policy_id: dict, model_cfg, stages_roo
     """
     model_cfg = eval_model(model_cfg)[0]
     eval_seed = eval_cfg.get("seed")
-    policy_lm = LazyPolicy(lm_factory or (lambda: make_lm(eval_cfg.backend, policy, model_cfg, eval_cfg.batch_size,
-                                                              eval_cfg.tensor_parallel_size, eval_cfg.placement,
-                                                              seed=eval_seed, load_in_8bit=eval_cfg.load_in_8bit)))
+    build = lm_factory or (lambda: make_lm(eval_cfg.backend, policy, model_cfg, eval_cfg.batch_size,
+                                           eval_cfg.tensor_parallel_size, eval_cfg.placement, seed=eval_seed,
+                                           load_in_8bit=eval_cfg.load_in_8bit))
+    policy_lm = LazyPolicy(lambda: (verify_weights(policy), build())[1])
+    content = stage_content(policy)  # what the policy's files hold: its generations and scores belong to it
     out = {}
     for key, bench in eval_cfg.benchmarks.items():
         bench = as_evaluated(bench, model_cfg)  # open-instruct's plain-text prompt details for an untuned model
         seed = sampling_seed(bench, eval_seed)
         stage = benchmark_stage(bench, policy_id, Path(stages_root), eval_seed)
-        generations = generation_cache.cache_dir(stages_root, policy_id, seed) if share_generations else None
+        generations = generation_cache.cache_dir(stages_root, policy_id, seed, content=content) if share_generations else None
         ctx = EvalContext(stage.dir, policy_lm, eval_cfg.batch_size, mirror, Path(stages_root), eval_cfg.recompute,
                           generations, key, seed)
+        label = f"benchmark {key} ({bench.name})"
         if eval_cfg.recompute:
             out[key] = outcome(key, bench, stage, lambda b=bench, c=ctx, st=stage: (recompute(st, b, c), False))
         else:
-            out[key] = outcome(key, bench, stage, lambda b=bench, c=ctx, st=stage: st.run(
-                lambda d: run_benchmark(b, c), label=f"benchmark {key} ({b.name})"))
+            out[key] = outcome(key, bench, stage, lambda b=bench, c=ctx, st=stage, lb=label: evaluated(st, b, c, content, lb))
     return out
+
+
+def evaluated(stage: Stage, bench, ctx: EvalContext, content: str | None, label: str) -> tuple[dict, bool]:
+    """The benchmark's stage run or reused, its result naming the policy content it was computed from. A stage key
+    names the policy by its stage key, which a rebuilt policy keeps (retrained after its weights were found corrupt):
+    a complete stage computed from another content is not reused."""
+    if stage.complete and stage.problem() is None and stage.result().get("policy_content") != content:
+        stage.discard(label, f"was computed from other weights of the policy (content "
+                             f"{stage.result().get('policy_content')}, now {content})")
+    return stage.run(lambda d: run_benchmark(bench, ctx) | {"policy_content": content}, label=label)

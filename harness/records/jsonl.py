@@ -1,18 +1,18 @@
-"""JSON-lines files that stages append to (`lm_requests.jsonl`, `verdicts.jsonl`): read back on resume.
+"""JSON-lines files that stages and caches append to (`lm_requests.jsonl`, `verdicts.jsonl`, the generation cache's
+`answers.jsonl`): read back on resume.
 
 A process killed in the middle of an append leaves a torn last line; `read_jsonl(path, repair=True)` drops it (and
-truncates it from the file, so the next append starts on a fresh line) instead of failing the stage forever. Any
-other unparsable line is an error that names the file and the line.
+truncates it from the file, so the next append starts on a fresh line), with one line on the console naming the file,
+instead of failing every later run. Any other unparsable line is an error that names the file and the line.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import os
 from pathlib import Path
 
-log = logging.getLogger(__name__)
+from harness import console
 
 
 def read_jsonl(path: Path, repair: bool = False) -> list:
@@ -29,8 +29,8 @@ def read_jsonl(path: Path, repair: bool = False) -> list:
                 last = not any(rest.strip() for rest in lines[number:])
                 if not (repair and last):
                     raise ValueError(f"{path}, line {number}: not a JSON line ({exc})") from exc
-                print(f"[harness] {path}: dropping the torn last line {number} (a write cut short); it is redone")
-                log.warning("%s: dropped torn last line %d", path, number)
+                console.say(f"[harness] WARNING: {path}: dropping its torn last line {number} (a write cut short); "
+                            "what it held is computed again")
                 os.truncate(path, start)
                 return rows
         start = end + 1

@@ -13,8 +13,8 @@ time train it once: the second waits, then reuses.
 Before a complete stage is reused its outputs are checked against the manifest: by default every file's size (a
 missing, truncated or grown file) and the sha256 of any file written since (a same-size rewrite, e.g. NaN-filled
 weights), reading no unchanged file; with `verify_stages=full` the sha256 of every file (also bits changed in place,
-e.g. a disk or copy error; reads every byte). A stage that fails the check is deleted and rebuilt, with a message
-naming it.
+e.g. a disk or copy error; reads every byte). A COMPLETE without a manifest vouches for nothing and is not trusted.
+A stage that fails the check is deleted and rebuilt, with a line on the console naming it.
 """
 
 from __future__ import annotations
@@ -84,6 +84,25 @@ def verify(stage_dir: Path, files: dict[str, dict], full: bool) -> str | None:
     return None
 
 
+def problem(stage_dir: Path, full: bool) -> str | None:
+    """Why the complete stage at `stage_dir` cannot be trusted, or None: its COMPLETE must parse and list the outputs
+    it vouches for (a marker without them, e.g. replaced by `{}`, vouches for nothing), and each must be whole."""
+    try:
+        files = json.loads((Path(stage_dir) / MARKER).read_text()).get("files")
+    except (OSError, ValueError, AttributeError) as exc:
+        return f"{MARKER} is unreadable ({exc})"
+    if not isinstance(files, dict):
+        return f"{MARKER} lists no outputs with their sizes and sha256"
+    return verify(stage_dir, files, full)
+
+
+def content_digest(stage_dir: Path) -> str:
+    """What a complete stage holds, as one digest of its outputs' names and sha256s (the manifest in COMPLETE; not
+    when they were written: a rebuild with the same bytes is the same content)."""
+    files = json.loads((Path(stage_dir) / MARKER).read_text())["files"]
+    return digest({name: entry["sha256"] for name, entry in files.items()}, 16)
+
+
 def library_versions() -> dict[str, str]:
     return dict(_library_versions())
 
@@ -102,6 +121,10 @@ def _library_versions() -> tuple[tuple[str, str], ...]:
 
 def digest(obj: Any, length: int = 12) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:length]
+
+
+class CorruptStage(RuntimeError):
+    """A complete stage's outputs changed after it completed (found when they are about to be used)."""
 
 
 @dataclass
@@ -129,21 +152,20 @@ class Stage:
         return {k: v for k, v in self._marker().items() if k != "files"}
 
     def problem(self) -> str | None:
-        """Why the complete stage cannot be reused (an output changed since COMPLETE), or None."""
-        try:
-            files = self._marker().get("files")
-        except (OSError, json.JSONDecodeError) as exc:
-            return f"{MARKER} is unreadable ({exc})"
-        # a stage completed before manifests were recorded cannot be checked; it is trusted as before
-        return verify(self.dir, files, VERIFY["mode"] == "full") if files is not None else None
+        """Why the complete stage cannot be reused (an output changed since COMPLETE, or no manifest), or None."""
+        return problem(self.dir, VERIFY["mode"] == "full")
 
     def usable(self) -> bool:
         return self.complete and self.problem() is None
 
     def invalidate(self, label: str, reason: str) -> None:
-        print(f"[harness] {label}: the complete stage {self.dir} is corrupt ({reason}); deleting it and rebuilding")
-        log.warning("stage %s is corrupt (%s); rebuilding", self.dir, reason)
-        shutil.rmtree(self.dir)
+        self.discard(label, f"is corrupt ({reason})")
+
+    def discard(self, label: str, why: str) -> None:
+        """Delete the complete stage so that it is rebuilt, saying so on the console."""
+        console.say(f"[harness] {label}: the complete stage {self.dir} {why}; deleting it and rebuilding")
+        log.warning("stage %s %s; rebuilding", self.dir, why)
+        shutil.rmtree(self.dir, ignore_errors=True)
 
     def mark_complete(self, result: dict) -> None:
         """Write COMPLETE: the result and the manifest of the outputs as they are now."""

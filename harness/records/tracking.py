@@ -7,15 +7,23 @@ config and the result JSON. A reward model trained inside a run logs into a nest
 would otherwise clash with the policy's params). Runs of a sweep (`sweep=<id>`) nest under one parent run per sweep.
 The experiment carries the tags its creator gives (`experiment_tags`: the pipeline passes the saved views of the
 runs page, one per table, harness.report.views): the records layer knows no table.
+
+A local SQLite store is created under a file lock beside it (`mlflow.db.lock`), whole or not at all: MLflow's schema
+is built in a temporary file that is then renamed into place, so two first runs started together are both logged,
+and a disk that fills while the schema is built leaves no half-made store behind. A run whose logging failed (store
+locked or unreachable, disk full) is marked, `mlflow_pending.json` beside its result.json holding what to log; the
+next invocation of its command logs it from the record, even when everything else is complete (harness.__main__).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import socket
 import urllib.request
+import uuid
 import warnings
 from pathlib import Path
 from typing import Any
@@ -23,6 +31,8 @@ from typing import Any
 from filelock import FileLock
 
 from harness import console
+from harness.records.results import read_items, stages_digest
+from harness.records.stages import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +41,8 @@ MAX_PARAM_CHARS = 500
 SWEEP_PARENT_TAG = "sweep_parent"
 # Where the process writing a run lives: a rerun tells a killed run (continued) from a live one (left alone).
 HOST_TAG, PID_TAG = "harness.host", "harness.pid"
+# Beside a run's result.json when its logging failed: what the next invocation logs (Tracker.log_pending).
+PENDING = "mlflow_pending.json"
 
 
 def _alive(tags: dict) -> bool:
@@ -46,11 +58,49 @@ def _alive(tags: dict) -> bool:
     return True
 
 
-def local_artifact_root(uri: str | None) -> str | None:
-    """Artifacts beside a local SQLite store (MLflow's default is ./mlruns under whatever directory a run starts in)."""
+def sqlite_path(uri: str | None) -> Path | None:
+    """The database file of a local SQLite store, None for any other store."""
     if not uri or not uri.startswith("sqlite:///"):
         return None
-    return str(Path(uri.removeprefix("sqlite:///")).resolve().parent / "mlartifacts")
+    return Path(uri.removeprefix("sqlite:///")).resolve()
+
+
+def local_artifact_root(uri: str | None) -> str | None:
+    """Artifacts beside a local SQLite store (MLflow's default is ./mlruns under whatever directory a run starts in)."""
+    path = sqlite_path(uri)
+    return None if path is None else str(path.parent / "mlartifacts")
+
+
+@contextlib.contextmanager
+def store_lock(uri: str | None):
+    """Held while a local store is created or its experiment set up: MLflow's schema creation is not safe against
+    another process doing the same (two first runs broke the store for good)."""
+    path = sqlite_path(uri)
+    if path is None:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path) + ".lock"):
+        yield
+
+
+def create_store(uri: str | None) -> None:
+    """Create a local SQLite store whole or not at all (under `store_lock`): MLflow's migrations run on a temporary
+    file beside it, renamed into place when they are done; a failure (a full disk) removes it and leaves nothing."""
+    path = sqlite_path(uri)
+    if path is None or (path.exists() and path.stat().st_size > 0):
+        return
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    # a name of its own per attempt: MLflow keeps an engine per database URI, and one left by a failed attempt would
+    # still point at the removed file
+    tmp = path.with_name(f".{path.name}.creating-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    try:
+        SqlAlchemyStore(f"sqlite:///{tmp}", local_artifact_root(uri)).engine.dispose()
+        os.replace(tmp, path)
+    finally:
+        for leftover in (tmp, tmp.with_name(tmp.name + "-journal")):
+            leftover.unlink(missing_ok=True)
 
 
 def flatten(d: Any, prefix: str = "") -> dict[str, Any]:
@@ -68,11 +118,16 @@ class Tracker:
         self.experiment_tags = experiment_tags or {}
         self.active = cfg.backend == "mlflow"
         self.run_id: str | None = None
+        # Why logging failed (None: it did not, or tracking is off), and what `start` was given, for PENDING.
+        self.failed: str | None = None
+        self._started: dict = {}
         self._warned = False
 
     # ----------------------------------------------------------------------------------------- safety
     def _disable(self, exc: Exception) -> None:
         self.active = False
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        self.failed = self.failed or f"{type(exc).__name__}: {first}"
         if not self._warned:
             self._warned = True
             msg = (f"MLflow tracking at {self.cfg.uri} is unavailable ({type(exc).__name__}: {exc}); "
@@ -101,6 +156,7 @@ class Tracker:
         `lock_dir`, a directory all the sweep's runs share, makes concurrent first runs create only one)."""
         if not self.active:
             return
+        self._started = {"params": params, "tags": tags, "sweep": sweep}
         try:
             self._probe()
             import mlflow
@@ -109,7 +165,9 @@ class Tracker:
             os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
             os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(int(self.cfg.timeout_s)))
             mlflow.set_tracking_uri(self.cfg.uri)
-            experiment = self._experiment(mlflow)
+            with store_lock(self.cfg.uri):
+                create_store(self.cfg.uri)
+                experiment = self._experiment(mlflow)
             while mlflow.active_run():
                 mlflow.end_run()
             client = mlflow.MlflowClient()
@@ -237,3 +295,54 @@ class Tracker:
         import mlflow
 
         self._safe(mlflow.end_run, status=status)
+
+    # ----------------------------------------------------------------------------------------- results
+    def log_result(self, result: dict, items: dict | None = None) -> None:
+        """A recorded run's scores, categories, training numbers, provenance tags and its config, result and item
+        files."""
+        scores = {k: b.get("score") for k, b in result["benchmarks"].items()}
+        self.log_metrics({f"eval/{k}": v for k, v in scores.items()}
+                         | {f"category/{k}": v for k, v in result["categories"].items()} | {"average": result["average"]}
+                         | {f"train/{k}": v for k, v in result.get("training", {}).items() if isinstance(v, (int, float))})
+        tags = {"recorded_at": result["recorded_at"], "git_commit": result["provenance"]["git_commit"],
+                "stages_digest": stages_digest(result)}
+        self.set_tags({k: v for k, v in tags.items() if v is not None})
+        self.log_dict(result.get("config", {}), "config.json")
+        self.log_dict(result, "result.json")
+        if items is not None:
+            self.log_dict(items, "items.json")
+
+    def settle(self, run_dir: Path) -> None:
+        """Once the result is on disk: a run whose logging failed is marked (PENDING, with what to log), so that the
+        next invocation logs it; a logged run's marker is removed."""
+        marker = Path(run_dir) / PENDING
+        if self.cfg.backend != "mlflow":
+            return
+        if self.failed is None:
+            marker.unlink(missing_ok=True)
+            return
+        write_atomic(marker, json.dumps({"reason": self.failed, **self._started}, default=str))
+        console.say(f"[harness] WARNING: run {Path(run_dir).name} is not in MLflow ({self.failed}); the next "
+                    "`python -m harness` of the same command logs it")
+
+
+def log_pending(cfg, results_dir: str | Path, result: dict) -> None:
+    """Log a recorded run whose own logging failed (its PENDING marker), from its record: the same params, tags,
+    training curves, scores and files as the run itself would have logged."""
+    run_dir = Path(results_dir) / "runs" / result["run_id"]
+    marker = run_dir / PENDING
+    if cfg.backend != "mlflow" or not marker.exists():
+        return
+    pending = json.loads(marker.read_text())
+    tracker = Tracker(cfg)
+    tracker.start(result["run_id"], params=pending["params"], tags=pending["tags"], sweep=pending.get("sweep"),
+                  lock_dir=str(results_dir))
+    history = Path((result.get("stages", {}).get("policy") or {}).get("dir") or run_dir) / "log_history.json"
+    if history.exists():
+        tracker.log_history(json.loads(history.read_text()))
+    tracker.log_result(result, read_items(results_dir, result["run_id"]))
+    tracker.end("FINISHED")
+    if tracker.failed is None:
+        write_atomic(run_dir / "result.json", json.dumps(result | {"mlflow_run_id": tracker.run_id}, indent=2, default=str))
+        marker.unlink()
+        console.say(f"[harness] logged run {result['run_id']} to MLflow (its own logging had failed: {pending['reason']})")

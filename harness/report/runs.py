@@ -135,21 +135,30 @@ def from_mlflow_run(run, client=None) -> RunRecord:
     )
 
 
+# Tags a run's record needs (harness.pipeline: set at its start and when it recorded results).
+RECORD_TAGS = ("run_id", "recorded_at", "config_hash", "seed")
+
+
 def read_mlflow(uri: str, experiment: str, filter_string: str = "") -> list[RunRecord]:
-    """The latest finished run of each run id in the experiment (matching an MLflow search filter, if given)."""
+    """The latest finished run of each run id in the experiment (matching an MLflow search filter, if given) that
+    recorded results; a store that cannot be read is one error naming it."""
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(uri)
-    exp = client.get_experiment_by_name(experiment)
+    try:
+        client = MlflowClient(uri)
+        exp = client.get_experiment_by_name(experiment)
+        names = None if exp is not None else sorted(e.name for e in client.search_experiments())
+    except Exception as exc:  # noqa: BLE001  (whatever the store's client raises: named in one line)
+        raise ConfigError(f"cannot read the MLflow store at {uri}: {type(exc).__name__}: "
+                          f"{(str(exc).strip().splitlines() or [''])[0][:300]}") from None
     if exp is None:
-        names = sorted(e.name for e in client.search_experiments())
         raise ConfigError(f"no MLflow experiment {experiment!r} at {uri}; experiments there: {names}")
     latest: dict[str, object] = {}
     try:
         for run in _all_runs(client, exp.experiment_id, filter_string):
             tags = run.data.tags
-            if "recorded_at" not in tags or "run_id" not in tags:
+            if any(tag not in tags for tag in RECORD_TAGS):
                 continue  # a sweep's parent, a nested reward-model run, or a run that never recorded results
             earlier = latest.get(tags["run_id"])
             if earlier is None or tags["recorded_at"] >= earlier.data.tags["recorded_at"]:  # runs come oldest first

@@ -66,6 +66,7 @@ class SweepLaunch:
         return "python -m harness -m " + " ".join(shlex.quote(o) for o in self.config.hydra.overrides.task)
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        from harness.records.tracking import PENDING, log_pending
         from harness.sweep.plan import plan_runs
         from harness.sweep.status import render, run_state, write_manifest, write_summary
 
@@ -78,6 +79,9 @@ class SweepLaunch:
               f"{len(runs) - len(todo)} already complete (not relaunched), {len(todo)} to run", flush=True)
         for cfg in {(r.config.tracking.uri, r.config.tracking.experiment): r.config for r in todo}.values():
             prepare_tracking(cfg)
+        relaunched = {r.run_id for r in todo}
+        for run in (r for r in runs if r.run_id not in relaunched and (r.result_path.parent / PENDING).exists()):
+            log_pending(run.config.tracking, run.config.paths.results, json.loads(run.result_path.read_text()))
         started = self.start_runs(todo) if todo else {}
 
         entries, returns = [], {}
