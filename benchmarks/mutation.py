@@ -42,7 +42,7 @@ COPIED = ("harness", "conf", "sweeps", "hydra_plugins", "tests", "pyproject.toml
 # function of every module named), in order of how directly the module decides a published number. ppo.py's trainer
 # plumbing (loading, sampling, checkpoints) is exercised by the training tests only, which take minutes per mutant.
 PPO_MATH = ["masked_mean", "loss_normaliser", "masked_whiten", "eos_trick", "per_token_rewards", "gae", "policy_loss",
-            "value_loss", "response_mask", "PPOTrainer.advantages", "PPOTrainer.update", "PPOTrainer.refresh",
+            "value_loss", "PPOTrainer.advantages", "PPOTrainer.update", "PPOTrainer.refresh",
             "PPOTrainer.backward_minibatch", "PPOTrainer.clip_gradients", "PPOTrainer.step"]
 MODULES: dict[str, tuple[list[str], list[str] | None]] = {
     "harness/train/ppo.py": (["tests/test_ppo_math.py", "tests/test_ppo_known_answers.py"], PPO_MATH),

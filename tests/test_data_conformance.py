@@ -15,6 +15,7 @@ from test_data_support import mirror_rows
 
 from harness.data import hub
 from harness.data.mirror import HubSplit, MirrorMissing, read_manifest
+from harness.data import prefetch as prefetch_module
 from harness.data.prefetch import prefetch
 from harness.data.preferences import hub_sources, prepare_preferences, upstream_split
 from harness.data.prompts import hub_sources as prompt_sources
@@ -162,6 +163,9 @@ def test_prefetch_downloads_the_whole_upstream_split_once_and_keeps_its_seeded_p
     full = datasets.Dataset.from_list(_shp_rows(10))
     calls = []
     monkeypatch.setattr(hub, "load_dataset", lambda path, **kw: calls.append(kw) or full)
+    # the hub's loaders are replaced, so it is "reachable" here (HF_HUB_OFFLINE is set for every test; the
+    # reachability check itself: tests/test_user_errors.py)
+    monkeypatch.setattr(prefetch_module, "require_hub", lambda *a, **k: None)
     monkeypatch.setattr(hub, "load_dataset_builder", lambda *a, **k: type("B", (), {
         "name": "json", "config": type("C", (), {"data_files": {"train": ["hf://datasets/stanfordnlp/SHP-2/t.json"]}})()})())
     cfg = compose("dataset=shp2", "dataset.source=upstream", "dataset.upstream_max_rows=4").dataset

@@ -17,7 +17,8 @@ def eval_keys(cfg) -> dict[str, str]:
 def test_a_seed_sweep_of_sft_with_eval_seed_has_distinct_sampled_stages(run_config):
     sweep = {s: eval_keys(run_config("algorithm=none", f"seed={s}", "eval.seed=${seed}")) for s in (1, 2)}
     plain = {s: eval_keys(run_config("algorithm=none", f"seed={s}")) for s in (1, 2)}
-    sampled = {"humaneval_plus_pass10_n20_t08", "mbpp_plus_skip100_pass10_n20_t08"}
+    benchmarks = run_config("algorithm=none").eval.benchmarks
+    sampled = {benchmarks.humaneval_plus.name, benchmarks.mbpp_plus.name}  # the two sampled at temperature 0.8
     assert {b for b in sweep[1] if sweep[1][b] != sweep[2][b]} == sampled  # greedy benchmarks shared by the seeds
     assert plain[1] == plain[2]  # without eval.seed a seed sweep of SFT evaluates once, as before
     assert {b for b in plain[1] if plain[1][b] != sweep[1][b]} == sampled  # unseeded keys are unchanged

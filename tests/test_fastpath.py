@@ -118,8 +118,10 @@ def test_verify_stages_full_verifies_a_finished_run_too(recorded):
     marker = Path(result["benchmarks"]["gsm8k"]["dir"]) / MARKER
     whole, vouching = samples.read_bytes(), marker.read_text()
     try:
-        samples.write_bytes(bytes([whole[0] ^ 0x01]) + whole[1:])  # one flipped bit, the size kept
-        assert finished(compose(*overrides))["run_id"] == result["run_id"]  # sizes only: fast
+        written = samples.stat()
+        samples.write_bytes(bytes([whole[0] ^ 0x01]) + whole[1:])  # one flipped bit in place: size and time kept
+        os.utime(samples, ns=(written.st_atime_ns, written.st_mtime_ns))
+        assert finished(compose(*overrides))["run_id"] == result["run_id"]  # sizes (hashes of files written since)
         assert finished(compose(*overrides, "verify_stages=full")) is None  # the full path rebuilds it, naming it
         samples.write_bytes(whole)
         marker.write_text("{}")  # a marker that vouches for nothing

@@ -76,7 +76,7 @@ def test_plan_prints_memory_per_gpu_and_refuses_what_no_profile_holds(tmp_path):
     report = plan.report([run], 1, name="one", profiles={"node": {**NODE_8X80, "sharding": "fsdp"}})
     policy = next(r for r in report["stage_rows"] if r["kind"] == "policy")
     assert policy["profile"] is None and "nodes=11" in policy["error"]
-    text = plan.render(report)
+    text = plan.render(report, stages=True)  # every stage and every warning (--stages)
     assert "GB/GPU" in text and "NO FIT" in text and "REFUSED: stage policy" in text
     report = plan.report([run], 1, name="one", profiles=plan.slurm_profiles())
     policy = next(r for r in report["stage_rows"] if r["kind"] == "policy")
@@ -105,8 +105,8 @@ def test_reward_model_training_is_planned_sharded_per_phase_and_its_run_gets_a_p
     # the run's job (reward model, PPO, evaluation) gets the 2-node profile, which holds the reward model too
     assert choose_profile(run, profiles) == "train_70b_2nodes"
     assert memory.fits("reward_model", run.config, profiles["train_70b_2nodes"], rm.spec)[0]
-    # `plan` prints the memory per GPU of each phase of every stage, reward models included
-    text = plan.render(plan.report([run], 1, profiles=profiles))
+    # `plan --stages` prints the memory per GPU of each phase of every stage, reward models included
+    text = plan.render(plan.report([run], 1, profiles=profiles), stages=True)
     rows = {r[0]: r for r in map(str.split, text.splitlines()) if len(r) > 7 and r[2] in ("todo", "complete")}
     assert rows["reward_model"][5:8] == ["17", "-", "train_70b"]  # training 17 GB, no rollout, on its own profile
     assert rows["policy"][5:8] == ["10", "58", "train_70b_2nodes"]  # PPO: training 9.6, rollout 57.5
