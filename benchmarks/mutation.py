@@ -58,7 +58,8 @@ MODULES: dict[str, tuple[list[str], list[str] | None]] = {
     # file's first test checks every table as built (row, ppo, dpo, step, mean_difference run only at import)
     "harness/report/grid.py": (["tests/test_grid_known_answers.py", "tests/test_report_truth.py",
                                 "tests/test_report_models.py"], None),
-    "harness/records/identity.py": (["tests/test_identity.py", "tests/test_key_completeness.py"], None),
+    "harness/records/identity.py": (["tests/test_identity_known_answers.py", "tests/test_identity.py",
+                                     "tests/test_key_completeness.py"], None),
     "harness/algorithms/__init__.py": (["tests/test_key_completeness.py"], None),
     "harness/train/reward_plan.py": (["tests/test_key_completeness.py"], None),
     "harness/records/stages.py": (["tests/test_stages.py"], None),
