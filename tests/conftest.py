@@ -55,6 +55,18 @@ def checkout_commit() -> str:
     return git("rev-parse", "HEAD") + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
 
 
+# The longest files (minutes each) start first: under `./dev test`'s two workers one started last runs alone at the end.
+LONGEST_FIRST = ("tests/test_tiny_grid.py", "tests/test_slurm.py")
+
+
+def pytest_collection_modifyitems(items):
+    def rank(item) -> int:
+        path = item.nodeid.split("::")[0]
+        return LONGEST_FIRST.index(path) if path in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: every other test keeps its order
+
+
 # What torchrun sets in each process. Set in the test process (a colocated engine sets them for vLLM's
 # external_launcher), every later `python -m harness` inherits them and accelerate starts a process group on one fixed
 # port: two at once fail with EADDRINUSE (CI, stop 29). A test that sets one must leave the environment as it found it.
