@@ -64,7 +64,7 @@ MODULES: dict[str, tuple[list[str], list[str] | None]] = {
     "harness/train/reward_plan.py": (["tests/test_key_completeness.py"], None),
     "harness/records/stages.py": (["tests/test_stages.py"], None),
     "harness/train/batching.py": (["tests/test_batching.py"], None),
-    "harness/sweep/cost.py": (["tests/test_sweep_cost.py"], None),
+    "harness/sweep/cost.py": (["tests/test_sweep_cost.py", "tests/test_sweep_cost_known_answers.py"], None),
     "harness/sweep/memory.py": (["tests/test_sweep_memory.py", "tests/test_sweep_memory_known_answers.py"], None),
 }
 
