@@ -121,6 +121,9 @@ def test_evaluations_by_hand_and_shared_generations_cost_once():
     whole = {"policy": "p1", "benchmark": {"name": "b", "generation": {"max_new_tokens": 8192}}}
     assert gpu_hours("eval", cfg, whole, CostModel()) == pytest.approx(
         1000 * 2 * n * 256 / TRAIN_HOUR + 1000 * 2 * n * 512 / GEN_HOUR, rel=1e-9)
+    # a spec without a benchmark entry: the defaults throughout
+    assert gpu_hours("eval", cfg, {"policy": "p1"}, CostModel()) == pytest.approx(
+        1000 * 2 * n * 256 / TRAIN_HOUR + 1000 * 2 * n * 512 / GEN_HOUR, rel=1e-9)
     bare = {"policy": "p1", "benchmark": {"name": "c"}}
     long = CostModel(response_tokens=1024, eval_examples=10)   # max_new_tokens unset: 512, under the 1024 assumed
     assert gpu_hours("eval", cfg, bare, long) == pytest.approx(
