@@ -22,6 +22,7 @@ def test_the_cost_models_hour_and_its_description():
     # the same operations in the same order: equal to the last bit (312 x 1e12 FLOP/s, exactly)
     assert model.hours(TRAIN_HOUR) == TRAIN_HOUR / (312e12 * 0.40) / 3600
     assert model.hours(TRAIN_HOUR) == pytest.approx(1.0, rel=1e-12)
+    assert model.hours(0.0) == 0.0  # nothing generated unless said
     assert model.hours(0.0, GEN_HOUR) == pytest.approx(1.0, rel=1e-12)
     assert model.hours(TRAIN_HOUR, 3 * GEN_HOUR) == pytest.approx(4.0, rel=1e-12)
     # another GPU: 1000 TFLOP/s at 50% / 10%
