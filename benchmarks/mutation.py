@@ -48,7 +48,7 @@ MODULES: dict[str, tuple[list[str], list[str] | None]] = {
     "harness/train/ppo.py": (["tests/test_ppo_math.py", "tests/test_ppo_known_answers.py"], PPO_MATH),
     "harness/eval/categories.py": (["tests/test_eval_scoring.py"], None),
     "harness/eval/alpacaeval.py": (["tests/test_eval_known_answers.py", "tests/test_eval_scoring.py"], None),
-    "harness/eval/truthfulqa.py": (["tests/test_eval_known_answers.py"], None),
+    "harness/eval/truthfulqa.py": (["tests/test_truthfulqa_known_answers.py", "tests/test_eval_known_answers.py"], None),
     "harness/eval/xstest.py": (["tests/test_eval_known_answers.py", "tests/test_eval_scoring.py"], None),
     "harness/eval/code.py": (["tests/test_eval_known_answers.py", "tests/test_eval_scoring.py"], None),
     "harness/eval/toxigen.py": (["tests/test_eval_scoring.py"], None),
