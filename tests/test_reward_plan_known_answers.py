@@ -87,3 +87,19 @@ def test_the_stage_spec_and_how_a_policy_names_its_reward_model():
     assert RewardModel(ModelRef("/rm", "r2"), "tulu", {}).identity == {"path": "/rm", "revision": "r2",
                                                                        "chat_template": "tulu"}
     assert RewardModelPlan(cfg.reward_model).trained_here
+
+
+def test_its_data_is_read_from_the_runs_mirror_and_its_entry_at_the_runs_scale(tmp_path):
+    from test_data_support import FIXTURES, mirror_rows
+
+    from harness.data.preferences import hub_sources
+
+    cfg = compose(*PAPER, "dataset=hh_rlhf", "dataset.max_bad_fraction=0.5", "reward_model=uf_13b",
+                  "reward_model.dataset=hh_rlhf", f"paths.mirror={tmp_path}")
+    mirror_rows(tmp_path, hub_sources(cfg.dataset)[0], FIXTURES / "tulu25" / "hh_rlhf.jsonl")
+    assert len(reward_plan.plan(cfg).train) == 6  # tests/test_data_loading.py's hand count of the fixture
+    # at the tiny scale another dataset than the run's is that entry's tiny stand-in
+    tiny = compose("scale=tiny", "dataset=helpsteer", "algorithm=ppo", "reward_model=uf_13b", "prompts=uf",
+                   "eval=smoke")
+    p = reward_plan.plan(tiny, load=False)
+    assert p.dataset == entry("dataset", "ultrafeedback_fg", "tiny") != entry("dataset", "ultrafeedback_fg")
