@@ -54,7 +54,7 @@ def test_a_trained_reward_models_base_model_and_data_by_entry():
 def test_loading_reads_the_train_and_heldout_splits():
     cfg = compose("model=tiny", "dataset=tiny", "algorithm=ppo", "reward_model=tiny", "prompts=uf", "eval=smoke")
     p = reward_plan.plan(cfg)
-    assert p.dataset.name == "tiny" and p.model.name == "tiny"
+    assert p.dataset.name == "tiny" and p.model.name == "tiny" and p.cfg == cfg.reward_model and p.trained_here
     train = data.load_preferences(cfg.dataset)
     heldout = data.load_preferences(cfg.dataset, split="test")
     assert len(p.train) == len(train) > 0 and len(p.heldout) == len(heldout) > 0 and len(train) != len(heldout)
@@ -98,6 +98,10 @@ def test_its_data_is_read_from_the_runs_mirror_and_its_entry_at_the_runs_scale(t
                   "reward_model.dataset=hh_rlhf", f"paths.mirror={tmp_path}")
     mirror_rows(tmp_path, hub_sources(cfg.dataset)[0], FIXTURES / "tulu25" / "hh_rlhf.jsonl")
     assert len(reward_plan.plan(cfg).train) == 6  # tests/test_data_loading.py's hand count of the fixture
+    # its held-out split read from the mirror too (here the same split, as held-out)
+    assert len(reward_plan.plan(compose(*PAPER, "dataset=hh_rlhf", "dataset.max_bad_fraction=0.5",
+                                        "dataset.eval_split=train", "reward_model=uf_13b", "reward_model.dataset=hh_rlhf",
+                                        f"paths.mirror={tmp_path}")).heldout) == 6
     # at the tiny scale another dataset than the run's is that entry's tiny stand-in
     tiny = compose("scale=tiny", "dataset=helpsteer", "algorithm=ppo", "reward_model=uf_13b", "prompts=uf",
                    "eval=smoke")
