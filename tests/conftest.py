@@ -60,6 +60,9 @@ LONGEST_FIRST = ("tests/test_tiny_grid.py", "tests/test_slurm.py")
 
 
 def pytest_collection_modifyitems(items):
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return  # one process: the files' own order
+
     def rank(item) -> int:
         path = item.nodeid.split("::")[0]
         return LONGEST_FIRST.index(path) if path in LONGEST_FIRST else len(LONGEST_FIRST)

@@ -78,11 +78,11 @@ def test_a_fresh_clone_sets_up_once_then_only_what_changed(clone):
     assert calls(log) == [
         "venv .venv", PIP_UPGRADE, PIP_INSTALL, "apt-get update -qq", "apt-get install -y -qq chromium",
         "apt-get install -y -qq --no-install-recommends slurmctld slurmd slurm-client munge",
-        "python -m pytest -n 2 --dist loadfile -x tests/test_run.py"]
+        "python -m pytest -n 0 --dist loadfile -x tests/test_run.py"]
     assert log[-1].endswith(f"VIRTUAL_ENV={clone / '.venv'}]")  # pytest runs inside the venv
 
     out, log = dev(clone, "test")  # nothing changed: straight to pytest
-    assert calls(log) == ["python -m pytest -n 2 --dist loadfile"] and out.stderr == ""
+    assert calls(log) == ["python -m pytest -n 0 --dist loadfile"] and out.stderr == ""
     _, log = dev(clone, "run", "seed=3", "algorithm=none")
     assert calls(log) == ["python -m harness seed=3 algorithm=none"]  # a run needs no test packages
 
@@ -99,12 +99,12 @@ def test_without_root_the_missing_packages_are_one_line_and_the_tests_still_run(
     assert not [c for c in calls(log) if c.startswith("apt-get")]
     assert out.stderr.splitlines()[-1] == ("dev: the browser and Slurm tests need Debian packages missing here; as "
                                            "root: apt-get install -y chromium slurmctld slurmd slurm-client munge")
-    assert calls(log)[-1] == "python -m pytest -n 2 --dist loadfile"
+    assert calls(log)[-1] == "python -m pytest -n 0 --dist loadfile"
 
 
 def test_ci_runs_the_test_command_offline(clone):
     _, log = dev(clone, script=".ci/run")
-    assert calls(log)[0] == "venv .venv" and calls(log)[-1] == "python -m pytest -n 2 --dist loadfile"
+    assert calls(log)[0] == "venv .venv" and calls(log)[-1] == "python -m pytest -n 0 --dist loadfile"
     assert "[CI=true HF_HUB_OFFLINE=1 " in log[-1]
     assert (ROOT / ".ci" / "run").read_text().rstrip().endswith("exec ./dev test")
     assert os.access(ROOT / "dev", os.X_OK) and os.access(ROOT / ".ci" / "run", os.X_OK)
